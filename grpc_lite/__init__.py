@@ -1,0 +1,1 @@
+"""grpc_lite: a pure-asyncio gRPC client stack."""
