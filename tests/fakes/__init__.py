@@ -1,0 +1,1 @@
+"""Fakes that implement grpc_lite's injection Protocols (Clock, DnsLookup, ...)."""
