@@ -1,0 +1,1 @@
+"""grpc_lite benchmarks: ``python -m benchmarks`` (see README.md)."""

@@ -1,0 +1,325 @@
+"""One benchmark cell: one client library, one workload, in a fresh interpreter.
+
+Run by ``benchmarks/run.py`` as ``python -m benchmarks.client ...`` (pinned to a core with
+``taskset``); it can also be run by hand against a server that is already up::
+
+    python -m benchmarks.client --client grpc_aio --workload unary:100 --target 127.0.0.1:50051
+
+Protocol with the runner, one line each on stdout:
+
+    READY                   connected, about to warm up
+    MEASURE_START           warm-up over, the measured window starts
+    MEASURE_END             the measured window is over
+    RESULT {json}           the figures (see ``_result``)
+
+Errors go to stderr and give a non-zero exit code. Only the public API of each library is
+used: grpc_lite and grpc.aio through bytes-level multi-callables (no serializers), grpclib
+through ``UnaryUnaryMethod`` / ``UnaryStreamMethod`` with a pass-through codec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+UNARY_METHOD = "/grpc_lite.bench.Bench/Unary"
+STREAM_METHOD = "/grpc_lite.bench.Bench/Stream"
+
+# A protobuf-serialized small message: helloworld.HelloRequest(name="grpc_lite bench") is
+# field 1 (tag 0x0a), length 15, then the name: 17 bytes. Any proto server accepts it.
+UNARY_PAYLOAD = b"\x0a\x0fgrpc_lite bench"
+
+# Messages asked for per streaming call. The streaming workload opens one call for this many
+# messages and reads until the measured window closes, then cancels it; it only opens another
+# if one ends first.
+STREAM_COUNT = 10_000_000
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+# {int32 count = 1}: how many messages the Stream method sends back.
+STREAM_REQUEST = b"\x08" + _varint(STREAM_COUNT)
+
+UnaryFn = Callable[[bytes], Awaitable[Any]]
+StreamFn = Callable[[bytes], AsyncIterator[Any]]
+
+
+class Client:
+    """What a workload needs from a library: a unary function, a stream opener, close."""
+
+    async def connect(self, target: str) -> None:
+        raise NotImplementedError
+
+    def unary(self) -> UnaryFn:
+        raise NotImplementedError
+
+    def stream(self) -> StreamFn:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class _MultiCallableClient(Client):
+    """grpc.aio and grpc_lite: the same grpc.aio-shaped API."""
+
+    _channel: Any
+
+    def _make_channel(self, target: str) -> Any:
+        raise NotImplementedError
+
+    async def connect(self, target: str) -> None:
+        self._channel = self._make_channel(target)
+        ready = getattr(self._channel, "channel_ready", None)
+        if ready is not None:
+            try:
+                await asyncio.wait_for(ready(), 10)
+            except NotImplementedError:
+                pass
+        self._unary_mc = self._channel.unary_unary(UNARY_METHOD)
+        self._stream_mc = self._channel.unary_stream(STREAM_METHOD)
+        # One real call so that connection setup is not part of the warm-up either.
+        await self._unary_mc(UNARY_PAYLOAD)
+
+    def unary(self) -> UnaryFn:
+        return self._unary_mc  # type: ignore[no-any-return]
+
+    def stream(self) -> StreamFn:
+        mc = self._stream_mc
+
+        async def gen(request: bytes) -> AsyncIterator[Any]:
+            call = mc(request)
+            try:
+                async for msg in call:
+                    yield msg
+            finally:
+                call.cancel()
+
+        return gen
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class GrpcAioClient(_MultiCallableClient):
+    def _make_channel(self, target: str) -> Any:
+        import grpc
+
+        return grpc.aio.insecure_channel(target)
+
+
+class GrpcLiteClient(_MultiCallableClient):
+    def _make_channel(self, target: str) -> Any:
+        import grpc_lite
+
+        return grpc_lite.insecure_channel(target)
+
+
+class GrpclibClient(Client):
+    async def connect(self, target: str) -> None:
+        from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
+        from grpclib.encoding.base import CodecBase
+
+        class RawCodec(CodecBase):
+            """Bytes in, bytes out; announced as proto so any proto server accepts it."""
+
+            __content_subtype__ = "proto"
+
+            def encode(self, message: Any, message_type: Any) -> bytes:
+                return message  # type: ignore[no-any-return]
+
+            def decode(self, data: bytes, message_type: Any) -> Any:
+                return data
+
+        host, _, port = target.rpartition(":")
+        self._channel = Channel(host, int(port), codec=RawCodec())
+        self._unary_m = UnaryUnaryMethod(self._channel, UNARY_METHOD, bytes, bytes)
+        self._stream_m = UnaryStreamMethod(self._channel, STREAM_METHOD, bytes, bytes)
+        await self._unary_m(UNARY_PAYLOAD)
+
+    def unary(self) -> UnaryFn:
+        return self._unary_m  # type: ignore[no-any-return]
+
+    def stream(self) -> StreamFn:
+        method = self._stream_m
+
+        async def gen(request: bytes) -> AsyncIterator[Any]:
+            async with method.open() as st:
+                await st.send_message(request, end=True)
+                finished = False
+                try:
+                    async for msg in st:
+                        yield msg
+                    finished = True
+                finally:
+                    if not finished:
+                        await st.cancel()
+
+        return gen
+
+    async def close(self) -> None:
+        self._channel.close()
+
+
+CLIENTS: dict[str, type[Client]] = {
+    "grpc_lite": GrpcLiteClient,
+    "grpc_lite_uvloop": GrpcLiteClient,
+    "grpc_aio": GrpcAioClient,
+    "grpclib": GrpclibClient,
+}
+
+
+def _emit(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class _Phase:
+    """Shared between the workers and the controller: are we measuring, should we stop."""
+
+    def __init__(self) -> None:
+        self.measuring = False
+        self.stop = False
+
+
+def _percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+async def _unary_worker(fn: UnaryFn, phase: _Phase, lat: list[float]) -> None:
+    perf = time.perf_counter
+    payload = UNARY_PAYLOAD
+    append = lat.append
+    while not phase.stop:
+        t0 = perf()
+        await fn(payload)
+        if phase.measuring:
+            append(perf() - t0)
+
+
+async def _stream_worker(open_stream: StreamFn, phase: _Phase, gaps: list[float]) -> None:
+    perf = time.perf_counter
+    append = gaps.append
+    while not phase.stop:
+        last = perf()
+        stream = open_stream(STREAM_REQUEST)
+        try:
+            async for _msg in stream:
+                t = perf()
+                if phase.measuring:
+                    append(t - last)
+                last = t
+                if phase.stop:
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    kind, _, n = args.workload.partition(":")
+    concurrency = int(n or "1")
+    client = CLIENTS[args.client]()
+    await client.connect(args.target)
+    _emit("READY")
+
+    phase = _Phase()
+    samples: list[float] = []
+    if kind == "unary":
+        fn = client.unary()
+        workers = [_unary_worker(fn, phase, samples) for _ in range(concurrency)]
+    elif kind == "stream":
+        opener = client.stream()
+        workers = [_stream_worker(opener, phase, samples) for _ in range(concurrency)]
+    else:
+        raise SystemExit(f"unknown workload {args.workload!r}")
+    tasks = [asyncio.ensure_future(w) for w in workers]
+
+    async def controller() -> tuple[float, float]:
+        await asyncio.sleep(args.warmup)
+        phase.measuring = True
+        _emit("MEASURE_START")
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        await asyncio.sleep(args.duration)
+        phase.measuring = False
+        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        _emit("MEASURE_END")
+        phase.stop = True
+        return elapsed, cpu
+
+    ctl = asyncio.ensure_future(controller())
+    # A worker that fails ends the cell at once (the error is reported).
+    done, _ = await asyncio.wait([ctl, *tasks], return_when=asyncio.FIRST_EXCEPTION)
+    for t in done:
+        if t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
+    elapsed, cpu = ctl.result()
+    count = len(samples)
+    # Let the in-flight work finish briefly; cancel what does not.
+    _, pending = await asyncio.wait(tasks, timeout=2)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    try:
+        await asyncio.wait_for(client.close(), 5)
+    except Exception as exc:
+        print(f"close failed: {exc!r}", file=sys.stderr)
+
+    samples.sort()
+    p50 = _percentile(samples, 0.50)
+    p99 = _percentile(samples, 0.99)
+    return {
+        "client": args.client,
+        "workload": args.workload,
+        "count": count,
+        "elapsed_s": elapsed,
+        "rate": count / elapsed if elapsed else 0.0,
+        "p50_us": p50 * 1e6 if p50 is not None else None,
+        "p99_us": p99 * 1e6 if p99 is not None else None,
+        "client_cpu_s": cpu,
+        "cpu_per_op_us": cpu / count * 1e6 if count else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--client", choices=sorted(CLIENTS), required=True)
+    p.add_argument("--workload", required=True, help="unary:N or stream:N (N in flight)")
+    p.add_argument("--target", required=True, help="host:port")
+    p.add_argument("--duration", type=float, default=3.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    args = p.parse_args(argv)
+
+    if args.client.endswith("_uvloop"):
+        import uvloop
+
+        result = uvloop.run(_run(args))
+        result["loop"] = "uvloop"
+    else:
+        result = asyncio.run(_run(args))
+        result["loop"] = "asyncio"
+    _emit("RESULT " + json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

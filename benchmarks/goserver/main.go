@@ -1,0 +1,148 @@
+// Benchmark server for grpc_lite's benchmark suite (benchmarks/run.py).
+//
+// A grpc-go server with one hand-written service, grpc_lite.bench.Bench:
+//
+//	/grpc_lite.bench.Bench/Unary   unary echo: the response is the request bytes.
+//	/grpc_lite.bench.Bench/Stream  server streaming: the request is a protobuf
+//	                               message whose field 1 (varint) is a count N;
+//	                               the server sends N copies of a fixed small
+//	                               protobuf message (field 1 = a short string).
+//
+// Messages are passed through as raw bytes by a codec registered under the name
+// "proto" (it replaces grpc-go's protobuf codec in this process), so no generated
+// code is needed and the clients send ordinary protobuf bytes with
+// content-type application/grpc.
+//
+// Built in GOPATH mode from Debian's golang-google-grpc-dev:
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o benchmarks/.build/benchserver benchmarks/goserver/main.go
+//
+// On start it prints "LISTENING <port>" on stdout; it stops on SIGTERM/SIGINT.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+)
+
+// rawCodec passes []byte through unchanged.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v interface{}) ([]byte, error) {
+	switch m := v.(type) {
+	case []byte:
+		return m, nil
+	case *[]byte:
+		return *m, nil
+	}
+	return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
+}
+
+func (rawCodec) Unmarshal(data []byte, v interface{}) error {
+	p, ok := v.(*[]byte)
+	if !ok {
+		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
+	}
+	// data is owned by the transport only until Unmarshal returns.
+	*p = append((*p)[:0], data...)
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// streamItem is the protobuf encoding of a message {string name = 1} with name
+// "grpc_lite bench!" (16 bytes): 18 bytes in all.
+var streamItem = append([]byte{0x0a, 16}, []byte("grpc_lite bench!")...)
+
+const defaultStreamCount = 1000
+
+func unaryHandler(_ interface{}, _ context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+	var in []byte
+	if err := dec(&in); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// parseCount reads field 1 (varint) of a protobuf message.
+func parseCount(req []byte) int {
+	if len(req) >= 2 && req[0] == 0x08 {
+		if n, k := binary.Uvarint(req[1:]); k > 0 {
+			return int(n)
+		}
+	}
+	return defaultStreamCount
+}
+
+func streamHandler(srv interface{}, stream grpc.ServerStream) error {
+	var in []byte
+	if err := stream.RecvMsg(&in); err != nil {
+		return err
+	}
+	n := parseCount(in)
+	for i := 0; i < n; i++ {
+		if err := stream.SendMsg(streamItem); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type benchServer interface{}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: "grpc_lite.bench.Bench",
+	HandlerType: (*benchServer)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Unary",
+		Handler:    unaryHandler,
+	}},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Stream",
+		Handler:       streamHandler,
+		ServerStreams: true,
+	}},
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	flag.Parse()
+
+	encoding.RegisterCodec(rawCodec{})
+
+	lis, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		os.Exit(1)
+	}
+	s := grpc.NewServer(
+		// Large windows so that flow control never throttles the streaming
+		// workload on loopback; the client's own window still applies.
+		grpc.InitialWindowSize(1<<24),
+		grpc.InitialConnWindowSize(1<<24),
+	)
+	s.RegisterService(&serviceDesc, struct{}{})
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sig
+		s.Stop()
+	}()
+
+	fmt.Printf("LISTENING %d\n", lis.Addr().(*net.TCPAddr).Port)
+	os.Stdout.Sync()
+	if err := s.Serve(lis); err != nil && err != grpc.ErrServerStopped {
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,34 @@
+"""Micro-benchmarks of the 5-byte gRPC message framing (grpc_lite._codec)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+_codec = pytest.importorskip("grpc_lite._codec")
+pytest.importorskip("pytest_benchmark")
+
+# The same small protobuf message the end-to-end benchmark sends (helloworld.HelloRequest).
+SMALL = b"\x0a\x0fgrpc_lite bench"
+ONE_KIB = bytes(range(256)) * 4
+
+
+@pytest.mark.parametrize("payload", [SMALL, ONE_KIB], ids=["17B", "1KiB"])
+def test_frame_message(benchmark: Any, payload: bytes) -> None:
+    framed = benchmark(_codec.frame_message, payload)
+    assert framed[5:] == payload
+    assert int.from_bytes(framed[1:5], "big") == len(payload)
+
+
+def test_decode_small_messages(benchmark: Any) -> None:
+    decoder_cls = getattr(_codec, "MessageDecoder", None)
+    if decoder_cls is None or not hasattr(decoder_cls, "feed"):
+        pytest.skip("grpc_lite._codec.MessageDecoder.feed not available")
+    chunk = _codec.frame_message(SMALL) * 100  # one DATA frame carrying 100 messages
+
+    def decode() -> Any:
+        return decoder_cls(None, None).feed(chunk)
+
+    messages = benchmark(decode)
+    assert len(messages) == 100
