@@ -1,0 +1,283 @@
+"""gRPC status codes, the RpcError exception and status-related wire helpers (L0).
+
+Pure functions only: no I/O, no asyncio. Stdlib only. ``grpc_lite.metadata`` may import this
+module; this module must not import ``grpc_lite.metadata`` at import time (see
+``RpcError.initial_metadata``), so there is no import cycle.
+
+Spec sources: doc/statuscodes.md, doc/http-grpc-status-mapping.md, PROTOCOL-HTTP2 (Status,
+Status-Message), gRFC A54 (restricted control-plane codes).
+"""
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from grpc_lite.metadata import Metadata
+
+__all__ = [
+    "AioRpcError",
+    "RpcError",
+    "StatusCode",
+    "UsageError",
+    "decode_grpc_message",
+    "encode_grpc_message",
+    "parse_grpc_status",
+    "restrict_control_plane_code",
+    "status_from_http",
+]
+
+
+class StatusCode(enum.IntEnum):
+    """The 17 gRPC status codes; ``int(code)`` is the number carried in ``grpc-status``.
+
+    ``str(code)`` is ``"StatusCode.NAME"`` as with grpcio's ``grpc.StatusCode`` (plain
+    ``IntEnum`` would give the number), so messages formatted with ``f"{code}"`` read the same
+    as under grpcio. ``format(code, "d")`` still gives the number.
+    """
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+    def __str__(self) -> str:
+        return f"StatusCode.{self.name}"
+
+    def __format__(self, format_spec: str) -> str:
+        if not format_spec:
+            return f"StatusCode.{self.name}"
+        return int.__format__(int(self), format_spec)
+
+
+class RpcError(Exception):
+    """A failed RPC, as grpc.aio's ``AioRpcError``.
+
+    Raised by awaiting a call, iterating it or ``read()``. Immutable once built; any coroutine
+    may read it.
+    """
+
+    __slots__ = (
+        "_code",
+        "_debug_error_string",
+        "_details",
+        "_initial_metadata",
+        "_trailing_metadata",
+    )
+
+    def __init__(
+        self,
+        code: StatusCode,
+        details: str | None = None,
+        initial_metadata: "Metadata | None" = None,
+        trailing_metadata: "Metadata | None" = None,
+        debug_error_string: str | None = None,
+    ) -> None:
+        super().__init__(code, details)
+        self._code = code
+        self._details = details
+        self._initial_metadata = initial_metadata
+        self._trailing_metadata = trailing_metadata
+        self._debug_error_string = debug_error_string
+
+    def code(self) -> StatusCode:
+        return self._code
+
+    def details(self) -> str | None:
+        return self._details
+
+    def initial_metadata(self) -> "Metadata":
+        md = self._initial_metadata
+        if md is None:
+            # Local import: metadata.py may import this module, never the other way round at
+            # import time.
+            from grpc_lite.metadata import Metadata
+
+            return Metadata()
+        return md
+
+    def trailing_metadata(self) -> "Metadata":
+        md = self._trailing_metadata
+        if md is None:
+            from grpc_lite.metadata import Metadata
+
+            return Metadata()
+        return md
+
+    def debug_error_string(self) -> str | None:
+        return self._debug_error_string
+
+    def __str__(self) -> str:
+        lines = [
+            f"<{type(self).__name__} of RPC that terminated with:",
+            f"\tstatus = {self._code}",
+            f'\tdetails = "{self._details}"',
+        ]
+        if self._debug_error_string is not None:
+            lines.append(f'\tdebug_error_string = "{self._debug_error_string}"')
+        lines.append(">")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep every field across pickling (the default would only pass ``args``).
+        return (
+            type(self),
+            (
+                self._code,
+                self._details,
+                self._initial_metadata,
+                self._trailing_metadata,
+                self._debug_error_string,
+            ),
+        )
+
+
+AioRpcError = RpcError
+
+
+class UsageError(RuntimeError):
+    """The API was used wrongly (for example an RPC started on a closed channel)."""
+
+
+# --- HTTP status mapping (item 30, http-grpc-status-mapping.md) ----------------------------
+
+_HTTP_TO_STATUS: dict[int, StatusCode] = {
+    400: StatusCode.INTERNAL,
+    401: StatusCode.UNAUTHENTICATED,
+    403: StatusCode.PERMISSION_DENIED,
+    404: StatusCode.UNIMPLEMENTED,
+    429: StatusCode.UNAVAILABLE,
+    431: StatusCode.INTERNAL,
+    502: StatusCode.UNAVAILABLE,
+    503: StatusCode.UNAVAILABLE,
+    504: StatusCode.UNAVAILABLE,
+}
+
+
+def status_from_http(http_status: int) -> StatusCode:
+    """Map ``:status`` to a gRPC code; only used when the response has no ``grpc-status``.
+
+    Anything not in the table, including 200, is UNKNOWN (item 30).
+    """
+    return _HTTP_TO_STATUS.get(http_status, StatusCode.UNKNOWN)
+
+
+# --- grpc-status (items 25, 29) ------------------------------------------------------------
+
+_STATUS_BY_TEXT: dict[str, StatusCode] = {str(int(c)): c for c in StatusCode}
+
+
+def parse_grpc_status(value: str) -> StatusCode | None:
+    """Parse a ``grpc-status`` value; None when it is not a decimal in 0..16.
+
+    The caller maps None to UNKNOWN "error parsing returned status" (statuscodes.md).
+    Leading zeros are tolerated; a sign, whitespace or any other character is not.
+    """
+    # Hot path: every response carries one of the 17 canonical spellings.
+    code = _STATUS_BY_TEXT.get(value)
+    if code is not None:
+        return code
+    if not value or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    if number > 16:
+        return None
+    return StatusCode(number)
+
+
+# --- grpc-message percent-encoding (item 26, PROTOCOL-HTTP2 Status-Message) ------------------
+
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+# Every two-byte hex escape body (both cases) -> its byte value, so decoding needs no int().
+_HEX_PAIRS: dict[bytes, int] = {
+    (a + b).encode("ascii"): int(a + b, 16) for a in _HEX_DIGITS for b in _HEX_DIGITS
+}
+# Byte value -> its form in an encoded grpc-message.
+_ENCODE_TABLE: tuple[str, ...] = tuple(
+    chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}" for b in range(256)
+)
+
+
+def _to_wire_bytes(value: str) -> bytes:
+    # The transport decodes header bytes as latin-1, so latin-1 gives the bytes back exactly.
+    # A str built by the caller may hold wider characters; UTF-8 is the only sensible reading.
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def decode_grpc_message(value: str) -> str:
+    """Decode a ``grpc-message`` value: ``%XX`` escapes to bytes, then UTF-8.
+
+    Invalid or truncated escapes are kept as they are, and undecodable UTF-8 is replaced,
+    so the message is never dropped and never raises (item 26).
+    """
+    if "%" not in value:
+        if value.isascii():
+            return value  # Hot path: nothing to decode.
+        return _to_wire_bytes(value).decode("utf-8", errors="replace")
+    parts = _to_wire_bytes(value).split(b"%")
+    out = bytearray(parts[0])
+    pairs = _HEX_PAIRS
+    for part in parts[1:]:
+        byte = pairs.get(part[:2])
+        if byte is None:
+            out += b"%"
+            out += part
+        else:
+            out.append(byte)
+            out += part[2:]
+    return out.decode("utf-8", errors="replace")
+
+
+def encode_grpc_message(value: str) -> str:
+    """Percent-encode a message for ``grpc-message``: UTF-8 bytes outside 0x20-0x7E and ``%``."""
+    if "%" not in value and value.isascii() and value.isprintable():
+        return value
+    table = _ENCODE_TABLE
+    return "".join([table[b] for b in value.encode("utf-8")])
+
+
+# --- A54: codes the control plane may not produce (item 103) --------------------------------
+
+_RESTRICTED_CONTROL_PLANE_CODES = frozenset(
+    {
+        StatusCode.OK,
+        StatusCode.INVALID_ARGUMENT,
+        StatusCode.NOT_FOUND,
+        StatusCode.ALREADY_EXISTS,
+        StatusCode.FAILED_PRECONDITION,
+        StatusCode.ABORTED,
+        StatusCode.OUT_OF_RANGE,
+        StatusCode.DATA_LOSS,
+    }
+)
+
+
+def restrict_control_plane_code(code: StatusCode, message: str) -> tuple[StatusCode, str]:
+    """Rewrite a control-plane status (resolver, LB pick, service config) per gRFC A54.
+
+    Codes the data plane reserves for the application become INTERNAL; the original code and
+    message stay readable in the new message. Other codes pass through unchanged.
+    """
+    if code not in _RESTRICTED_CONTROL_PLANE_CODES:
+        return code, message
+    return (
+        StatusCode.INTERNAL,
+        f"illegal status code {code.name} from the control plane (original message: {message})",
+    )
