@@ -1,0 +1,1 @@
+"""Frame-level tests of the client against the scripted HTTP/2 peer (tests/h2peer.py)."""
