@@ -1,0 +1,254 @@
+"""gRPC Length-Prefixed-Message framing and per-message compression (L1).
+
+Sans-IO: bytes in, bytes out. Spec: PROTOCOL-HTTP2 (Length-Prefixed-Message), compression.md;
+CONFORMANCE items 10, 40, 42-46.
+"""
+
+import struct
+import zlib
+
+from grpc_lite.status import StatusCode
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "SUPPORTED_ENCODINGS",
+    "CodecError",
+    "MessageDecoder",
+    "compress",
+    "decompress",
+    "frame_message",
+]
+
+# Compressed-Flag (1 byte) + Message-Length (4 bytes, big-endian).
+_HEADER = struct.Struct(">BI")
+_HEADER_SIZE = 5
+_pack_header = _HEADER.pack
+_unpack_header_from = _HEADER.unpack_from
+
+# The grpc-accept-encoding value the client sends.
+ACCEPT_ENCODING = "identity,deflate,gzip"
+SUPPORTED_ENCODINGS = frozenset({"identity", "deflate", "gzip"})
+
+# zlib wbits: 31 = gzip container (RFC 1952); 15 = zlib container (RFC 1950), which is what
+# gRPC calls "deflate".
+_WBITS = {"gzip": 31, "deflate": 15}
+
+
+class CodecError(Exception):
+    """A message could not be framed, deframed or (de)compressed.
+
+    ``code`` is the status the call should end with (INTERNAL or RESOURCE_EXHAUSTED).
+    """
+
+    __slots__ = ("code", "message")
+
+    def __init__(self, code: StatusCode, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def frame_message(payload: bytes, compressed: bool = False) -> bytes:
+    """Prefix ``payload`` with its flag byte and 4-byte length (item 10)."""
+    return _pack_header(1 if compressed else 0, len(payload)) + payload
+
+
+def compress(data: bytes, encoding: str) -> bytes:
+    """Compress one message with ``encoding`` ("identity", "gzip" or "deflate")."""
+    if encoding == "gzip":
+        return zlib.compress(data, -1, 31)
+    if encoding == "deflate":
+        return zlib.compress(data)
+    if encoding == "identity":
+        return data
+    raise CodecError(StatusCode.INTERNAL, f"unsupported compression encoding {encoding!r}")
+
+
+def _too_large_after_decompression(max_length: int) -> CodecError:
+    return CodecError(
+        StatusCode.RESOURCE_EXHAUSTED,
+        f"received message after decompression larger than max ({max_length})",
+    )
+
+
+def decompress(data: bytes, encoding: str, max_length: int | None) -> bytes:
+    """Decompress one message; never inflates more than ``max_length`` + 1 bytes.
+
+    Each message is decompressed on its own (item 44). Raises CodecError RESOURCE_EXHAUSTED
+    when the result would exceed ``max_length`` (item 46), INTERNAL on corrupt or truncated
+    data or an unsupported encoding (item 43).
+    """
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        if encoding == "identity":
+            if max_length is not None and len(data) > max_length:
+                raise _too_large_after_decompression(max_length)
+            return data
+        raise CodecError(
+            StatusCode.INTERNAL,
+            f"grpc: decompressor for encoding {encoding!r} is not installed",
+        )
+    parts: list[bytes] = []
+    total = 0
+    remaining = memoryview(data)
+    try:
+        while True:
+            decompressor = zlib.decompressobj(wbits)
+            if max_length is None:
+                chunk = decompressor.decompress(remaining)
+            else:
+                # One byte over the limit is enough to know the message is too large; the
+                # limit is always >= 1 here (0 would mean "unlimited" to zlib).
+                chunk = decompressor.decompress(remaining, max_length + 1 - total)
+            total += len(chunk)
+            if max_length is not None and total > max_length:
+                raise _too_large_after_decompression(max_length)
+            if not decompressor.eof:
+                raise CodecError(
+                    StatusCode.INTERNAL, f"grpc: truncated {encoding} compressed message"
+                )
+            parts.append(chunk)
+            rest = decompressor.unused_data
+            if not rest:
+                break
+            if wbits != 31:
+                raise CodecError(
+                    StatusCode.INTERNAL, f"grpc: trailing data after {encoding} compressed message"
+                )
+            # gzip allows several members back to back (Go's gzip reader reads them all).
+            remaining = memoryview(rest)
+    except zlib.error as exc:
+        raise CodecError(
+            StatusCode.INTERNAL, f"grpc: failed to decompress the received message: {exc}"
+        ) from None
+    if len(parts) == 1:
+        return parts[0]
+    return b"".join(parts)
+
+
+class MessageDecoder:
+    """Incremental deframer for one response stream.
+
+    Feed it the payloads of DATA frames in order; it returns every complete message
+    (decompressed), buffering an incomplete one. Owned by one stream; called from the
+    transport's protocol callbacks only.
+    """
+
+    __slots__ = ("_body", "_compressed", "_encoding", "_header", "_length", "_max_length")
+
+    def __init__(self, max_length: int | None, encoding: str | None) -> None:
+        self._max_length = max_length
+        # None means "no compression negotiated": a compressed flag is then an error.
+        self._encoding = None if encoding is None or encoding == "identity" else encoding
+        self._header = bytearray()  # an incomplete 5-byte prefix
+        self._body = bytearray()  # the received part of the current message's payload
+        self._length = -1  # payload length of the current message; -1 while reading a prefix
+        self._compressed = False
+
+    @property
+    def has_partial(self) -> bool:
+        """True when part of a message has arrived (a partial message at END_STREAM is
+        INTERNAL, item 40)."""
+        return self._length >= 0 or bool(self._header)
+
+    @property
+    def bytes_buffered(self) -> int:
+        """Bytes of the current incomplete message received so far, its prefix included."""
+        if self._length >= 0:
+            return _HEADER_SIZE + len(self._body)
+        return len(self._header)
+
+    def _start(self, flag: int, length: int) -> None:
+        """Check a message prefix before any of its body is kept (items 42, 43, 46)."""
+        if flag == 1:
+            encoding = self._encoding
+            if encoding is None:
+                raise CodecError(
+                    StatusCode.INTERNAL,
+                    "grpc: compressed flag set without grpc-encoding",
+                )
+            if encoding not in _WBITS:
+                raise CodecError(
+                    StatusCode.INTERNAL,
+                    f"grpc: received message compressed with unsupported encoding {encoding!r}",
+                )
+            self._compressed = True
+        elif flag == 0:
+            self._compressed = False
+        else:
+            raise CodecError(
+                StatusCode.INTERNAL,
+                f"grpc: received message with invalid compressed flag {flag}",
+            )
+        max_length = self._max_length
+        if max_length is not None and length > max_length:
+            raise CodecError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"received message larger than max ({length} vs. {max_length})",
+            )
+        self._length = length
+
+    def _finish(self, payload: bytes) -> bytes:
+        self._length = -1
+        if self._compressed:
+            assert self._encoding is not None  # checked by _start
+            return decompress(payload, self._encoding, self._max_length)
+        return payload
+
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
+        """Consume ``data``; return the payloads of the messages it completes, in order."""
+        n = len(data)
+        # Hot path: nothing buffered and ``data`` is exactly one uncompressed message (a unary
+        # response in one DATA frame): one slice, no buffering.
+        if self._length < 0 and n >= _HEADER_SIZE and not self._header:
+            flag, length = _unpack_header_from(data)
+            if (
+                flag == 0
+                and n == _HEADER_SIZE + length
+                and (self._max_length is None or length <= self._max_length)
+            ):
+                return [bytes(data[_HEADER_SIZE:])]
+
+        out: list[bytes] = []
+        pos = 0
+        while pos < n:
+            length = self._length
+            if length < 0:
+                # Reading a prefix.
+                header = self._header
+                if header or n - pos < _HEADER_SIZE:
+                    take = min(_HEADER_SIZE - len(header), n - pos)
+                    header += data[pos : pos + take]
+                    pos += take
+                    if len(header) < _HEADER_SIZE:
+                        break
+                    flag, length = _unpack_header_from(header)
+                    header.clear()
+                else:
+                    flag, length = _unpack_header_from(data, pos)
+                    pos += _HEADER_SIZE
+                self._start(flag, length)
+            body = self._body
+            if not body:
+                if n - pos >= length:
+                    # The whole payload is in ``data``: one slice, no buffering.
+                    end = pos + length
+                    out.append(self._finish(bytes(data[pos:end])))
+                    pos = end
+                    continue
+                body += data[pos:]
+                break
+            need = length - len(body)
+            if n - pos >= need:
+                body += data[pos : pos + need]
+                pos += need
+                payload = bytes(body)
+                body.clear()
+                out.append(self._finish(payload))
+                continue
+            body += data[pos:]
+            break
+        return out
