@@ -323,7 +323,12 @@ def encode_timeout(seconds: float) -> str:
     nanos = int(product)
     if nanos < product:
         nanos += 1
-    for unit, size in _TIMEOUT_UNITS:
+    # Hot path: most deadlines are under 100 s and fit as microseconds.
+    if nanos <= 99_999_999_000:
+        if nanos <= _MAX_TIMEOUT_DIGITS_VALUE:
+            return f"{nanos}n"
+        return f"{-(-nanos // 1_000)}u"
+    for unit, size in _TIMEOUT_UNITS[2:]:
         value = -(-nanos // size)
         if value <= _MAX_TIMEOUT_DIGITS_VALUE:
             return f"{value}{unit}"
