@@ -175,6 +175,16 @@ def _fix_test_imports(text: str, modules: set[str]) -> str:
     return text
 
 
+def _not_pytest_classes(text: str) -> str:
+    """Mark TestService's stub/servicer classes so pytest does not try to collect them."""
+    names = re.findall(r"^class (Test\w*)\b", text, flags=re.MULTILINE)
+    if not names:
+        return ""
+    lines = ["\n# Added by scripts/gen_protos.py: not pytest test classes.\n"]
+    lines += [f"{name}.__test__ = False\n" for name in names]
+    return "".join(lines)
+
+
 def generate(root: Path) -> list[Path]:
     """Write every generated file under ``root``; return their paths relative to it."""
     written: list[Path] = []
@@ -214,7 +224,8 @@ def generate(root: Path) -> list[Path]:
             )
             if by_name[name].service:
                 grpc_text = (test_out / f"{stem}_pb2_grpc.py").read_text()
-                write(TEST_DIR / f"{stem}_pb2_grpc.py", _fix_test_imports(grpc_text, modules))
+                grpc_text = _fix_test_imports(grpc_text, modules) + _not_pytest_classes(grpc_text)
+                write(TEST_DIR / f"{stem}_pb2_grpc.py", grpc_text)
         for package in sorted(packages):
             write(package / "__init__.py", "")
     return sorted(written)
