@@ -1,0 +1,194 @@
+"""The resolver extension API (grpc-go: package resolver, resolver.go).
+
+A `ResolverBuilder` is registered under a URI scheme. When a channel leaves IDLE it builds a
+`Resolver` for its parsed `Target`, handing it a `ResolverChannel`: the only view of the
+channel a resolver gets. The resolver pushes `ResolverState`s (addresses, service config) or
+errors into it, from any code running on the channel's event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from grpc_lite._clock import Clock
+
+__all__ = [
+    "Address",
+    "BuildOptions",
+    "Endpoint",
+    "Resolver",
+    "ResolverBuilder",
+    "ResolverChannel",
+    "ResolverState",
+    "Target",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One address a subchannel can dial (grpc-go: resolver.Address).
+
+    `addr` is `"host:port"` (an IPv6 host in brackets: `"[::1]:443"`), `"unix:/path"` (or a
+    relative `"unix:path"`) or `"unix-abstract:name"` (the transport prepends the NUL byte).
+    """
+
+    addr: str
+    _: KW_ONLY
+    server_name: str | None = None
+    """Overrides the channel's `:authority` (and TLS name) for this address."""
+    attributes: tuple[tuple[str, Hashable], ...] = ()
+    """Opaque (key, value) pairs for the balancer; hashable so the address is too."""
+
+    def attribute(self, key: str, default: Any = None) -> Any:
+        for k, v in self.attributes:
+            if k == key:
+                return v
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One backend, reachable at any of its addresses (grpc-go: resolver.Endpoint)."""
+
+    addresses: tuple[Address, ...]
+    _: KW_ONLY
+    attributes: tuple[tuple[str, Hashable], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverState:
+    """What a resolver produced (grpc-go: resolver.State).
+
+    `addresses` and `endpoints` are two views of the same list: give either and the other is
+    filled in (one endpoint per address, or the endpoints' addresses in order).
+
+    `service_config` is the service config JSON text the resolver found, or None when it has
+    none (the channel then uses its default config). `service_config_error` says the
+    resolver found a config but it is invalid (A21; CONFORMANCE item 144): the channel keeps
+    the config it had, or treats a fresh channel as a resolution failure.
+    """
+
+    addresses: tuple[Address, ...] = ()
+    _: KW_ONLY
+    endpoints: tuple[Endpoint, ...] = ()
+    service_config: str | None = None
+    service_config_error: str | None = None
+    attributes: tuple[tuple[str, Hashable], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Accept lists from hand-written code; keep the frozen value hashable.
+        if not isinstance(self.addresses, tuple):
+            object.__setattr__(self, "addresses", tuple(self.addresses))
+        if not isinstance(self.endpoints, tuple):
+            object.__setattr__(self, "endpoints", tuple(self.endpoints))
+        if self.addresses and not self.endpoints:
+            object.__setattr__(self, "endpoints", tuple(Endpoint((a,)) for a in self.addresses))
+        elif self.endpoints and not self.addresses:
+            object.__setattr__(
+                self, "addresses", tuple(a for e in self.endpoints for a in e.addresses)
+            )
+
+    def replace(self, **changes: Any) -> ResolverState:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """A parsed channel target (grpc-go: resolver.Target).
+
+    For `dns://8.8.8.8/example.com:443`: scheme `dns`, authority `8.8.8.8`, endpoint
+    `example.com:443`, path `/example.com:443`. `endpoint` is the URI path without its
+    leading "/" (or the opaque part, as in `unix:relative/path`); `path` keeps the slash,
+    which unix targets need. `url` is the string that was parsed: for a target without a
+    registered scheme it is the `dns:///`-prefixed form.
+    """
+
+    scheme: str
+    authority: str
+    endpoint: str
+    url: str
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildOptions:
+    """What a builder gets besides the target and the channel (grpc-go: BuildOptions).
+
+    `channel_options` are the channel's options as given (grpc channel-argument names, for
+    example `grpc.dns_min_time_between_resolutions_ms`). `clock` is the channel's clock;
+    None means the real one.
+    """
+
+    channel_options: Mapping[str, Any] = field(default_factory=dict)
+    disable_service_config: bool = False
+    clock: Clock | None = None
+
+
+class ResolverChannel(Protocol):
+    """The channel as a resolver sees it (grpc-go: resolver.ClientConn).
+
+    Implemented by the channel's `_ResolverWrapper`. Call it from code on the channel's event
+    loop only; the wrapper queues the work on the channel's serializer.
+    """
+
+    @property
+    def channel_options(self) -> Mapping[str, Any]:
+        """The channel's options (same mapping as `BuildOptions.channel_options`)."""
+        ...
+
+    def update_state(self, state: ResolverState) -> bool:
+        """Push a new resolution result.
+
+        Returns False when the balancer rejected it (grpc-go ErrBadResolverState), which a
+        polling resolver takes as a reason to re-resolve with backoff.
+        """
+        ...
+
+    def report_error(self, exc: Exception) -> None:
+        """Report a resolution failure; the channel keeps its last good state."""
+        ...
+
+
+class Resolver:
+    """A running resolver for one channel (grpc-go: resolver.Resolver).
+
+    `resolve_now()` is a hint to re-resolve (after a connection loss, say); the resolver may
+    ignore or pace it. `close()` stops all work; both are sync and called from the channel's
+    serializer.
+    """
+
+    def resolve_now(self) -> None:
+        """Hint that a new resolution would be useful. The default does nothing."""
+
+    def close(self) -> None:
+        """Stop resolving; after this, push nothing more to the channel."""
+
+
+class ResolverBuilder:
+    """Builds resolvers for one URI scheme (grpc-go: resolver.Builder).
+
+    Subclasses set `scheme` and implement `build`. `validate_target` lets a builder reject a
+    malformed target when the channel is created (`ValueError`), before anything is built.
+    """
+
+    scheme: str = ""
+
+    def build(self, target: Target, channel: ResolverChannel, options: BuildOptions) -> Resolver:
+        raise NotImplementedError
+
+    def validate_target(self, target: Target) -> None:
+        """Raise ValueError naming the problem if `target` cannot work with this scheme."""
+
+    def default_authority(self, target: Target) -> str:
+        """The `:authority` for this target when none is configured (CONFORMANCE item 64).
+
+        The endpoint as written; `":port"` becomes `"localhost:port"`, as grpc-go does.
+        """
+        endpoint = target.endpoint
+        if endpoint.startswith(":"):
+            return "localhost" + endpoint
+        return endpoint
