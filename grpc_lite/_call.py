@@ -1,0 +1,824 @@
+"""Multi-callables and call objects with grpc.aio's API (L5).
+
+grpc-go counterpart: ``clientStream`` in stream.go (attempts, transparent retry).
+
+A call owns its deadline timer, its waiters and its request replay buffer; each
+attempt is one :class:`~._transport.ClientStream`.  The unary path is flat: the
+request is serialized and framed once, the pick is synchronous when a READY
+transport exists, HEADERS and DATA leave in one socket write, and the caller
+awaits one future.  No task is created unless the pick has to wait.
+"""
+
+import asyncio
+import enum
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from . import _codec
+from ._transport import ClientStream, Http2Transport
+from ._transport._connection import SEND_HIGH_WATER
+from ._transport._hpack import encode_field, encode_fields, encode_timeout_field
+from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
+from .status import RpcError, StatusCode, UsageError
+
+if TYPE_CHECKING:
+    from ._options import ChannelOptions
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+Serializer = Callable[[Any], bytes]
+Deserializer = Callable[[bytes], Any]
+
+
+class _EOFType:
+    """End of a response stream (grpc.aio: ``grpc.aio.EOF``)."""
+
+    _instance: "_EOFType | None" = None
+
+    def __new__(cls) -> "_EOFType":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<grpc_lite.EOF>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+EOF = _EOFType()
+
+
+class Compression(enum.IntEnum):
+    """Message compression (grpc.Compression values)."""
+
+    NoCompression = 0
+    Deflate = 1
+    Gzip = 2
+
+
+_ENCODING_NAMES = {
+    Compression.NoCompression: None,
+    Compression.Deflate: "deflate",
+    Compression.Gzip: "gzip",
+}
+
+
+def compression_encoding(compression: "Compression | None") -> str | None:
+    if compression is None:
+        return None
+    try:
+        return _ENCODING_NAMES[Compression(compression)]
+    except ValueError:
+        raise ValueError(f"unknown compression {compression!r}") from None
+
+
+# A stream refused by the server is retried once (CONFORMANCE 121); other
+# never-processed streams (GOAWAY above last_stream_id, never sent) a few times.
+_MAX_REFUSED_RETRIES = 1
+_MAX_TRANSPARENT_RETRIES = 5
+# Request bytes kept for a transparent retry of a streaming call (A6 default).
+_REPLAY_LIMIT = 256 * 1024
+
+
+class CallContext(Protocol):
+    """What a call needs from its channel (implemented by Channel)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def options(self) -> "ChannelOptions": ...
+
+    def check_open(self) -> None: ...
+
+    def call_defaults(
+        self,
+        path: str,
+        timeout: float | None,
+        metadata: MetadataType | Metadata | None,
+        wait_for_ready: bool | None,
+        compression: Compression | None,
+    ) -> dict[str, Any]: ...
+
+    def pick_transport(self) -> Http2Transport | None: ...
+
+    async def wait_for_transport(self, wait_for_ready: bool) -> Http2Transport: ...
+
+    def call_started(self, call: "Call") -> None: ...
+
+    def call_finished(self, call: "Call", code: StatusCode) -> None: ...
+
+
+class Method:
+    """Per-method constants, computed once per multi-callable."""
+
+    __slots__ = (
+        "channel",
+        "defs_block",
+        "defs_size",
+        "deserializer",
+        "path",
+        "pseudo_block",
+        "pseudo_size",
+        "serializer",
+    )
+
+    def __init__(
+        self,
+        channel: CallContext,
+        path: str,
+        *,
+        scheme: str,
+        authority: str,
+        user_agent: str,
+        serializer: Serializer | None,
+        deserializer: Deserializer | None,
+    ) -> None:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"method must be a full path '/package.Service/Method', got {path!r}")
+        self.channel = channel
+        self.path = path
+        self.serializer = serializer
+        self.deserializer = deserializer
+        # CONFORMANCE 1, 2, 3, 4, 8, 9: pseudo-headers first, then grpc-timeout (per
+        # call), then the call-definition headers, then custom metadata.
+        pseudo = [
+            (":method", "POST"),
+            (":scheme", scheme),
+            (":path", path),
+            (":authority", authority),
+        ]
+        defs = [
+            ("te", "trailers"),
+            ("content-type", "application/grpc"),
+            ("grpc-accept-encoding", _codec.ACCEPT_ENCODING),
+            ("user-agent", user_agent),
+        ]
+        self.pseudo_block = encode_fields(pseudo)
+        self.defs_block = encode_fields(defs)
+        self.pseudo_size = sum(len(k) + len(v) + 32 for k, v in pseudo)
+        self.defs_size = sum(len(k) + len(v) + 32 for k, v in defs)
+
+
+_GRPC_ENCODING_FIELDS = {enc: encode_field("grpc-encoding", enc) for enc in ("gzip", "deflate")}
+
+
+class Call:
+    """Base of the four call kinds: grpc.aio's ``Call`` API.
+
+    Who may call: coroutines on the channel's loop.  The ``stream_*`` methods are
+    called synchronously by the transport.
+    """
+
+    __slots__ = (
+        "_cancelled",
+        "_code",
+        "_deadline",
+        "_details",
+        "_done_callbacks",
+        "_encoding",
+        "_half_closed",
+        "_initial_metadata",
+        "_loop",
+        "_max_receive",
+        "_max_send",
+        "_md_block",
+        "_md_size",
+        "_method",
+        "_pick_task",
+        "_refused_retries",
+        "_replay",
+        "_replay_size",
+        "_request_task",
+        "_response",
+        "_stream",
+        "_timer",
+        "_trailing_metadata",
+        "_transparent_retries",
+        "_unary_request",
+        "_unary_response",
+        "_wait_for_ready",
+        "_waiters",
+    )
+
+    def __init__(
+        self,
+        method: Method,
+        *,
+        timeout: float | None,
+        metadata: MetadataType | Metadata | None,
+        wait_for_ready: bool | None,
+        compression: Compression | None,
+        unary_request: bool,
+        unary_response: bool,
+    ) -> None:
+        ctx = method.channel
+        loop = ctx.loop
+        self._loop = loop
+        self._method = method
+        md = encode_outgoing(metadata)
+        self._md_block = encode_fields(md) if md else b""
+        self._md_size = sum(len(k) + len(v) + 32 for k, v in md) if md else 0
+        opts = ctx.options
+        self._encoding = compression_encoding(compression) if compression is not None else None
+        self._max_send = opts.max_send_message_length
+        self._max_receive = opts.max_receive_message_length
+        self._wait_for_ready = bool(wait_for_ready)
+        self._unary_request = unary_request
+        self._unary_response = unary_response
+        self._stream: ClientStream | None = None
+        self._code: StatusCode | None = None
+        self._details = ""
+        self._initial_metadata: Metadata | None = None
+        self._trailing_metadata: Metadata | None = None
+        self._cancelled = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+        self._done_callbacks: list[Callable[[Call], None]] | None = None
+        self._pick_task: asyncio.Task[None] | None = None
+        self._request_task: asyncio.Task[None] | None = None
+        self._response: Any = None
+        self._replay: list[bytes] | None = [] if not unary_request else None
+        self._replay_size = 0
+        self._half_closed = False
+        self._refused_retries = 0
+        self._transparent_retries = 0
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
+            self._deadline: float | None = loop.time() + timeout
+            self._timer: asyncio.TimerHandle | None = loop.call_at(
+                self._deadline, self._on_deadline
+            )
+        else:
+            self._deadline = None
+            self._timer = None
+        ctx.call_started(self)
+
+    # ------------------------------------------------------------------ attempts
+
+    def _begin(self) -> None:
+        """Pick and start the first attempt (sync when a READY transport exists)."""
+        # Hot path: no task unless the pick must wait.
+        transport = self._method.channel.pick_transport()
+        if transport is not None:
+            self._start_on(transport)
+        else:
+            self._pick_task = self._loop.create_task(self._pick_slow())
+
+    async def _pick_slow(self) -> None:
+        try:
+            transport = await self._method.channel.wait_for_transport(self._wait_for_ready)
+        except RpcError as exc:
+            self._pick_task = None
+            self._finish(exc.code(), exc.details() or "", None)
+            return
+        self._pick_task = None
+        if self._code is None:
+            self._start_on(transport)
+
+    def _start_on(self, transport: Http2Transport) -> None:
+        m = self._method
+        size = m.pseudo_size + m.defs_size + self._md_size
+        timeout_block = b""
+        if self._deadline is not None:
+            remaining = self._deadline - self._loop.time()
+            if remaining <= 0:
+                # CONFORMANCE 7: fail locally, send nothing.
+                self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
+                return
+            value = encode_timeout(remaining)
+            timeout_block = encode_timeout_field(value)
+            size += 44 + len(value)
+        enc_block = b""
+        if self._encoding is not None:
+            enc_block = _GRPC_ENCODING_FIELDS[self._encoding]
+            size += 45 + len(self._encoding)
+        block = m.pseudo_block + timeout_block + enc_block + m.defs_block + self._md_block
+        stream = ClientStream(
+            self,
+            block,
+            size,
+            max_receive=self._max_receive,
+            unary_response=self._unary_response,
+        )
+        self._stream = stream
+        # Queue the request before starting so HEADERS and DATA share one write.
+        if self._unary_request:
+            stream.send(self._response, True)  # the framed request, see UnaryUnaryCall
+        else:
+            for frame in self._replay or ():
+                stream.send(frame, False)
+            if self._half_closed:
+                stream.send(b"", True)
+        transport.start_stream(stream)
+        self._notify()
+
+    def _restart(self) -> None:
+        if self._code is None and self._stream is None and self._pick_task is None:
+            self._begin()
+
+    # ------------------------------------------------------------------ StreamListener
+
+    def stream_headers(self, stream: ClientStream) -> None:
+        if stream is self._stream:
+            self._replay = None  # committed: the server saw the call
+            self._notify()
+
+    def stream_message(self, stream: ClientStream) -> None:
+        if stream is self._stream:
+            self._notify()
+
+    def stream_writable(self, stream: ClientStream) -> None:
+        if stream is self._stream:
+            self._notify()
+
+    def stream_done(self, stream: ClientStream) -> None:
+        if stream is not self._stream or self._code is not None:
+            return
+        if stream.unprocessed and self._transparent_retry_allowed(stream):
+            # A6 transparent retry: the server never saw this stream (121-123).
+            self._stream = None
+            self._loop.call_soon(self._restart)
+            return
+        code = stream.code
+        assert code is not None
+        details = stream.details
+        if (
+            code is StatusCode.CANCELLED
+            and self._deadline is not None
+            and self._loop.time() >= self._deadline
+        ):
+            code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"  # (49)
+        self._finish(code, details, stream.trailing_metadata)
+
+    def _transparent_retry_allowed(self, stream: ClientStream) -> bool:
+        if self._cancelled or (not self._unary_request and self._replay is None):
+            return False
+        if stream.id == 0:  # never left the client
+            return self._transparent_retries < 100
+        if self._transparent_retries >= _MAX_TRANSPARENT_RETRIES:
+            return False
+        self._transparent_retries += 1
+        if stream.headers_received is False and "REFUSED_STREAM" in stream.details:
+            self._refused_retries += 1
+            return self._refused_retries <= _MAX_REFUSED_RETRIES
+        return True
+
+    # ------------------------------------------------------------------ completion
+
+    def _finish(self, code: StatusCode, details: str, trailing: Metadata | None) -> None:
+        if self._code is not None:
+            return
+        self._code = code
+        self._details = details
+        self._trailing_metadata = trailing
+        stream = self._stream
+        if stream is not None:
+            if not stream.done:
+                stream.cancel(code, details)
+            self._initial_metadata = stream.initial_metadata
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task = self._pick_task
+        if task is not None:
+            self._pick_task = None
+            task.cancel()
+        task = self._request_task
+        if task is not None:
+            self._request_task = None
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._replay = None
+        self._method.channel.call_finished(self, code)
+        self._notify()
+        callbacks = self._done_callbacks
+        if callbacks:
+            self._done_callbacks = None
+            for cb in callbacks:
+                self._loop.call_soon(cb, self)
+
+    def _notify(self) -> None:
+        waiters = self._waiters
+        if waiters:
+            self._waiters = None
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _wait(self) -> None:
+        """Wait for the next change (headers, message, writability, completion)."""
+        fut = self._loop.create_future()
+        if self._waiters is None:
+            self._waiters = [fut]
+        else:
+            self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            # A cancelled waiting task cancels its RPC (grpc.aio behaviour).
+            self.cancel()
+            raise
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        if self._code is None:
+            self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
+
+    def _error(self) -> RpcError:
+        code = self._code
+        assert code is not None
+        return RpcError(
+            code,
+            self._details,
+            self._initial_metadata or Metadata(),
+            self._trailing_metadata or Metadata(),
+            f"grpc_lite: {code.name}: {self._details}",
+        )
+
+    def _raise_if_failed(self) -> None:
+        if self._cancelled:
+            raise asyncio.CancelledError()
+        if self._code is not StatusCode.OK:
+            raise self._error()
+
+    # ------------------------------------------------------------------ grpc.aio Call API
+
+    def cancel(self) -> bool:
+        if self._code is not None:
+            return False
+        self._cancelled = True
+        self._finish(StatusCode.CANCELLED, "Locally cancelled by application!", None)
+        return True
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def done(self) -> bool:
+        return self._code is not None
+
+    def time_remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - self._loop.time())
+
+    def add_done_callback(self, callback: Callable[["Call"], None]) -> None:
+        if self._code is not None:
+            self._loop.call_soon(callback, self)
+        elif self._done_callbacks is None:
+            self._done_callbacks = [callback]
+        else:
+            self._done_callbacks.append(callback)
+
+    async def initial_metadata(self) -> Metadata:
+        while self._code is None and (self._stream is None or not self._stream.headers_received):
+            await self._wait()
+        stream = self._stream
+        if stream is not None and stream.initial_metadata is not None:
+            return stream.initial_metadata
+        return self._initial_metadata or Metadata()
+
+    async def trailing_metadata(self) -> Metadata:
+        while self._code is None:
+            await self._wait()
+        return self._trailing_metadata or Metadata()
+
+    async def code(self) -> StatusCode:
+        while self._code is None:
+            await self._wait()
+        return self._code
+
+    async def details(self) -> str:
+        while self._code is None:
+            await self._wait()
+        return self._details
+
+    async def wait_for_connection(self) -> None:
+        while self._code is None and (self._stream is None or not self._stream.headers_received):
+            await self._wait()
+        if self._code is not None and self._code is not StatusCode.OK:
+            self._raise_if_failed()
+
+    def debug_error_string(self) -> str:
+        return f"grpc_lite: {self._code.name if self._code else 'PENDING'}: {self._details}"
+
+    def __repr__(self) -> str:
+        state = self._code.name if self._code is not None else "ACTIVE"
+        return f"<{type(self).__name__} {self._method.path} {state}>"
+
+    # ------------------------------------------------------------------ helpers for subclasses
+
+    def _serialize(self, request: Any) -> bytes | None:
+        """Serialize and frame one request; None (and the call failed) when it can't."""
+        ser = self._method.serializer
+        try:
+            payload = ser(request) if ser is not None else request
+            if not isinstance(payload, (bytes, bytearray, memoryview)):
+                raise TypeError(f"request serialized to {type(payload).__name__}, not bytes")
+        except Exception as exc:
+            self._finish(StatusCode.INTERNAL, f"failed to serialize the request: {exc}", None)
+            return None
+        limit = self._max_send
+        if limit is not None and len(payload) > limit:
+            # CONFORMANCE 47: fail before sending.
+            self._finish(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"trying to send message larger than max ({len(payload)} vs. {limit})",
+                None,
+            )
+            return None
+        if self._encoding is not None:
+            return _codec.frame_message(_codec.compress(bytes(payload), self._encoding), True)
+        return _codec.frame_message(bytes(payload))
+
+    def _deserialize(self, raw: bytes) -> Any:
+        des = self._method.deserializer
+        if des is None:
+            return raw
+        try:
+            return des(raw)
+        except Exception as exc:
+            # CONFORMANCE 39: INTERNAL, the stream is cancelled.
+            if self._code is None:
+                self._finish(
+                    StatusCode.INTERNAL, f"failed to deserialize the response: {exc}", None
+                )
+            else:
+                self._code = StatusCode.INTERNAL
+                self._details = f"failed to deserialize the response: {exc}"
+            raise self._error() from None
+
+    async def _unary_result(self) -> Any:
+        while self._code is None:
+            await self._wait()
+        if self._code is StatusCode.OK and not self._cancelled:
+            stream = self._stream
+            assert stream is not None
+            return self._deserialize(stream.messages[0])
+        self._raise_if_failed()
+
+    async def _read(self) -> Any:
+        while True:
+            stream = self._stream
+            if stream is not None and stream.messages:
+                raw = stream.take_message()
+                assert raw is not None
+                return self._deserialize(raw)
+            if self._code is not None:
+                if self._code is StatusCode.OK and not self._cancelled:
+                    return EOF
+                self._raise_if_failed()
+            await self._wait()
+
+    async def _write(self, request: Any) -> None:
+        if self._code is not None:
+            if self._code is StatusCode.OK:
+                raise asyncio.InvalidStateError("the RPC has already finished")
+            self._raise_if_failed()
+        if self._half_closed:
+            raise UsageError("write() after done_writing()")
+        frame = self._serialize(request)
+        if frame is None:
+            self._raise_if_failed()
+            return
+        replay = self._replay
+        if replay is not None:
+            replay.append(frame)
+            self._replay_size += len(frame)
+        stream = self._stream
+        if stream is not None:
+            stream.send(frame, False)
+            if replay is not None and self._replay_size > _REPLAY_LIMIT:
+                self._replay = None  # too much to replay: no transparent retry any more
+        # Backpressure: wait while too much is queued for the socket.
+        while self._code is None:
+            stream = self._stream
+            queued = stream.send_buffered if stream is not None else self._replay_size
+            if queued <= SEND_HIGH_WATER:
+                break
+            await self._wait()
+
+    async def _done_writing(self) -> None:
+        if self._half_closed or self._code is not None:
+            return
+        self._half_closed = True
+        stream = self._stream
+        if stream is not None:
+            stream.send(b"", True)
+
+    def _consume_requests(self, requests: Iterable[Any] | AsyncIterable[Any]) -> None:
+        self._request_task = self._loop.create_task(self._feed(requests))
+
+    async def _feed(self, requests: Iterable[Any] | AsyncIterable[Any]) -> None:
+        try:
+            if isinstance(requests, AsyncIterable):
+                async for request in requests:
+                    await self._write(request)
+            else:
+                for request in requests:
+                    await self._write(request)
+            await self._done_writing()
+        except (RpcError, asyncio.InvalidStateError, asyncio.CancelledError):
+            pass
+        except Exception as exc:
+            self._finish(StatusCode.UNKNOWN, f"exception iterating requests: {exc!r}", None)
+        finally:
+            if self._request_task is asyncio.current_task():
+                self._request_task = None
+
+
+class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
+    __slots__ = ()
+
+    def __init__(self, method: Method, request: Any, **kwargs: Any) -> None:
+        super().__init__(method, unary_request=True, unary_response=True, **kwargs)
+        frame = self._serialize(request)
+        if frame is not None:
+            self._response = frame  # holds the framed request until the response arrives
+            self._begin()
+
+    def __await__(self) -> Generator[Any, None, ResponseT]:
+        return self._unary_result().__await__()
+
+
+class UnaryStreamCall(Call, Generic[RequestT, ResponseT]):
+    __slots__ = ()
+
+    def __init__(self, method: Method, request: Any, **kwargs: Any) -> None:
+        super().__init__(method, unary_request=True, unary_response=False, **kwargs)
+        frame = self._serialize(request)
+        if frame is not None:
+            self._response = frame
+            self._begin()
+
+    async def read(self) -> Any:
+        return await self._read()
+
+    def __aiter__(self) -> AsyncIterator[ResponseT]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ResponseT]:
+        while True:
+            msg = await self._read()
+            if msg is EOF:
+                return
+            yield msg
+
+
+class StreamUnaryCall(Call, Generic[RequestT, ResponseT]):
+    __slots__ = ()
+
+    def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
+        super().__init__(method, unary_request=False, unary_response=True, **kwargs)
+        self._begin()
+        if requests is not None and self._code is None:
+            self._consume_requests(requests)
+
+    async def write(self, request: RequestT) -> None:
+        await self._write(request)
+
+    async def done_writing(self) -> None:
+        await self._done_writing()
+
+    def __await__(self) -> Generator[Any, None, ResponseT]:
+        return self._unary_result().__await__()
+
+
+class StreamStreamCall(Call, Generic[RequestT, ResponseT]):
+    __slots__ = ()
+
+    def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
+        super().__init__(method, unary_request=False, unary_response=False, **kwargs)
+        self._begin()
+        if requests is not None and self._code is None:
+            self._consume_requests(requests)
+
+    async def write(self, request: RequestT) -> None:
+        await self._write(request)
+
+    async def done_writing(self) -> None:
+        await self._done_writing()
+
+    async def read(self) -> Any:
+        return await self._read()
+
+    def __aiter__(self) -> AsyncIterator[ResponseT]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ResponseT]:
+        while True:
+            msg = await self._read()
+            if msg is EOF:
+                return
+            yield msg
+
+
+class _MultiCallable:
+    __slots__ = ("_method",)
+
+    def __init__(self, method: Method) -> None:
+        self._method = method
+
+    def _kwargs(
+        self,
+        timeout: float | None,
+        metadata: MetadataType | Metadata | None,
+        wait_for_ready: bool | None,
+        compression: Compression | None,
+    ) -> dict[str, Any]:
+        return {
+            "timeout": timeout,
+            "metadata": metadata,
+            "wait_for_ready": wait_for_ready,
+            "compression": compression,
+        }
+
+
+class UnaryUnaryMultiCallable(_MultiCallable):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataType | Metadata | None = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Compression | None = None,
+    ) -> UnaryUnaryCall[Any, Any]:
+        m = self._method
+        m.channel.check_open()
+        return UnaryUnaryCall(
+            m,
+            request,
+            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
+        )
+
+
+class UnaryStreamMultiCallable(_MultiCallable):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataType | Metadata | None = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Compression | None = None,
+    ) -> UnaryStreamCall[Any, Any]:
+        m = self._method
+        m.channel.check_open()
+        return UnaryStreamCall(
+            m,
+            request,
+            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
+        )
+
+
+class StreamUnaryMultiCallable(_MultiCallable):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request_iterator: Any = None,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataType | Metadata | None = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Compression | None = None,
+    ) -> StreamUnaryCall[Any, Any]:
+        m = self._method
+        m.channel.check_open()
+        return StreamUnaryCall(
+            m,
+            request_iterator,
+            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
+        )
+
+
+class StreamStreamMultiCallable(_MultiCallable):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request_iterator: Any = None,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataType | Metadata | None = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Compression | None = None,
+    ) -> StreamStreamCall[Any, Any]:
+        m = self._method
+        m.channel.check_open()
+        return StreamStreamCall(
+            m,
+            request_iterator,
+            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
+        )

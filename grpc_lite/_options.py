@@ -1,0 +1,152 @@
+"""Channel options: grpc channel-argument names validated into a frozen dataclass (L1).
+
+Unknown keys are ignored with a DEBUG line (as grpcio does); a known key with a
+value of the wrong type or range raises ValueError naming the key (API.md).
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ._backoff import BackoffConfig
+
+log = logging.getLogger("grpc_lite")
+
+USER_AGENT = "grpc-python-lite/0.1.0"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelOptions:
+    service_config: str | None = None
+    lb_policy_name: str | None = None
+    enable_retries: bool = True
+    initial_reconnect_backoff: float = 1.0
+    max_reconnect_backoff: float = 120.0
+    min_connect_timeout: float = 20.0
+    dns_min_time_between_resolutions: float = 30.0
+    dns_refresh_interval: float = 30.0
+    max_send_message_length: int | None = None
+    max_receive_message_length: int | None = 4 * 1024 * 1024
+    keepalive_time: float | None = None
+    keepalive_timeout: float = 20.0
+    keepalive_permit_without_calls: bool = False
+    client_idle_timeout: float = 1800.0
+    default_authority: str | None = None
+    primary_user_agent: str | None = None
+    ssl_target_name_override: str | None = None
+
+    @property
+    def backoff(self) -> BackoffConfig:
+        return BackoffConfig(
+            initial=self.initial_reconnect_backoff,
+            max=max(self.max_reconnect_backoff, self.initial_reconnect_backoff),
+            min_connect_timeout=self.min_connect_timeout,
+        )
+
+    @property
+    def user_agent(self) -> str:
+        if self.primary_user_agent:
+            return f"{self.primary_user_agent} {USER_AGENT}"
+        return USER_AGENT
+
+
+def _number(key: str, value: Any, *, minimum: float, allow_bool: bool = False) -> float:
+    if isinstance(value, bool) and not allow_bool:
+        raise ValueError(f"channel option {key!r} must be a number, not bool")
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"channel option {key!r} must be a number, not {type(value).__name__}")
+    if value != value or value < minimum:  # NaN or out of range
+        raise ValueError(f"channel option {key!r} must be >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _ms(field: str, minimum: float = 0.0) -> Callable[[str, Any], dict[str, Any]]:
+    def conv(key: str, value: Any) -> dict[str, Any]:
+        return {field: _number(key, value, minimum=minimum) / 1000.0}
+
+    return conv
+
+
+def _switch(field: str) -> Callable[[str, Any], dict[str, Any]]:
+    def conv(key: str, value: Any) -> dict[str, Any]:
+        if value not in (0, 1) or not isinstance(value, (int, bool)):
+            raise ValueError(f"channel option {key!r} must be 0 or 1, got {value!r}")
+        return {field: bool(value)}
+
+    return conv
+
+
+def _string(field: str) -> Callable[[str, Any], dict[str, Any]]:
+    def conv(key: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, str):
+            raise ValueError(f"channel option {key!r} must be a str, not {type(value).__name__}")
+        return {field: value}
+
+    return conv
+
+
+def _length(field: str) -> Callable[[str, Any], dict[str, Any]]:
+    def conv(key: str, value: Any) -> dict[str, Any]:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"channel option {key!r} must be an int, not {type(value).__name__}")
+        if value < -1:
+            raise ValueError(f"channel option {key!r} must be >= -1 (-1 = unlimited), got {value}")
+        return {field: None if value == -1 else value}
+
+    return conv
+
+
+def _keepalive_time(key: str, value: Any) -> dict[str, Any]:
+    ms = _number(key, value, minimum=1)
+    # A8: INT_MAX means off, as in grpcio.
+    return {"keepalive_time": None if ms >= 2**31 - 1 else ms / 1000.0}
+
+
+def _seconds(field: str) -> Callable[[str, Any], dict[str, Any]]:
+    def conv(key: str, value: Any) -> dict[str, Any]:
+        return {field: _number(key, value, minimum=0)}
+
+    return conv
+
+
+_CONVERTERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
+    "grpc.service_config": _string("service_config"),
+    "grpc.lb_policy_name": _string("lb_policy_name"),
+    "grpc.enable_retries": _switch("enable_retries"),
+    "grpc.initial_reconnect_backoff_ms": _ms("initial_reconnect_backoff", 1),
+    "grpc.max_reconnect_backoff_ms": _ms("max_reconnect_backoff", 1),
+    "grpc.min_reconnect_backoff_ms": _ms("min_connect_timeout", 1),
+    "grpc.dns_min_time_between_resolutions_ms": _ms("dns_min_time_between_resolutions"),
+    "grpc_lite.dns_refresh_interval_s": _seconds("dns_refresh_interval"),
+    "grpc.max_send_message_length": _length("max_send_message_length"),
+    "grpc.max_receive_message_length": _length("max_receive_message_length"),
+    "grpc.keepalive_time_ms": _keepalive_time,
+    "grpc.keepalive_timeout_ms": _ms("keepalive_timeout", 1),
+    "grpc.keepalive_permit_without_calls": _switch("keepalive_permit_without_calls"),
+    "grpc.client_idle_timeout_ms": _ms("client_idle_timeout"),
+    "grpc.default_authority": _string("default_authority"),
+    "grpc.primary_user_agent": _string("primary_user_agent"),
+    "grpc.ssl_target_name_override": _string("ssl_target_name_override"),
+}
+
+
+def parse_options(options: Sequence[tuple[str, Any]] | None) -> ChannelOptions:
+    """Validate ``options`` (grpcio's list of ``(key, value)``) into ChannelOptions."""
+    result = ChannelOptions()
+    if not options:
+        return result
+    changes: dict[str, Any] = {}
+    for item in options:
+        try:
+            key, value = item
+        except (TypeError, ValueError):
+            raise ValueError(f"channel option {item!r} is not a (key, value) pair") from None
+        if not isinstance(key, str):
+            raise ValueError(f"channel option key {key!r} is not a str")
+        conv = _CONVERTERS.get(key)
+        if conv is None:
+            log.debug("grpc_lite: ignoring unknown channel option %r", key)
+            continue
+        changes.update(conv(key, value))
+    return replace(result, **changes)

@@ -1,0 +1,731 @@
+"""Sans-IO HTTP/2 client connection (RFC 9113) specialised for gRPC.
+
+grpc-go counterpart: ``internal/transport/http2_client.go`` (reader + loopy writer).
+
+The connection owns the frame reader, the HPACK decoder, both flow-control
+windows, the stream table and the MAX_CONCURRENT_STREAMS queue.  It does no I/O:
+bytes come in through :meth:`Connection.receive_data` and go out through the
+``write`` callable given by the owner, at most once per public call (all frames
+produced by one call are joined into one write).  Streams are
+:class:`H2Stream` objects; the gRPC layer subclasses it and receives the
+``_on_*`` callbacks below.
+
+Who may call: the owning asyncio protocol (receive path) and the streams/calls
+running on the same event loop.  Nothing here is thread-safe and nothing blocks.
+
+Connection states::
+
+    CONNECTING --server SETTINGS--> READY --GOAWAY--> DRAINING --last stream--> CLOSED
+         |                            |                                     ^
+         +------------ error / connection lost / close ---------------------+
+"""
+
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import hpack
+import hpack.exceptions
+
+from . import _frames as fr
+from ._hpack import TABLE_SIZE_ZERO
+
+log = logging.getLogger("grpc_lite")
+
+# Our receive windows.  The stream window bounds what one slow reader can make us
+# buffer; the connection window is larger so several streams progress at once.
+DEFAULT_STREAM_WINDOW = 1 << 20
+DEFAULT_CONNECTION_WINDOW = 1 << 24
+# Largest header list we accept from the server (SETTINGS_MAX_HEADER_LIST_SIZE).
+DEFAULT_MAX_HEADER_LIST = 1 << 20
+# Stream ids we reset ourselves: the server may still send frames for them
+# (RFC 9113 5.1, "closed"), which are ignored rather than treated as errors.
+_RECENTLY_RESET_LIMIT = 4096
+# Outbound bytes queued on one stream above which writers are asked to wait.
+SEND_HIGH_WATER = 1 << 16
+
+
+class ConnectionState(enum.Enum):
+    CONNECTING = "CONNECTING"
+    READY = "READY"
+    DRAINING = "DRAINING"
+    CLOSED = "CLOSED"
+
+
+class StreamState(enum.IntEnum):
+    """HTTP/2 stream states as a client sees them (RFC 9113 5.1)."""
+
+    PENDING = 0  # created, waiting for a MAX_CONCURRENT_STREAMS slot or the preface
+    OPEN = 1
+    HALF_CLOSED_LOCAL = 2  # we sent END_STREAM
+    HALF_CLOSED_REMOTE = 3  # the server sent END_STREAM, we have not
+    CLOSED = 4
+
+
+class ConnectionListener(Protocol):
+    """What the owner of a connection is told (grpc-go: OnGoAway / OnClose)."""
+
+    def connection_ready(self) -> None: ...
+
+    def connection_goaway(self, last_stream_id: int, code: int, debug: bytes) -> None: ...
+
+    def connection_closed(self, reason: str) -> None: ...
+
+    def ping_acked(self, data: bytes) -> None: ...
+
+
+class H2Stream:
+    """HTTP/2 state of one client stream.  Subclassed by the gRPC stream.
+
+    The ``_on_*`` methods are called by the connection, from its receive path
+    or from a public connection method; they must not raise.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_header_block",
+        "_header_list_size",
+        "_out",
+        "_out_bytes",
+        "_out_end",
+        "_recv_credit",
+        "_recv_window",
+        "_send_window",
+        "h2_state",
+        "id",
+    )
+
+    def __init__(self, header_block: bytes, header_list_size: int) -> None:
+        self.id = 0
+        self.h2_state = StreamState.PENDING
+        self._conn: Connection | None = None
+        self._header_block = header_block
+        self._header_list_size = header_list_size
+        self._out: deque[memoryview] = deque()
+        self._out_bytes = 0
+        self._out_end = False
+        self._send_window = 0
+        self._recv_window = 0
+        self._recv_credit = 0
+
+    # -- callbacks from the connection (overridden by the gRPC layer)
+    def _on_headers(self, fields: list[tuple[str, str]], end_stream: bool) -> None:
+        raise NotImplementedError
+
+    def _on_data(self, data: bytes | memoryview, end_stream: bool) -> None:
+        raise NotImplementedError
+
+    def _on_reset(self, code: int) -> None:
+        """The server reset the stream (RST_STREAM received)."""
+        raise NotImplementedError
+
+    def _on_unprocessed(self, reason: str) -> None:
+        """The server never processed this stream: safe to retry transparently."""
+        raise NotImplementedError
+
+    def _on_error(self, code: int, message: str) -> None:
+        """The stream failed locally or with its connection; ``code`` is a gRPC status code."""
+        raise NotImplementedError
+
+    def _on_send_drained(self) -> None:
+        """Queued outbound bytes fell below the high-water mark."""
+
+    # -- helpers for the gRPC layer
+    @property
+    def send_buffered(self) -> int:
+        return self._out_bytes
+
+    @property
+    def remote_closed(self) -> bool:
+        return self.h2_state >= StreamState.HALF_CLOSED_REMOTE
+
+
+_GRPC_INTERNAL = 13
+_GRPC_UNAVAILABLE = 14
+
+
+class Connection:
+    """One HTTP/2 client connection.  See the module docstring."""
+
+    def __init__(
+        self,
+        listener: ConnectionListener,
+        write: Callable[[bytes], None],
+        *,
+        stream_window: int = DEFAULT_STREAM_WINDOW,
+        connection_window: int = DEFAULT_CONNECTION_WINDOW,
+        max_header_list_size: int = DEFAULT_MAX_HEADER_LIST,
+    ) -> None:
+        # Immutable after __init__.
+        self._listener = listener
+        self._write = write
+        self._local_stream_window = stream_window
+        self._local_connection_window = connection_window
+        # Mutable, owned by this object.
+        self.state = ConnectionState.CONNECTING
+        self.close_reason = ""
+        self._reader = fr.FrameReader()
+        self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
+        self._decoder.max_allowed_table_size = 4096
+        self._out: list[bytes] = []
+        self._receiving = False
+        self._streams: dict[int, H2Stream] = {}
+        self._pending: deque[H2Stream] = deque()
+        self._blocked: dict[H2Stream, None] = {}
+        self._recently_reset: set[int] = set()
+        self._next_stream_id = 1
+        self._first_block = True
+        self._continuation: tuple[int, int, list[bytes]] | None = None
+        self._goaway_last_id: int | None = None
+        # Peer settings (RFC 9113 6.5.2 defaults).
+        self.peer_max_concurrent_streams = 2**31 - 1
+        self.peer_initial_window = fr.DEFAULT_WINDOW
+        self.peer_max_frame_size = fr.DEFAULT_MAX_FRAME_SIZE
+        self.peer_max_header_list_size: int | None = None
+        # Flow control.
+        self._send_window = fr.DEFAULT_WINDOW
+        self._recv_window = connection_window
+        self._recv_credit = 0
+        self._handlers: dict[int, Callable[[int, int, bytes], None]] = {
+            fr.DATA: self._recv_data,
+            fr.HEADERS: self._recv_headers,
+            fr.PRIORITY: self._recv_priority,
+            fr.RST_STREAM: self._recv_rst_stream,
+            fr.SETTINGS: self._recv_settings,
+            fr.PUSH_PROMISE: self._recv_push_promise,
+            fr.PING: self._recv_ping,
+            fr.GOAWAY: self._recv_goaway,
+            fr.WINDOW_UPDATE: self._recv_window_update,
+            fr.CONTINUATION: self._recv_continuation,
+        }
+
+    # ------------------------------------------------------------------ public API
+
+    def initiate(self) -> None:
+        """Send the client preface: magic, SETTINGS and the connection window."""
+        settings = {
+            fr.SETTINGS_ENABLE_PUSH: 0,
+            fr.SETTINGS_INITIAL_WINDOW_SIZE: self._local_stream_window,
+            fr.SETTINGS_MAX_HEADER_LIST_SIZE: self._decoder.max_header_list_size,
+        }
+        self._out.append(fr.PREFACE + fr.encode_settings(settings))
+        extra = self._local_connection_window - fr.DEFAULT_WINDOW
+        if extra > 0:
+            self._out.append(fr.encode_window_update(0, extra))
+        self._flush()
+
+    @property
+    def closed(self) -> bool:
+        return self.state is ConnectionState.CLOSED
+
+    @property
+    def active_streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def pending_streams(self) -> int:
+        return len(self._pending)
+
+    @property
+    def accepting_streams(self) -> bool:
+        """True while new streams may be started (READY, not draining, ids left)."""
+        return self.state is ConnectionState.READY
+
+    def start_stream(self, stream: H2Stream) -> None:
+        """Open ``stream`` now, or queue it for a MAX_CONCURRENT_STREAMS slot (14)."""
+        stream._conn = self
+        if self.state is not ConnectionState.READY:
+            stream._on_unprocessed(f"connection is {self.state.name.lower()}")
+            return
+        limit = self.peer_max_header_list_size
+        if limit is not None and stream._header_list_size > limit:
+            # CONFORMANCE 19: fail locally, send nothing (grpc-go behaviour).
+            stream._on_error(
+                _GRPC_INTERNAL,
+                f"header list size {stream._header_list_size} exceeds the server's "
+                f"limit of {limit}",
+            )
+            return
+        if self._pending or len(self._streams) >= self.peer_max_concurrent_streams:
+            self._pending.append(stream)
+            return
+        self._open(stream)
+        self._flush()
+
+    def send_data(self, stream: H2Stream, data: bytes, end_stream: bool) -> None:
+        """Queue ``data`` on ``stream`` and send what the windows allow."""
+        if stream.h2_state >= StreamState.HALF_CLOSED_LOCAL and stream.h2_state != (
+            StreamState.HALF_CLOSED_REMOTE
+        ):
+            return
+        if stream._out_end:
+            return
+        if data:
+            stream._out.append(memoryview(data))
+            stream._out_bytes += len(data)
+        if end_stream:
+            stream._out_end = True
+        if stream.h2_state is StreamState.OPEN:
+            self._send_stream_data(stream)
+            self._flush()
+
+    def reset_stream(self, stream: H2Stream, code: int) -> None:
+        """Send RST_STREAM(code) for ``stream`` and forget it."""
+        if stream.h2_state is StreamState.PENDING:
+            try:
+                self._pending.remove(stream)
+            except ValueError:
+                pass
+            stream.h2_state = StreamState.CLOSED
+            return
+        if stream.h2_state is StreamState.CLOSED:
+            return
+        if self.state is not ConnectionState.CLOSED:
+            self._out.append(fr.encode_rst_stream(stream.id, code))
+        self._remember_reset(stream.id)
+        self._close_stream(stream)
+        self._flush()
+
+    def consumed(self, stream: H2Stream, nbytes: int) -> None:
+        """The application consumed ``nbytes`` of ``stream``'s data: return credit (13)."""
+        if stream.h2_state is StreamState.CLOSED or stream.remote_closed:
+            return
+        stream._recv_credit += nbytes
+        if stream._recv_credit >= self._local_stream_window >> 2:
+            self._out.append(fr.encode_window_update(stream.id, stream._recv_credit))
+            stream._recv_window += stream._recv_credit
+            stream._recv_credit = 0
+            self._flush()
+
+    def ping(self, data: bytes) -> None:
+        if self.state is not ConnectionState.CLOSED:
+            self._out.append(fr.encode_ping(data))
+            self._flush()
+
+    def close(self, code: int = fr.NO_ERROR, reason: str = "connection closed by client") -> None:
+        """Close now: GOAWAY to the server, every stream fails UNAVAILABLE."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self._out.append(fr.encode_goaway(0, code, reason.encode()[:256]))
+        self._terminate(_GRPC_UNAVAILABLE, reason)
+        self._flush()
+
+    def connection_lost(self, reason: str) -> None:
+        """The socket is gone (EOF, reset, keepalive timeout): fail everything (41)."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self._terminate(_GRPC_UNAVAILABLE, reason)
+
+    def receive_data(self, data: bytes) -> None:
+        """Process bytes from the server.  Never raises: errors close the connection."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self._receiving = True
+        try:
+            frames = self._reader.feed(data)
+            handlers = self._handlers
+            for ftype, flags, stream_id, payload in frames:
+                if self._continuation is not None and ftype != fr.CONTINUATION:
+                    raise fr.FrameError(
+                        fr.PROTOCOL_ERROR,
+                        f"{fr.FRAME_NAMES.get(ftype, ftype)} frame while "
+                        "a header block was still open (CONTINUATION expected)",
+                    )
+                if self.state is ConnectionState.CONNECTING and ftype != fr.SETTINGS:
+                    raise fr.FrameError(
+                        fr.PROTOCOL_ERROR, "server preface must start with a SETTINGS frame"
+                    )
+                handler = handlers.get(ftype)
+                if handler is not None:  # unknown frame types are ignored (RFC 9113 4.1)
+                    handler(flags, stream_id, payload)
+                if self.closed:  # a handler may have closed the connection
+                    break
+        except fr.FrameError as exc:
+            self._connection_error(exc.code, exc.message)
+        except Exception as exc:  # a bug must not escape data_received
+            log.exception("grpc_lite: unexpected error in the HTTP/2 receive path")
+            self._connection_error(fr.INTERNAL_ERROR, f"internal error: {exc!r}")
+        finally:
+            self._receiving = False
+        self._flush()
+
+    # ------------------------------------------------------------------ sending
+
+    def _flush(self) -> None:
+        if self._receiving or not self._out:
+            return
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._write(data)
+
+    def _open(self, stream: H2Stream) -> None:
+        stream_id = self._next_stream_id
+        if stream_id > fr.MAX_STREAM_ID:
+            # Ids exhausted (15): no more streams here; the owner dials a new connection.
+            self.state = ConnectionState.DRAINING
+            stream._on_unprocessed("stream ids exhausted on this connection")
+            self._listener.connection_goaway(fr.MAX_STREAM_ID, fr.NO_ERROR, b"stream ids exhausted")
+            self._maybe_finish_drain()
+            return
+        self._next_stream_id = stream_id + 2
+        stream.id = stream_id
+        stream.h2_state = StreamState.OPEN
+        stream._send_window = self.peer_initial_window
+        stream._recv_window = self._local_stream_window
+        self._streams[stream_id] = stream
+        block = stream._header_block
+        if self._first_block:
+            self._first_block = False
+            block = TABLE_SIZE_ZERO + block
+        self._out.append(fr.encode_headers(stream_id, block, False, self.peer_max_frame_size))
+        if stream._out or stream._out_end:
+            self._send_stream_data(stream)
+
+    def _send_stream_data(self, stream: H2Stream) -> None:
+        """Send queued DATA within both windows and the peer's frame size (12)."""
+        out = stream._out
+        append = self._out.append
+        max_frame = self.peer_max_frame_size
+        before = stream._out_bytes
+        while out:
+            chunk = out[0]
+            allowed = min(stream._send_window, self._send_window, max_frame)
+            if allowed <= 0:
+                self._blocked[stream] = None
+                break
+            n = len(chunk)
+            if n <= allowed:
+                out.popleft()
+                last = not out and stream._out_end
+                append(fr.encode_data(stream.id, chunk, last))
+            else:
+                out[0] = chunk[allowed:]
+                n = allowed
+                last = False
+                append(fr.encode_data(stream.id, chunk[:allowed], False))
+            stream._send_window -= n
+            self._send_window -= n
+            stream._out_bytes -= n
+            if last:
+                self._local_end(stream)
+                break
+        else:
+            if stream._out_end and stream.h2_state in (
+                StreamState.OPEN,
+                StreamState.HALF_CLOSED_REMOTE,
+            ):
+                append(fr.encode_data(stream.id, b"", True))  # half-close (11)
+                self._local_end(stream)
+        if not out:
+            self._blocked.pop(stream, None)
+        if before >= SEND_HIGH_WATER > stream._out_bytes:
+            stream._on_send_drained()
+
+    def _local_end(self, stream: H2Stream) -> None:
+        if stream.h2_state is StreamState.HALF_CLOSED_REMOTE:
+            self._close_stream(stream)
+        else:
+            stream.h2_state = StreamState.HALF_CLOSED_LOCAL
+
+    def _unblock_streams(self) -> None:
+        for stream in list(self._blocked):
+            if self._send_window <= 0:
+                break
+            if stream._send_window > 0:
+                self._send_stream_data(stream)
+
+    def _close_stream(self, stream: H2Stream) -> None:
+        stream.h2_state = StreamState.CLOSED
+        self._streams.pop(stream.id, None)
+        self._blocked.pop(stream, None)
+        stream._out.clear()
+        stream._out_bytes = 0
+        self._start_pending()
+        self._maybe_finish_drain()
+
+    def _start_pending(self) -> None:
+        while (
+            self._pending
+            and self.state is ConnectionState.READY
+            and len(self._streams) < self.peer_max_concurrent_streams
+        ):
+            self._open(self._pending.popleft())
+
+    def _remember_reset(self, stream_id: int) -> None:
+        if len(self._recently_reset) >= _RECENTLY_RESET_LIMIT:
+            self._recently_reset.clear()
+        self._recently_reset.add(stream_id)
+
+    def _maybe_finish_drain(self) -> None:
+        if self.state is ConnectionState.DRAINING and not self._streams:
+            self._out.append(fr.encode_goaway(0, fr.NO_ERROR, b"drained"))
+            self._terminate(_GRPC_UNAVAILABLE, "connection drained after GOAWAY")
+
+    # ------------------------------------------------------------------ errors
+
+    def _connection_error(self, code: int, message: str) -> None:
+        """The server broke the protocol: GOAWAY(code) and close (RFC 9113 5.4.1)."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        text = f"connection error: {fr.error_name(code)}: {message}"
+        log.warning("grpc_lite: %s", text)
+        self._out.append(fr.encode_goaway(0, code, message.encode()[:256]))
+        self._terminate(_GRPC_INTERNAL, text)
+
+    def _stream_error(self, stream: H2Stream, code: int, message: str) -> None:
+        text = f"stream error: {fr.error_name(code)}: {message}"
+        self._out.append(fr.encode_rst_stream(stream.id, code))
+        self._remember_reset(stream.id)
+        self._close_stream(stream)
+        stream._on_error(_GRPC_INTERNAL, text)
+
+    def _terminate(self, grpc_code: int, reason: str) -> None:
+        self.state = ConnectionState.CLOSED
+        self.close_reason = reason
+        streams = list(self._streams.values())
+        pending = list(self._pending)
+        self._streams.clear()
+        self._pending.clear()
+        self._blocked.clear()
+        for stream in streams:
+            stream.h2_state = StreamState.CLOSED
+            stream._on_error(grpc_code, reason)
+        for stream in pending:
+            stream.h2_state = StreamState.CLOSED
+            stream._on_unprocessed(reason)
+        self._listener.connection_closed(reason)
+
+    # ------------------------------------------------------------------ frame handlers
+
+    def _lookup(self, stream_id: int, kind: str) -> H2Stream | None:
+        """The open stream for a DATA/HEADERS frame, or None to ignore the frame."""
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            return stream
+        if stream_id == 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, f"{kind} frame on stream 0")
+        if stream_id % 2 == 0 or stream_id >= self._next_stream_id:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, f"{kind} frame on idle stream {stream_id}")
+        if stream_id in self._recently_reset:
+            return None
+        raise fr.FrameError(fr.STREAM_CLOSED, f"{kind} frame on closed stream {stream_id}")
+
+    def _recv_data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        flow_len = len(payload)
+        if stream_id == 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, "DATA frame on stream 0")
+        # Connection-level flow control counts every DATA byte, padding included (13).
+        if flow_len > self._recv_window:
+            raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+        self._recv_window -= flow_len
+        self._recv_credit += flow_len
+        if self._recv_credit >= self._local_connection_window >> 2:
+            self._out.append(fr.encode_window_update(0, self._recv_credit))
+            self._recv_window += self._recv_credit
+            self._recv_credit = 0
+        stream = self._lookup(stream_id, "DATA")
+        if stream is None:
+            return
+        if stream.remote_closed:
+            self._stream_error(stream, fr.STREAM_CLOSED, "DATA after END_STREAM")
+            return
+        if flow_len > stream._recv_window:
+            self._stream_error(stream, fr.FLOW_CONTROL_ERROR, "DATA beyond the stream window")
+            return
+        stream._recv_window -= flow_len
+        data = fr.strip_padding(flags, payload, fr.DATA)
+        padding = flow_len - len(data)
+        end_stream = bool(flags & fr.FLAG_END_STREAM)
+        if padding and not end_stream:
+            # Padding is never consumed by the application: credit it now (13).
+            self.consumed(stream, padding)
+        if end_stream:
+            self._remote_end(stream)
+        stream._on_data(data, end_stream)
+
+    def _recv_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, "HEADERS frame on stream 0")
+        fragment = fr.strip_padding(flags, payload, fr.HEADERS)
+        if flags & fr.FLAG_PRIORITY:
+            if len(fragment) < 5:
+                raise fr.FrameError(fr.FRAME_SIZE_ERROR, "HEADERS priority fields truncated")
+            fragment = fragment[5:]
+        if not flags & fr.FLAG_END_HEADERS:
+            self._continuation = (stream_id, flags, [bytes(fragment)])
+            return
+        self._header_block_done(stream_id, flags, bytes(fragment))
+
+    def _recv_continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
+        cont = self._continuation
+        if cont is None or cont[0] != stream_id:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, f"unexpected CONTINUATION on stream {stream_id}")
+        cont[2].append(payload)
+        if sum(map(len, cont[2])) > self._decoder.max_header_list_size + 65536:
+            raise fr.FrameError(fr.ENHANCE_YOUR_CALM, "header block too large")
+        if flags & fr.FLAG_END_HEADERS:
+            self._continuation = None
+            self._header_block_done(stream_id, cont[1], b"".join(cont[2]))
+
+    def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
+        # Decode first, whatever the stream: the HPACK table must stay in sync.
+        try:
+            raw = self._decoder.decode(block, raw=True)
+        except hpack.exceptions.OversizedHeaderListError as exc:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, f"header list too large: {exc}") from None
+        except (hpack.exceptions.HPACKError, IndexError, ValueError) as exc:
+            raise fr.FrameError(fr.COMPRESSION_ERROR, f"HPACK decoding failed: {exc}") from None
+        stream = self._lookup(stream_id, "HEADERS")
+        if stream is None:
+            return
+        if stream.remote_closed:
+            self._stream_error(stream, fr.STREAM_CLOSED, "HEADERS after END_STREAM")
+            return
+        fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
+        end_stream = bool(flags & fr.FLAG_END_STREAM)
+        if end_stream:
+            self._remote_end(stream)
+        stream._on_headers(fields, end_stream)
+
+    def _remote_end(self, stream: H2Stream) -> None:
+        if stream.h2_state is StreamState.HALF_CLOSED_LOCAL:
+            self._close_stream(stream)
+        else:
+            # The server finished before our half-close (PROTOCOL-HTTP2 "Early server
+            # closure", CONFORMANCE 36): stop sending and reset with NO_ERROR.
+            self._out.append(fr.encode_rst_stream(stream.id, fr.NO_ERROR))
+            self._remember_reset(stream.id)
+            self._close_stream(stream)
+
+    def _recv_priority(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 5:
+            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "PRIORITY frame must be 5 bytes")
+
+    def _recv_rst_stream(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "RST_STREAM frame must be 4 bytes")
+        if stream_id == 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, "RST_STREAM on stream 0")
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if stream_id % 2 == 0 or stream_id >= self._next_stream_id:
+                raise fr.FrameError(fr.PROTOCOL_ERROR, f"RST_STREAM on idle stream {stream_id}")
+            return  # already closed on our side
+        self._close_stream(stream)
+        stream._on_reset(fr.parse_u32(payload))
+
+    def _recv_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id != 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, "SETTINGS on a stream")
+        if flags & fr.FLAG_ACK:
+            if payload:
+                raise fr.FrameError(fr.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            return
+        for ident, value in fr.parse_settings(payload):
+            if ident == fr.SETTINGS_INITIAL_WINDOW_SIZE:
+                if value > fr.MAX_WINDOW:
+                    raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE too large")
+                delta = value - self.peer_initial_window
+                self.peer_initial_window = value
+                for stream in self._streams.values():
+                    stream._send_window += delta
+                    if stream._send_window > fr.MAX_WINDOW:
+                        raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "stream window overflow")
+            elif ident == fr.SETTINGS_MAX_FRAME_SIZE:
+                if not fr.DEFAULT_MAX_FRAME_SIZE <= value <= fr.MAX_MAX_FRAME_SIZE:
+                    raise fr.FrameError(fr.PROTOCOL_ERROR, f"invalid MAX_FRAME_SIZE {value}")
+                self.peer_max_frame_size = value
+            elif ident == fr.SETTINGS_MAX_CONCURRENT_STREAMS:
+                self.peer_max_concurrent_streams = value
+            elif ident == fr.SETTINGS_MAX_HEADER_LIST_SIZE:
+                self.peer_max_header_list_size = value
+            elif ident == fr.SETTINGS_ENABLE_PUSH and value > 1:
+                raise fr.FrameError(fr.PROTOCOL_ERROR, f"invalid ENABLE_PUSH {value}")
+            # HEADER_TABLE_SIZE needs nothing: our encoder never uses the dynamic table.
+        self._out.append(fr.SETTINGS_ACK)
+        if self.state is ConnectionState.CONNECTING:
+            # READY only once the server's SETTINGS arrived (CONFORMANCE 17).
+            self.state = ConnectionState.READY
+            self._listener.connection_ready()
+        self._start_pending()
+        self._unblock_streams()
+
+    def _recv_push_promise(self, flags: int, stream_id: int, payload: bytes) -> None:
+        raise fr.FrameError(fr.PROTOCOL_ERROR, "PUSH_PROMISE received with push disabled")
+
+    def _recv_ping(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 8:
+            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "PING frame must be 8 bytes")
+        if stream_id != 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, "PING on a stream")
+        if flags & fr.FLAG_ACK:
+            self._listener.ping_acked(bytes(payload))
+        else:
+            self._out.append(fr.encode_ping(bytes(payload), ack=True))  # (16)
+
+    def _recv_goaway(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id != 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, "GOAWAY on a stream")
+        last, code, debug = fr.parse_goaway(payload)
+        if last and last % 2 == 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, f"GOAWAY with even last_stream_id {last}")
+        previous = self._goaway_last_id
+        if previous is not None and last > previous:
+            raise fr.FrameError(
+                fr.PROTOCOL_ERROR,
+                f"GOAWAY last_stream_id increased from {previous} to {last}",
+            )
+        self._goaway_last_id = last
+        if self.state is not ConnectionState.CLOSED:
+            self.state = ConnectionState.DRAINING
+        # Streams above last_stream_id were never processed: retry them elsewhere (122).
+        reason = f"GOAWAY {fr.error_name(code)}"
+        if debug:
+            reason += f" ({debug.decode('utf-8', 'replace')})"
+        for sid in [sid for sid in self._streams if sid > last]:
+            stream = self._streams[sid]
+            self._remember_reset(sid)
+            self._close_stream_quiet(stream)
+            stream._on_unprocessed(reason)
+        pending = list(self._pending)
+        self._pending.clear()
+        for stream in pending:
+            stream.h2_state = StreamState.CLOSED
+            stream._on_unprocessed(reason)
+        self._listener.connection_goaway(last, code, debug)
+        self._maybe_finish_drain()
+
+    def _close_stream_quiet(self, stream: H2Stream) -> None:
+        stream.h2_state = StreamState.CLOSED
+        self._streams.pop(stream.id, None)
+        self._blocked.pop(stream, None)
+
+    def _recv_window_update(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "WINDOW_UPDATE frame must be 4 bytes")
+        increment = fr.parse_u32(payload) & fr.MAX_WINDOW
+        if stream_id == 0:
+            if increment == 0:
+                raise fr.FrameError(fr.PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
+            self._send_window += increment
+            if self._send_window > fr.MAX_WINDOW:
+                raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "connection window overflow")
+            self._unblock_streams()
+            return
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if stream_id % 2 == 0 or stream_id >= self._next_stream_id:
+                raise fr.FrameError(fr.PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {stream_id}")
+            return
+        if increment == 0:
+            self._stream_error(stream, fr.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
+            return
+        stream._send_window += increment
+        if stream._send_window > fr.MAX_WINDOW:
+            self._stream_error(stream, fr.FLOW_CONTROL_ERROR, "stream window overflow")
+            return
+        if stream._out or stream._out_end:
+            self._send_stream_data(stream)

@@ -1,0 +1,84 @@
+"""A context-free HPACK encoder for request headers (RFC 7541).
+
+Every field is sent as a static-table reference or a literal *without indexing*,
+so the encoder never touches the dynamic table.  That makes an encoded block a
+pure function of its fields: the per-method part of a request (pseudo-headers,
+``te``, ``content-type``, ``user-agent``) is encoded once per multi-callable and
+reused for every call, and only ``grpc-timeout`` and user metadata are encoded
+per call.  The first block on a connection starts with a dynamic table size
+update to 0 (RFC 7541 4.2), so later SETTINGS_HEADER_TABLE_SIZE changes from the
+server never need signalling.
+
+Decoding uses the ``hpack`` package, which keeps the server's dynamic table.
+"""
+
+from collections.abc import Iterable
+
+# RFC 7541 Appendix A: the static entries a gRPC request can use.
+_STATIC_FULL: dict[tuple[str, str], int] = {
+    (":method", "GET"): 2,
+    (":method", "POST"): 3,
+    (":path", "/"): 4,
+    (":scheme", "http"): 6,
+    (":scheme", "https"): 7,
+}
+_STATIC_NAME: dict[str, int] = {
+    ":authority": 1,
+    ":method": 2,
+    ":path": 4,
+    ":scheme": 6,
+    "accept-encoding": 16,
+    "content-type": 31,
+    "user-agent": 58,
+}
+
+TABLE_SIZE_ZERO = b"\x20"
+
+
+def _integer(value: int, prefix_bits: int, first: int) -> bytes:
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _string(data: bytes) -> bytes:
+    n = len(data)
+    if n < 127:
+        return bytes((n,)) + data
+    return _integer(n, 7, 0) + data
+
+
+def encode_field(name: str, value: str | bytes) -> bytes:
+    """One header field, static-indexed when possible, else literal without indexing."""
+    raw = value.encode("latin-1") if isinstance(value, str) else value
+    full = _STATIC_FULL.get((name, raw.decode("latin-1")))
+    if full is not None:
+        return bytes((0x80 | full,))
+    idx = _STATIC_NAME.get(name)
+    if idx is not None:
+        return _integer(idx, 4, 0) + _string(raw)
+    return b"\x00" + _string(name.encode("ascii")) + _string(raw)
+
+
+def encode_fields(fields: Iterable[tuple[str, str]]) -> bytes:
+    return b"".join([encode_field(n, v) for n, v in fields])
+
+
+# grpc-timeout values repeat a lot (same timeout on every call of a loop): cache them.
+_timeout_cache: dict[str, bytes] = {}
+
+
+def encode_timeout_field(value: str) -> bytes:
+    block = _timeout_cache.get(value)
+    if block is None:
+        block = encode_field("grpc-timeout", value)
+        if len(_timeout_cache) < 4096:
+            _timeout_cache[value] = block
+    return block

@@ -1,0 +1,224 @@
+"""asyncio edge of the transport: the socket protocol and the dialer.
+
+grpc-go counterpart: ``newHTTP2Client`` (dial, TLS, wait for the server preface).
+
+:class:`Http2Transport` is an ``asyncio.Protocol`` that feeds a sans-IO
+:class:`~._connection.Connection`.  Socket reads arrive in ``data_received``;
+there is no reader task.  The owner (a subchannel) learns about GOAWAY and
+close through the callbacks given to :func:`dial`.
+"""
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+
+from ._connection import Connection, ConnectionState, H2Stream
+
+
+class TransportError(ConnectionError):
+    """A connection attempt failed; the message says why."""
+
+
+class Http2Transport(asyncio.Protocol):
+    """One HTTP/2 connection to one address.
+
+    Who may call: coroutines and callbacks on the loop that dialled it.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        on_goaway: Callable[["Http2Transport"], None] | None,
+        on_close: Callable[["Http2Transport", str], None] | None,
+    ) -> None:
+        self.address = address
+        self._on_goaway = on_goaway
+        self._on_close = on_close
+        self._transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed_reason: str | None = None
+        self.goaway_received = False
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # pragma: no cover - platform dependent
+                pass
+        self.conn = Connection(self, transport.write)
+        self.conn.initiate()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None:
+            conn.receive_data(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f"connection lost: {exc}" if exc else "connection closed by the server"
+        if self.conn is not None:
+            self.conn.connection_lost(reason)
+        self._closed(reason)
+
+    # ------------------------------------------------------------------ ConnectionListener
+
+    def connection_ready(self) -> None:
+        if not self._ready.done():
+            self._ready.set_result(None)
+
+    def connection_goaway(self, last_stream_id: int, code: int, debug: bytes) -> None:
+        first = not self.goaway_received
+        self.goaway_received = True
+        if first and self._on_goaway is not None:
+            self._on_goaway(self)
+
+    def connection_closed(self, reason: str) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        self._closed(reason)
+
+    def ping_acked(self, data: bytes) -> None:
+        pass
+
+    # ------------------------------------------------------------------ API
+
+    def _closed(self, reason: str) -> None:
+        if self.closed_reason is not None:
+            return
+        self.closed_reason = reason
+        if not self._ready.done():
+            self._ready.set_exception(TransportError(reason))
+            self._ready.exception()  # mark retrieved: the dialer may have given up already
+        if self._on_close is not None:
+            self._on_close(self, reason)
+
+    @property
+    def accepting_streams(self) -> bool:
+        conn = self.conn
+        return conn is not None and conn.state is ConnectionState.READY
+
+    def start_stream(self, stream: H2Stream) -> None:
+        conn = self.conn
+        assert conn is not None
+        conn.start_stream(stream)
+
+    def close(self, reason: str = "connection closed by client") -> None:
+        """Close at once; streams still open fail UNAVAILABLE."""
+        conn = self.conn
+        if conn is not None:
+            conn.close(reason=reason)
+        elif self._transport is not None:
+            self._transport.close()
+        self._closed(reason)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def wait_ready(self) -> None:
+        await self._ready
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` into its parts."""
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0 or address[end + 1 : end + 2] != ":":
+            raise ValueError(f"invalid address {address!r}")
+        return address[1:end], int(address[end + 2 :])
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        raise ValueError(f"address {address!r} has no port")
+    return host, int(port)
+
+
+async def dial(
+    address: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float,
+    on_goaway: Callable[[Http2Transport], None] | None = None,
+    on_close: Callable[[Http2Transport, str], None] | None = None,
+) -> Http2Transport:
+    """Connect to ``address`` and wait for the server's SETTINGS (CONFORMANCE 17, 78).
+
+    ``address`` is ``host:port``, ``[v6]:port``, ``unix:/path`` or
+    ``unix-abstract:name``.  The whole attempt (TCP, TLS, HTTP/2 preface) is
+    bounded by ``connect_timeout``; failure raises :class:`TransportError` naming the cause.
+    """
+    loop = asyncio.get_running_loop()
+    holder: list[Http2Transport] = []
+
+    def factory() -> Http2Transport:
+        proto = Http2Transport(address, on_goaway, on_close)
+        holder.append(proto)
+        return proto
+
+    try:
+        async with asyncio.timeout(connect_timeout):
+            if address.startswith("unix:"):
+                await loop.create_unix_connection(
+                    factory,
+                    address[5:],
+                    ssl=ssl_context,
+                    server_hostname=server_hostname if ssl_context else None,
+                )
+            elif address.startswith("unix-abstract:"):
+                await loop.create_unix_connection(
+                    factory,
+                    "\0" + address[14:],
+                    ssl=ssl_context,
+                    server_hostname=server_hostname if ssl_context else None,
+                )
+            else:
+                host, port = split_host_port(address)
+                await loop.create_connection(
+                    factory,
+                    host,
+                    port,
+                    ssl=ssl_context,
+                    server_hostname=(server_hostname or host) if ssl_context else None,
+                )
+            proto = holder[0]
+            if ssl_context is not None:
+                sslobj = proto._transport.get_extra_info("ssl_object") if proto._transport else None
+                alpn = sslobj.selected_alpn_protocol() if sslobj is not None else None
+                if alpn != "h2":
+                    proto.abort()
+                    raise TransportError(
+                        f"TLS handshake with {address} did not negotiate ALPN 'h2' (got {alpn!r})"
+                    )
+            await proto.wait_ready()
+            return proto
+    except TimeoutError:
+        for proto in holder:
+            proto.abort()
+            proto._closed("connect timeout")
+        what = "server preface (SETTINGS)" if holder else "connection"
+        raise TransportError(
+            f"connect to {address} timed out after {connect_timeout:.3g}s waiting for the {what}"
+        ) from None
+    except ssl.SSLError as exc:
+        for proto in holder:
+            proto.abort()
+        raise TransportError(f"TLS handshake with {address} failed: {exc}") from None
+    except OSError as exc:
+        for proto in holder:
+            proto.abort()
+        if isinstance(exc, TransportError):
+            raise
+        raise TransportError(f"failed to connect to {address}: {exc.strerror or exc}") from None
+    except BaseException:
+        for proto in holder:
+            proto.abort()
+        raise

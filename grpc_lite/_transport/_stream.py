@@ -1,0 +1,351 @@
+"""One gRPC call attempt on one HTTP/2 stream: response parsing and status mapping.
+
+grpc-go counterpart: ``transport.Stream`` plus ``operateHeaders`` in http2_client.go.
+
+:class:`ClientStream` receives the connection's callbacks, turns headers, DATA
+and trailers into initial metadata, messages and a final status (CONFORMANCE
+24-41), and tells its :class:`StreamListener` (the call) what happened.  It owns
+no futures and no timers: the call does, so one deadline covers every attempt.
+"""
+
+from collections import deque
+from typing import Protocol
+
+from .. import _codec
+from ..metadata import Metadata, decode_incoming
+from ..status import StatusCode, decode_grpc_message, parse_grpc_status, status_from_http
+from . import _frames as fr
+from ._connection import H2Stream, StreamState
+
+# Response headers that are protocol, not metadata (CONFORMANCE 24).
+_PROTOCOL_HEADERS = frozenset(
+    {
+        ":status",
+        "content-type",
+        "grpc-encoding",
+        "grpc-accept-encoding",
+        "grpc-status",
+        "grpc-message",
+    }
+)
+
+# RST_STREAM code -> gRPC status (CONFORMANCE 34, PROTOCOL-HTTP2 "Errors").
+_RST_STATUS = {
+    fr.NO_ERROR: StatusCode.INTERNAL,
+    fr.PROTOCOL_ERROR: StatusCode.INTERNAL,
+    fr.INTERNAL_ERROR: StatusCode.INTERNAL,
+    fr.FLOW_CONTROL_ERROR: StatusCode.INTERNAL,
+    fr.SETTINGS_TIMEOUT: StatusCode.INTERNAL,
+    fr.STREAM_CLOSED: StatusCode.INTERNAL,
+    fr.FRAME_SIZE_ERROR: StatusCode.INTERNAL,
+    fr.REFUSED_STREAM: StatusCode.UNAVAILABLE,
+    fr.CANCEL: StatusCode.CANCELLED,
+    fr.COMPRESSION_ERROR: StatusCode.INTERNAL,
+    fr.CONNECT_ERROR: StatusCode.INTERNAL,
+    fr.ENHANCE_YOUR_CALM: StatusCode.RESOURCE_EXHAUSTED,
+    fr.INADEQUATE_SECURITY: StatusCode.PERMISSION_DENIED,
+    fr.HTTP_1_1_REQUIRED: StatusCode.INTERNAL,
+}
+
+_EMPTY_METADATA_PAIRS: list[tuple[str, str]] = []
+
+
+class StreamListener(Protocol):
+    """The call that owns a stream.  Called synchronously from the receive path."""
+
+    def stream_headers(self, stream: "ClientStream") -> None: ...
+
+    def stream_message(self, stream: "ClientStream") -> None: ...
+
+    def stream_done(self, stream: "ClientStream") -> None: ...
+
+    def stream_writable(self, stream: "ClientStream") -> None: ...
+
+
+class ClientStream(H2Stream):
+    """The client side of one gRPC stream (one attempt of a call)."""
+
+    __slots__ = (
+        "_decoder",
+        "_encoding",
+        "_max_receive",
+        "_owed",
+        "_unary",
+        "code",
+        "details",
+        "headers_received",
+        "initial_metadata",
+        "listener",
+        "messages",
+        "trailing_metadata",
+        "unprocessed",
+    )
+
+    def __init__(
+        self,
+        listener: StreamListener,
+        header_block: bytes,
+        header_list_size: int,
+        *,
+        max_receive: int | None,
+        unary_response: bool,
+    ) -> None:
+        super().__init__(header_block, header_list_size)
+        self.listener = listener
+        self._unary = unary_response
+        self._decoder = _codec.MessageDecoder(max_receive, None)
+        self._encoding: str | None = None
+        # Messages received and not yet taken by the reader.
+        self.messages: deque[bytes] = deque()
+        # Flow-control credit held back while the reader lags (streaming only, 13).
+        self._owed = 0
+        self._max_receive = max_receive
+        self.headers_received = False
+        self.initial_metadata: Metadata | None = None
+        # Final status; ``code`` is None until the stream is done.
+        self.code: StatusCode | None = None
+        self.details = ""
+        self.trailing_metadata: Metadata | None = None
+        # True when the server never processed the stream (REFUSED_STREAM before
+        # headers, GOAWAY above last_stream_id, never sent): transparently retryable.
+        self.unprocessed = False
+
+    @property
+    def done(self) -> bool:
+        return self.code is not None
+
+    # ------------------------------------------------------------------ local actions
+
+    def send(self, data: bytes, end_stream: bool) -> None:
+        conn = self._conn
+        if conn is not None and self.code is None:
+            conn.send_data(self, data, end_stream)
+        elif conn is None and self.code is None:
+            if data:
+                self._out.append(memoryview(data))
+                self._out_bytes += len(data)
+            if end_stream:
+                self._out_end = True
+
+    def cancel(self, code: StatusCode, details: str) -> None:
+        """End the stream locally: RST_STREAM(CANCEL) if it was sent (49, 51)."""
+        if self.code is not None:
+            return
+        conn = self._conn
+        if conn is not None and self.h2_state is not StreamState.CLOSED:
+            conn.reset_stream(self, fr.CANCEL)
+        self._finish(code, details, None)
+
+    def take_message(self) -> bytes | None:
+        """Pop the next received message, returning flow-control credit when caught up."""
+        if not self.messages:
+            return None
+        msg = self.messages.popleft()
+        if not self.messages and self._owed:
+            owed = self._owed
+            self._owed = 0
+            conn = self._conn
+            if conn is not None:
+                conn.consumed(self, owed)
+        return msg
+
+    # ------------------------------------------------------------------ completion
+
+    def _finish(self, code: StatusCode, details: str, trailing: Metadata | None) -> None:
+        if self.code is not None:
+            return
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing
+        self.listener.stream_done(self)
+
+    def _fail(self, code: StatusCode, details: str) -> None:
+        """A protocol problem in the response: reset the stream and fail the call."""
+        conn = self._conn
+        if conn is not None and self.h2_state is not StreamState.CLOSED:
+            conn.reset_stream(self, fr.CANCEL)
+        self._finish(code, details, None)
+
+    # ------------------------------------------------------------------ connection callbacks
+
+    def _on_headers(self, fields: list[tuple[str, str]], end_stream: bool) -> None:
+        if self.code is not None:
+            return
+        http_status = None
+        content_type = None
+        grpc_status = None
+        grpc_message = None
+        md: list[tuple[str, str]] = _EMPTY_METADATA_PAIRS
+        for name, value in fields:
+            if name in _PROTOCOL_HEADERS:
+                if name == ":status":
+                    http_status = value
+                elif name == "content-type":
+                    content_type = value
+                elif name == "grpc-status":
+                    grpc_status = value
+                elif name == "grpc-message":
+                    grpc_message = value
+                elif name == "grpc-encoding":
+                    self._encoding = value
+            elif name[:1] == ":":
+                continue
+            else:
+                if md is _EMPTY_METADATA_PAIRS:
+                    md = []
+                md.append((name, value))
+
+        if self.headers_received:
+            if not end_stream:
+                self._fail(StatusCode.INTERNAL, "received a second HEADERS frame mid-stream")
+                return
+            self._trailers(grpc_status, grpc_message, md, None)
+            return
+
+        if http_status is None:
+            self._fail(StatusCode.INTERNAL, "response headers without :status")
+            return
+        if http_status[:1] == "1" and len(http_status) == 3:
+            if end_stream:  # CONFORMANCE 32
+                self._fail(
+                    StatusCode.INTERNAL, f"informational :status {http_status} ended the stream"
+                )
+            return
+        if end_stream:
+            # Trailers-Only (27): all of it is trailers; initial metadata stays empty.
+            self.headers_received = True
+            self.initial_metadata = Metadata()
+            self._trailers(grpc_status, grpc_message, md, (http_status, content_type))
+            return
+        if http_status != "200":
+            self._fail(*_http_error(http_status, content_type))
+            return
+        if content_type is None or not content_type.startswith("application/grpc"):
+            self._fail(
+                StatusCode.UNKNOWN,
+                f"unexpected content-type {content_type!r} in a response with :status 200",
+            )
+            return
+        if self._encoding is not None and self._encoding != "identity":
+            self._decoder = _codec.MessageDecoder(self._max_receive, self._encoding)
+        try:
+            self.initial_metadata = decode_incoming(md) if md else Metadata()
+        except ValueError as exc:
+            self._fail(StatusCode.INTERNAL, str(exc))
+            return
+        self.headers_received = True
+        self.listener.stream_headers(self)
+
+    def _trailers(
+        self,
+        grpc_status: str | None,
+        grpc_message: str | None,
+        md: list[tuple[str, str]],
+        trailers_only_http: tuple[str, str | None] | None,
+    ) -> None:
+        try:
+            trailing = decode_incoming(md) if md else Metadata()
+        except ValueError as exc:
+            self._finish(StatusCode.INTERNAL, str(exc), None)
+            return
+        if grpc_status is None:
+            if trailers_only_http is not None:
+                code, details = _http_error(*trailers_only_http)  # (30, 31)
+            else:
+                code, details = StatusCode.UNKNOWN, "server sent trailers without grpc-status"
+            self._finish(code, details, trailing)
+            return
+        parsed = parse_grpc_status(grpc_status)
+        if parsed is None:
+            self._finish(
+                StatusCode.UNKNOWN, f"error parsing returned status {grpc_status!r}", trailing
+            )
+            return
+        details = decode_grpc_message(grpc_message) if grpc_message else ""
+        if parsed is StatusCode.OK and self._decoder.has_partial:
+            self._finish(StatusCode.INTERNAL, "stream ended in the middle of a message", trailing)
+            return
+        if parsed is StatusCode.OK and self._unary and len(self.messages) != 1:
+            # CONFORMANCE 37: grpc-go's choice, INTERNAL.
+            n = len(self.messages)
+            what = "no response message" if n == 0 else f"{n} response messages"
+            self._finish(
+                StatusCode.INTERNAL, f"unary call received {what} with status OK", trailing
+            )
+            return
+        self._finish(parsed, details, trailing)
+
+    def _on_data(self, data: bytes | memoryview, end_stream: bool) -> None:
+        if self.code is not None:
+            return
+        if not self.headers_received:
+            self._fail(StatusCode.INTERNAL, "DATA frame before response headers")
+            return
+        try:
+            msgs = self._decoder.feed(data)
+        except _codec.CodecError as exc:
+            self._fail(exc.code, exc.message)
+            return
+        conn = self._conn
+        if self._unary:
+            if msgs:
+                self.messages.extend(msgs)
+                if len(self.messages) > 1:
+                    self._fail(StatusCode.INTERNAL, "unary call received more than one message")
+                    return
+            if conn is not None and data and not end_stream:
+                conn.consumed(self, len(data))
+        else:
+            if self.messages or msgs:
+                self._owed += len(data)
+            elif conn is not None and data and not end_stream:
+                conn.consumed(self, len(data))
+            if msgs:
+                self.messages.extend(msgs)
+                self.listener.stream_message(self)
+        if end_stream and self.code is None:
+            self._finish(
+                StatusCode.INTERNAL, "server closed the stream without sending trailers", None
+            )
+
+    def _on_reset(self, code: int) -> None:
+        if self.code is not None:
+            return
+        if code == fr.REFUSED_STREAM and not self.headers_received:
+            # The server application never saw it (CONFORMANCE 121).
+            self.unprocessed = True
+            self._finish(
+                StatusCode.UNAVAILABLE, "stream refused by the server (REFUSED_STREAM)", None
+            )
+            return
+        status = _RST_STATUS.get(code, StatusCode.INTERNAL)
+        self._finish(
+            status, f"stream terminated by RST_STREAM with error code: {fr.error_name(code)}", None
+        )
+
+    def _on_unprocessed(self, reason: str) -> None:
+        if self.code is not None:
+            return
+        self.unprocessed = True
+        self._finish(StatusCode.UNAVAILABLE, f"stream not processed by the server: {reason}", None)
+
+    def _on_error(self, code: int, message: str) -> None:
+        if self.code is not None:
+            return
+        if self.h2_state is StreamState.PENDING:
+            self.unprocessed = True
+        self._finish(StatusCode(code), message, None)
+
+    def _on_send_drained(self) -> None:
+        self.listener.stream_writable(self)
+
+
+def _http_error(http_status: str, content_type: str | None) -> tuple[StatusCode, str]:
+    try:
+        code = status_from_http(int(http_status))
+    except ValueError:
+        code = StatusCode.UNKNOWN
+    return code, (
+        f"unexpected HTTP status code received from server: {http_status}"
+        f" (content-type {content_type!r})"
+    )
