@@ -34,11 +34,13 @@ BUILD_DIR = BENCH_DIR / ".build"
 RESULTS_DIR = BENCH_DIR / "results"
 GO_SRC = BENCH_DIR / "goserver" / "main.go"
 GO_BIN = BUILD_DIR / "benchserver"
+GO_CLIENT_SRC = BENCH_DIR / "goclient" / "main.go"
+GO_CLIENT_BIN = BUILD_DIR / "benchclient"
 GOPATH = "/usr/share/gocode"
 GO_GRPC_PKG = Path(GOPATH) / "src" / "google.golang.org" / "grpc"
 
 BASELINE = "grpc_aio"
-ALL_CLIENTS = ["grpc_lite", "grpc_lite_uvloop", "grpc_aio", "grpclib"]
+ALL_CLIENTS = ["grpc_lite", "grpc_lite_uvloop", "grpc_aio", "grpclib", "grpc_go"]
 DEFAULT_WORKLOADS = ["unary:1", "unary:100", "stream:1"]
 ALL_WORKLOADS = ["unary:1", "unary:10", "unary:100", "stream:1"]
 CLIENT_LABELS = {
@@ -46,6 +48,7 @@ CLIENT_LABELS = {
     "grpc_lite_uvloop": "grpc_lite (uvloop)",
     "grpc_aio": "grpc.aio",
     "grpclib": "grpclib",
+    "grpc_go": "grpc-go (reference)",
 }
 CLIENT_CORE = "0"
 SERVER_CORE = "1"
@@ -100,21 +103,22 @@ def _go_available() -> str | None:
     return None
 
 
-def build_go_server() -> Path:
-    if GO_BIN.exists() and GO_BIN.stat().st_mtime >= GO_SRC.stat().st_mtime:
-        return GO_BIN
+def build_go(src: Path = GO_SRC, binary: Path = GO_BIN) -> Path:
+    """Build one Go program (GOPATH mode, Debian's grpc-go) unless it is up to date."""
+    if binary.exists() and binary.stat().st_mtime >= src.stat().st_mtime:
+        return binary
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    log(f"building grpc-go server -> {GO_BIN.relative_to(REPO_ROOT)}")
+    log(f"building {src.relative_to(REPO_ROOT)} -> {binary.relative_to(REPO_ROOT)}")
     env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH, GOFLAGS="")
     env.setdefault("GOCACHE", str(BUILD_DIR / "gocache"))
     subprocess.run(
-        ["go", "build", "-o", str(GO_BIN), str(GO_SRC)],
+        ["go", "build", "-o", str(binary), str(src)],
         cwd=REPO_ROOT,
         env=env,
         check=True,
         timeout=300,
     )
-    return GO_BIN
+    return binary
 
 
 def _pin(core: str, cmd: list[str], pin: bool) -> list[str]:
@@ -126,7 +130,7 @@ def start_server(kind: str, pin: bool) -> Server:
         reason = _go_available()
         if reason is None:
             try:
-                binary = build_go_server()
+                binary = build_go()
             except (subprocess.SubprocessError, OSError) as exc:
                 reason = f"go build failed: {exc}"
         if reason is not None:
@@ -185,6 +189,14 @@ def _go_server_description() -> str:
 
 def client_unavailable(client: str) -> str | None:
     """None if the client can run, else why not (checked in a subprocess, like the cells)."""
+    if client == "grpc_go":
+        reason = _go_available()
+        if reason is None:
+            try:
+                build_go(GO_CLIENT_SRC, GO_CLIENT_BIN)
+            except (subprocess.SubprocessError, OSError) as exc:
+                reason = f"go build failed: {exc}"
+        return reason
     probes = {
         "grpc_lite": "import grpc_lite; grpc_lite.insecure_channel",
         "grpc_lite_uvloop": "import uvloop, grpc_lite; grpc_lite.insecure_channel",
@@ -219,12 +231,13 @@ class CellRun:
 def run_cell(
     server: Server, client: str, workload: str, rnd: int, args: argparse.Namespace
 ) -> CellRun:
+    runner = (
+        [str(GO_CLIENT_BIN)]
+        if client == "grpc_go"
+        else [sys.executable, "-m", "benchmarks.client", "--client", client]
+    )
     cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.client",
-        "--client",
-        client,
+        *runner,
         "--workload",
         workload,
         "--target",
@@ -318,6 +331,8 @@ def _fmt_us(v: float | None) -> str:
         return f"{v / 1000:.0f} ms"
     if v >= 1000:
         return f"{v / 1000:.2f} ms"
+    if v < 10:
+        return f"{v:.1f} us"
     return f"{v:.0f} us"
 
 

@@ -1,0 +1,208 @@
+// Reference client for grpc_lite's benchmark suite: the "grpc-go" row of the table.
+//
+// It speaks the same line protocol as benchmarks/client.py (READY, MEASURE_START,
+// MEASURE_END, RESULT {json}) and runs the same workloads against the same service
+// (see benchmarks/goserver/main.go), so it shows what the server sustains when the
+// client is not Python: the headroom above the Python clients.
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o benchmarks/.build/benchclient benchmarks/goclient/main.go
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+)
+
+const (
+	unaryMethod  = "/grpc_lite.bench.Bench/Unary"
+	streamMethod = "/grpc_lite.bench.Bench/Stream"
+	streamCount  = 10000000
+)
+
+// helloworld.HelloRequest(name="grpc_lite bench"), as in client.py.
+var unaryPayload = append([]byte{0x0a, 15}, []byte("grpc_lite bench")...)
+
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v interface{}) ([]byte, error) {
+	switch m := v.(type) {
+	case []byte:
+		return m, nil
+	case *[]byte:
+		return *m, nil
+	}
+	return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
+}
+
+func (rawCodec) Unmarshal(data []byte, v interface{}) error {
+	p, ok := v.(*[]byte)
+	if !ok {
+		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
+	}
+	*p = append((*p)[:0], data...)
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func fail(format string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, format+"\n", a...)
+	os.Exit(1)
+}
+
+func main() {
+	target := flag.String("target", "", "host:port")
+	workload := flag.String("workload", "unary:1", "unary:N or stream:N")
+	duration := flag.Float64("duration", 3, "measured seconds")
+	warmup := flag.Float64("warmup", 1, "warm-up seconds")
+	flag.Parse()
+
+	kind, nStr := *workload, "1"
+	if i := strings.IndexByte(*workload, ':'); i >= 0 {
+		kind, nStr = (*workload)[:i], (*workload)[i+1:]
+	}
+	n, err := strconv.Atoi(nStr)
+	if err != nil || n < 1 || (kind != "unary" && kind != "stream") {
+		fail("bad workload %q", *workload)
+	}
+
+	encoding.RegisterCodec(rawCodec{})
+	conn, err := grpc.Dial(*target, grpc.WithInsecure(), grpc.WithBlock())
+	if err != nil {
+		fail("dial: %v", err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var resp []byte
+	if err := conn.Invoke(ctx, unaryMethod, unaryPayload, &resp); err != nil {
+		fail("first call: %v", err)
+	}
+	fmt.Println("READY")
+
+	var measuring, stop int32
+	samples := make([][]time.Duration, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	streamReq := append([]byte{0x08}, binary.AppendUvarint(nil, streamCount)...)
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var out []byte
+			if kind == "unary" {
+				for atomic.LoadInt32(&stop) == 0 {
+					t0 := time.Now()
+					if err := conn.Invoke(ctx, unaryMethod, unaryPayload, &out); err != nil {
+						errs <- err
+						return
+					}
+					if atomic.LoadInt32(&measuring) == 1 {
+						samples[w] = append(samples[w], time.Since(t0))
+					}
+				}
+				return
+			}
+			desc := &grpc.StreamDesc{StreamName: "Stream", ServerStreams: true}
+			for atomic.LoadInt32(&stop) == 0 {
+				sctx, scancel := context.WithCancel(ctx)
+				st, err := conn.NewStream(sctx, desc, streamMethod)
+				if err == nil {
+					err = st.SendMsg(streamReq)
+				}
+				if err == nil {
+					err = st.CloseSend()
+				}
+				if err != nil {
+					scancel()
+					errs <- err
+					return
+				}
+				last := time.Now()
+				for atomic.LoadInt32(&stop) == 0 {
+					if err := st.RecvMsg(&out); err != nil {
+						break
+					}
+					t := time.Now()
+					if atomic.LoadInt32(&measuring) == 1 {
+						samples[w] = append(samples[w], t.Sub(last))
+					}
+					last = t
+				}
+				scancel()
+			}
+		}(w)
+	}
+
+	select {
+	case err := <-errs:
+		fail("rpc: %v", err)
+	case <-time.After(time.Duration(*warmup * float64(time.Second))):
+	}
+	atomic.StoreInt32(&measuring, 1)
+	fmt.Println("MEASURE_START")
+	cpu0, t0 := cpuSeconds(), time.Now()
+	select {
+	case err := <-errs:
+		fail("rpc: %v", err)
+	case <-time.After(time.Duration(*duration * float64(time.Second))):
+	}
+	atomic.StoreInt32(&measuring, 0)
+	elapsed, cpu := time.Since(t0).Seconds(), cpuSeconds()-cpu0
+	fmt.Println("MEASURE_END")
+	atomic.StoreInt32(&stop, 1)
+	cancel()
+	wg.Wait()
+
+	var all []time.Duration
+	for _, s := range samples {
+		all = append(all, s...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	pct := func(q float64) interface{} {
+		if len(all) == 0 {
+			return nil
+		}
+		k := int(q*float64(len(all)-1) + 0.5)
+		return float64(all[k]) / 1e3
+	}
+	var cpuPerOp interface{}
+	if len(all) > 0 {
+		cpuPerOp = cpu / float64(len(all)) * 1e6
+	}
+	out, _ := json.Marshal(map[string]interface{}{
+		"client":        "grpc_go",
+		"workload":      *workload,
+		"count":         len(all),
+		"elapsed_s":     elapsed,
+		"rate":          float64(len(all)) / elapsed,
+		"p50_us":        pct(0.5),
+		"p99_us":        pct(0.99),
+		"client_cpu_s":  cpu,
+		"cpu_per_op_us": cpuPerOp,
+		"loop":          "go",
+	})
+	fmt.Println("RESULT " + string(out))
+}
