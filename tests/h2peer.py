@@ -52,6 +52,7 @@ import h2.settings
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
+    ExtensionFrame,
     Frame,
     GoAwayFrame,
     HeadersFrame,
@@ -765,8 +766,16 @@ class PeerConnection(asyncio.Protocol):
 
     def write_frame(self, frame: Frame) -> None:
         """Serialize a hyperframe frame and write it, bypassing h2 (recorded in the timeline)."""
+        if isinstance(frame, ExtensionFrame):
+            frame.body_len = len(frame.body)  # hyperframe leaves it 0 for new frames
         self._flush()
         self._write(frame.serialize())
+
+    def write_unknown_frame(
+        self, frame_type: int, stream_id: int, payload: bytes = b"", flags: int = 0
+    ) -> None:
+        """A frame of a type the client must ignore (RFC 7540 §4.1)."""
+        self.write_frame(ExtensionFrame(frame_type, stream_id, flags, payload))
 
     def goaway(self, last_stream_id: int | None = None, code: int = 0, debug: bytes = b"") -> None:
         """Send GOAWAY without closing h2's state, so open streams keep being served.

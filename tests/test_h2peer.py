@@ -234,8 +234,11 @@ async def test_ping_settings_unknown_frame_and_silent_modes() -> None:
         await c.pump()  # server SETTINGS
         peer.ping()
         peer.update_settings({"MAX_CONCURRENT_STREAMS": 7})
-        peer.connection.write_frame(ExtensionFrame(0xFA, 0, 0, b"junk"))
+        peer.connection.write_unknown_frame(0xFA, 0, b"junk")
+        peer.connection.write_frame(ExtensionFrame(0xFB, 0, 0, b"more junk"))
         await c.pump()
+        unknown = [f for f in peer.connection.sent_frames if f.type in (0xFA, 0xFB)]
+        assert [f.length for f in unknown] == [4, 9]
         await peer.connection.wait_ping_acks()
         await peer.connection.wait_settings_acked(2)
         assert peer.connection.outstanding_pings == 0

@@ -8,7 +8,7 @@ import gzip
 
 import pytest
 from google.protobuf import wrappers_pb2
-from hyperframe.frame import ExtensionFrame, HeadersFrame
+from hyperframe.frame import HeadersFrame
 
 import grpc_lite
 from tests.h2peer import H2Peer, PeerStream, status_reply, unary_reply
@@ -216,16 +216,17 @@ async def test_http_status_mapping(http_status: int, code: grpc_lite.StatusCode)
 
 
 async def test_grpc_status_wins_over_http_status() -> None:
-    """CONFORMANCE 30: :status 503 with grpc-status 0 is OK."""
+    """CONFORMANCE 30: a Trailers-Only response with :status 503 and grpc-status 0 is OK
+    (server streaming, so zero messages is a valid OK response)."""
 
     async def handler(stream: PeerStream) -> None:
         await stream.wait_end()
-        await stream.send_headers([(":status", "503"), ("content-type", "application/grpc")])
-        await stream.send_message(b"fine")
-        await stream.send_trailers(0)
+        await stream.trailers_only(0, http_status=503)
 
     async with H2Peer(handler) as peer, open_channel(peer) as ch:
-        assert await ch.unary_unary(UNARY)(b"", timeout=3) == b"fine"
+        call = ch.unary_stream(STREAMING_OUTPUT)(b"", timeout=3)
+        assert [m async for m in call] == []
+        assert await call.code() == SC.OK
 
 
 @pytest.mark.parametrize(
@@ -389,6 +390,15 @@ async def test_unary_response_cardinality(messages: int) -> None:
     assert err.code() in (SC.INTERNAL, SC.UNIMPLEMENTED)
 
 
+async def test_undecodable_response_is_internal() -> None:
+    """CONFORMANCE 39: a response that fails to parse -> INTERNAL (trailers say OK)."""
+    async with H2Peer(unary_reply(b"\x0a\xff\x01")) as peer, open_channel(peer) as ch:
+        mc = ch.unary_unary(UNARY, response_deserializer=wrappers_pb2.StringValue.FromString)
+        with pytest.raises(grpc_lite.RpcError) as ei:
+            await mc(b"", timeout=3)
+        assert ei.value.code() == SC.INTERNAL
+
+
 async def test_undecodable_response_is_internal_and_cancels() -> None:
     """CONFORMANCE 39: a response that fails to parse -> INTERNAL and RST_STREAM(CANCEL)."""
 
@@ -529,12 +539,12 @@ async def test_unknown_frame_types_ignored() -> None:
 
     async def handler(stream: PeerStream) -> None:
         conn = stream.connection
-        conn.write_frame(ExtensionFrame(0xFA, 0, 0x3, b"connection-level"))
+        conn.write_unknown_frame(0xFA, 0, b"connection-level", flags=0x3)
         await stream.wait_end()
         await stream.send_headers()
-        conn.write_frame(ExtensionFrame(0xFB, stream.stream_id, 0, b"stream-level"))
+        conn.write_unknown_frame(0xFB, stream.stream_id, b"stream-level")
         await stream.send_message(b"ok")
-        conn.write_frame(ExtensionFrame(0x20, stream.stream_id, 0xFF, b""))
+        conn.write_unknown_frame(0x20, stream.stream_id, b"", flags=0xFF)
         await stream.send_trailers(0)
 
     async with H2Peer(handler) as peer, open_channel(peer) as ch:
