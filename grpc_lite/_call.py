@@ -191,6 +191,7 @@ class Call:
         "_refused_retries",
         "_replay",
         "_replay_size",
+        "_request_frame",
         "_request_task",
         "_response",
         "_stream",
@@ -239,6 +240,7 @@ class Call:
         self._pick_task: asyncio.Task[None] | None = None
         self._request_task: asyncio.Task[None] | None = None
         self._response: Any = None
+        self._request_frame = b""
         self._replay: list[bytes] | None = [] if not unary_request else None
         self._replay_size = 0
         self._half_closed = False
@@ -306,7 +308,7 @@ class Call:
         self._stream = stream
         # Queue the request before starting so HEADERS and DATA share one write.
         if self._unary_request:
-            stream.send(self._response, True)  # the framed request, see UnaryUnaryCall
+            stream.send(self._request_frame, True)
         else:
             for frame in self._replay or ():
                 stream.send(frame, False)
@@ -327,8 +329,25 @@ class Call:
             self._notify()
 
     def stream_message(self, stream: ClientStream) -> None:
-        if stream is self._stream:
-            self._notify()
+        if stream is not self._stream:
+            return
+        if self._unary_response:
+            # Parse the single response as it arrives, so a bad one cancels the
+            # stream at once (CONFORMANCE 39); the status still decides the result.
+            raw = stream.take_message()
+            assert raw is not None
+            des = self._method.deserializer
+            if des is None:
+                self._response = raw
+                return
+            try:
+                self._response = des(raw)
+            except Exception as exc:
+                self._finish(
+                    StatusCode.INTERNAL, f"failed to deserialize the response: {exc}", None
+                )
+            return
+        self._notify()
 
     def stream_writable(self, stream: ClientStream) -> None:
         if stream is self._stream:
@@ -554,9 +573,7 @@ class Call:
         while self._code is None:
             await self._wait()
         if self._code is StatusCode.OK and not self._cancelled:
-            stream = self._stream
-            assert stream is not None
-            return self._deserialize(stream.messages[0])
+            return self._response
         self._raise_if_failed()
 
     async def _read(self) -> Any:
@@ -636,7 +653,7 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
         super().__init__(method, unary_request=True, unary_response=True, **kwargs)
         frame = self._serialize(request)
         if frame is not None:
-            self._response = frame  # holds the framed request until the response arrives
+            self._request_frame = frame
             self._begin()
 
     def __await__(self) -> Generator[Any, None, ResponseT]:
@@ -650,7 +667,7 @@ class UnaryStreamCall(Call, Generic[RequestT, ResponseT]):
         super().__init__(method, unary_request=True, unary_response=False, **kwargs)
         frame = self._serialize(request)
         if frame is not None:
-            self._response = frame
+            self._request_frame = frame
             self._begin()
 
     async def read(self) -> Any:

@@ -70,6 +70,7 @@ class ClientStream(H2Stream):
         "_encoding",
         "_max_receive",
         "_owed",
+        "_received",
         "_unary",
         "code",
         "details",
@@ -99,6 +100,7 @@ class ClientStream(H2Stream):
         self.messages: deque[bytes] = deque()
         # Flow-control credit held back while the reader lags (streaming only, 13).
         self._owed = 0
+        self._received = 0
         self._max_receive = max_receive
         self.headers_received = False
         self.initial_metadata: Metadata | None = None
@@ -265,9 +267,9 @@ class ClientStream(H2Stream):
         if parsed is StatusCode.OK and self._decoder.has_partial:
             self._finish(StatusCode.INTERNAL, "stream ended in the middle of a message", trailing)
             return
-        if parsed is StatusCode.OK and self._unary and len(self.messages) != 1:
+        if parsed is StatusCode.OK and self._unary and self._received != 1:
             # CONFORMANCE 37: grpc-go's choice, INTERNAL.
-            n = len(self.messages)
+            n = self._received
             what = "no response message" if n == 0 else f"{n} response messages"
             self._finish(
                 StatusCode.INTERNAL, f"unary call received {what} with status OK", trailing
@@ -288,13 +290,17 @@ class ClientStream(H2Stream):
             return
         conn = self._conn
         if self._unary:
-            if msgs:
-                self.messages.extend(msgs)
-                if len(self.messages) > 1:
-                    self._fail(StatusCode.INTERNAL, "unary call received more than one message")
-                    return
             if conn is not None and data and not end_stream:
                 conn.consumed(self, len(data))
+            for msg in msgs:
+                self._received += 1
+                if self._received > 1:
+                    self._fail(StatusCode.INTERNAL, "unary call received more than one message")
+                    return
+                self.messages.append(msg)
+                self.listener.stream_message(self)
+                if self.code is not None:
+                    return
         else:
             if self.messages or msgs:
                 self._owed += len(data)
@@ -332,8 +338,6 @@ class ClientStream(H2Stream):
     def _on_error(self, code: int, message: str) -> None:
         if self.code is not None:
             return
-        if self.h2_state is StreamState.PENDING:
-            self.unprocessed = True
         self._finish(StatusCode(code), message, None)
 
     def _on_send_drained(self) -> None:
