@@ -25,7 +25,8 @@ from ._call import (
 )
 from ._channel import Channel
 from ._connectivity import ConnectivityState
-from ._credentials import ChannelCredentials, prepare_context, ssl_channel_credentials
+from ._credentials import ChannelCredentials, ssl_channel_credentials
+from ._credentials import prepare_context as _prepare_context
 from ._stub import Stub
 from .metadata import Metadata
 from .status import AioRpcError, RpcError, StatusCode, UsageError
@@ -93,7 +94,7 @@ def secure_channel(
     if isinstance(credentials, ChannelCredentials):
         context = credentials.ssl_context
     elif isinstance(credentials, ssl.SSLContext):
-        context = prepare_context(credentials)
+        context = _prepare_context(credentials)
     else:
         raise ValueError("credentials must be ChannelCredentials or an ssl.SSLContext")
     return Channel(
