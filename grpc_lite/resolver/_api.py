@@ -167,6 +167,13 @@ class Resolver:
     def close(self) -> None:
         """Stop resolving; after this, push nothing more to the channel."""
 
+    async def wait_closed(self) -> None:
+        """After `close()`, wait until the resolver's background work has finished.
+
+        The channel awaits this when it shuts down so that no task outlives it. The
+        default has nothing to wait for.
+        """
+
 
 class ResolverBuilder:
     """Builds resolvers for one URI scheme (grpc-go: resolver.Builder).

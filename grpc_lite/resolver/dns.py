@@ -361,6 +361,7 @@ class DnsResolver(Resolver):
         # Mutated on the loop by resolve_now/close, the lookup task and the timer.
         self._backoff = ExponentialBackoff(RESOLUTION_BACKOFF, rand)
         self._task: asyncio.Task[None] | None = None
+        self._closing_task: asyncio.Task[None] | None = None
         self._timer: TimerHandle | None = None
         self._timer_when: float | None = None
         self._last_success: float | None = None
@@ -408,7 +409,13 @@ class DnsResolver(Resolver):
         self._cancel_timer()
         if self._task is not None:
             self._task.cancel()
-            self._task = None
+            self._closing_task, self._task = self._task, None
+
+    async def wait_closed(self) -> None:
+        task, self._closing_task = self._closing_task, None
+        if task is not None and task is not asyncio.current_task():
+            # The lookup was cancelled by close(); its own outcome does not matter here.
+            await asyncio.wait((task,))
 
     # -- internals -----------------------------------------------------------------------------
 

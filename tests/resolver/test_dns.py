@@ -327,8 +327,9 @@ async def test_close_cancels_lookup_and_timer(
     assert task is not None
     r.close()
     r.close()
-    await settle()
+    await r.wait_closed()
     assert task.cancelled()
+    await r.wait_closed()
     assert fake_dns.opened == fake_dns.closed == 1
     fake_dns.gate.set()
     await fake_clock.advance_async(1000)

@@ -170,6 +170,7 @@ async def test_resolves_several_addresses_and_txt_config(dnsmasq: Dnsmasq) -> No
         assert dnsmasq.queries("AAAA", "svc.test") >= 1
     finally:
         r.close()
+        await r.wait_closed()
 
 
 async def test_refresh_picks_up_changed_hosts(dnsmasq: Dnsmasq) -> None:
@@ -190,6 +191,7 @@ async def test_refresh_picks_up_changed_hosts(dnsmasq: Dnsmasq) -> None:
         assert ch.errors == []
     finally:
         r.close()
+        await r.wait_closed()
 
 
 async def test_unknown_name_is_reported(dnsmasq: Dnsmasq) -> None:
@@ -203,6 +205,7 @@ async def test_unknown_name_is_reported(dnsmasq: Dnsmasq) -> None:
         assert "missing.test" in str(ch.errors[0])
     finally:
         r.close()
+        await r.wait_closed()
 
 
 async def test_ip_literal_and_localhost_ask_no_dns(dnsmasq: Dnsmasq) -> None:
@@ -221,11 +224,13 @@ async def test_ip_literal_and_localhost_ask_no_dns(dnsmasq: Dnsmasq) -> None:
             await _wait(lambda: dnsmasq.queries("A", "svc.test") >= 1, "the probe query")
         finally:
             r3.close()
+            await r3.wait_closed()
         assert dnsmasq.queries("A", "localhost") == 0
         assert dnsmasq.queries("TXT", "_grpc_config.localhost") == 0
     finally:
-        r1.close()
-        r2.close()
+        for r in (r1, r2):
+            r.close()
+            await r.wait_closed()
 
 
 async def test_localhost_works_without_a_reachable_dns_server() -> None:
@@ -238,3 +243,4 @@ async def test_localhost_works_without_a_reachable_dns_server() -> None:
         assert "127.0.0.1:50051" in ch.addresses
     finally:
         r.close()
+        await r.wait_closed()
