@@ -1,0 +1,1 @@
+"""grpc_lite against real grpcio servers (interop cases, transports, channel lifecycle)."""
