@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -226,6 +227,19 @@ class CellRun:
     error: str | None = None
     server_cpu_pct: float | None = None
     wall_s: float = 0.0
+    connected: bool = False  # the client said READY
+
+
+_EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
+def _last_error(stderr: str) -> str | None:
+    """The final exception of a traceback, its multi-line repr folded onto one line."""
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    for i in range(len(lines) - 1, -1, -1):
+        if _EXC_LINE.match(lines[i]):
+            return " ".join(" ".join(lines[i:]).split())[:300]
+    return lines[-1][:300] if lines else None
 
 
 def run_cell(
@@ -282,7 +296,9 @@ def run_cell(
             if not line:
                 break
             line = line.rstrip("\n")
-            if line == "MEASURE_START":
+            if line == "READY":
+                cell.connected = True
+            elif line == "MEASURE_START":
                 cpu0, t0 = server.cpu_seconds(), time.monotonic()
             elif line == "MEASURE_END":
                 cpu1, t1 = server.cpu_seconds(), time.monotonic()
@@ -296,8 +312,7 @@ def run_cell(
         if rc == 0 and cell.result:
             cell.ok = True
         else:
-            tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit {rc}"]
-            cell.error = tail[0][:200]
+            cell.error = _last_error(stderr) or f"exit {rc}"
     except (TimeoutError, subprocess.TimeoutExpired) as exc:
         cell.error = f"timeout: {exc}"
     finally:
@@ -559,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     cell_estimate = args.warmup + args.duration + 1.0
     cells: list[CellRun] = []
     truncated = 0
+    # A client that cannot even connect is not tried again in this run (each try can cost
+    # the whole cell timeout).
+    broken: dict[str, str] = {}
     server = start_server(args.server, args.pin)
     try:
         log(
@@ -576,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             if server.proc.poll() is not None:
                 raise SystemExit(f"server exited with {server.proc.returncode}")
+            if c in broken:
+                cells.append(CellRun(workload=w, client=c, round=rnd, ok=False, error=broken[c]))
+                continue
             log(
                 f"[{i:>{width}}/{len(plan)} {spent:5.0f}s] round {rnd + 1}/{args.repeats}"
                 f"  {w:<10} {CLIENT_LABELS[c]:<20} ... ",
@@ -592,6 +613,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 log(f"FAILED: {cell.error}")
+                if not cell.connected:
+                    broken[c] = f"could not connect: {cell.error}"
+                    log(f"{CLIENT_LABELS[c]}: not connecting, its remaining cells are skipped")
     finally:
         server.stop()
 
@@ -616,9 +640,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for c, reason in unavailable.items():
         print(f"  {CLIENT_LABELS[c]}: n/a: {reason}")
+    notes: dict[tuple[str, str], list[str]] = {}
     for r in rows:
         if r["client"] not in unavailable and r.get("reason"):
-            print(f"  {r['workload']} {CLIENT_LABELS[r['client']]}: {r['status']}: {r['reason']}")
+            reason = r["reason"].removeprefix("could not connect: ")
+            notes.setdefault((r["client"], reason), []).append(r["workload"])
+    for (c, reason), wls in notes.items():
+        print(f"  {CLIENT_LABELS[c]} ({', '.join(wls)}): {reason}")
     hot = [r for r in rows if (r.get("server_cpu_pct") or 0) > 90]
     if hot:
         print(
