@@ -178,6 +178,7 @@ class Call:
         "_deadline",
         "_details",
         "_done_callbacks",
+        "_done_waiters",
         "_encoding",
         "_half_closed",
         "_initial_metadata",
@@ -236,6 +237,7 @@ class Call:
         self._trailing_metadata: Metadata | None = None
         self._cancelled = False
         self._waiters: list[asyncio.Future[None]] | None = None
+        self._done_waiters: list[asyncio.Future[None]] | None = None
         self._done_callbacks: list[Callable[[Call], None]] | None = None
         self._pick_task: asyncio.Task[None] | None = None
         self._request_task: asyncio.Task[None] | None = None
@@ -412,6 +414,7 @@ class Call:
                 task.cancel()
         self._replay = None
         self._method.channel.call_finished(self, code)
+        self._notify_done()
         self._notify()
         callbacks = self._done_callbacks
         if callbacks:
@@ -420,9 +423,18 @@ class Call:
                 self._loop.call_soon(cb, self)
 
     def _notify(self) -> None:
+        """Wake the waiters for any change (headers, message, writability, completion)."""
         waiters = self._waiters
         if waiters:
             self._waiters = None
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _notify_done(self) -> None:
+        waiters = self._done_waiters
+        if waiters:
+            self._done_waiters = None
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
@@ -440,6 +452,21 @@ class Call:
             # A cancelled waiting task cancels its RPC (grpc.aio behaviour).
             self.cancel()
             raise
+
+    async def _wait_done(self) -> None:
+        """Wait until the call has its final status."""
+        # Hot path: one future per awaiting coroutine, woken once.
+        while self._code is None:
+            fut = self._loop.create_future()
+            if self._done_waiters is None:
+                self._done_waiters = [fut]
+            else:
+                self._done_waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
 
     def _on_deadline(self) -> None:
         self._timer = None
@@ -500,18 +527,16 @@ class Call:
         return self._initial_metadata or Metadata()
 
     async def trailing_metadata(self) -> Metadata:
-        while self._code is None:
-            await self._wait()
+        await self._wait_done()
         return self._trailing_metadata or Metadata()
 
     async def code(self) -> StatusCode:
-        while self._code is None:
-            await self._wait()
+        await self._wait_done()
+        assert self._code is not None
         return self._code
 
     async def details(self) -> str:
-        while self._code is None:
-            await self._wait()
+        await self._wait_done()
         return self._details
 
     async def wait_for_connection(self) -> None:
@@ -570,8 +595,9 @@ class Call:
             raise self._error() from None
 
     async def _unary_result(self) -> Any:
-        while self._code is None:
-            await self._wait()
+        # Hot path: one awaited future; the response was parsed when it arrived.
+        if self._code is None:
+            await self._wait_done()
         if self._code is StatusCode.OK and not self._cancelled:
             return self._response
         self._raise_if_failed()

@@ -43,6 +43,8 @@ DEFAULT_MAX_HEADER_LIST = 1 << 20
 # Stream ids we reset ourselves: the server may still send frames for them
 # (RFC 9113 5.1, "closed"), which are ignored rather than treated as errors.
 _RECENTLY_RESET_LIMIT = 4096
+# Bytes that, alone in a header block, each encode one indexed field (RFC 7541 6.1).
+_INDEXED_BYTES = bytes(range(0x81, 0xFF))
 # Outbound bytes queued on one stream above which writers are asked to wait.
 SEND_HIGH_WATER = 1 << 16
 
@@ -170,6 +172,7 @@ class Connection:
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
         self._decoder.max_allowed_table_size = 4096
         self._out: list[bytes] = []
+        self._block_cache: dict[bytes, list[tuple[str, str]]] = {}
         self._receiving = False
         self._streams: dict[int, H2Stream] = {}
         self._pending: deque[H2Stream] = deque()
@@ -473,7 +476,7 @@ class Connection:
         text = f"connection error: {fr.error_name(code)}: {message}"
         log.warning("grpc_lite: %s", text)
         self._out.append(fr.encode_goaway(0, code, message.encode()[:256]))
-        self._terminate(_GRPC_INTERNAL, text)
+        self._terminate(_GRPC_UNAVAILABLE, text)
 
     def _stream_error(self, stream: H2Stream, code: int, message: str) -> None:
         text = f"stream error: {fr.error_name(code)}: {message}"
@@ -570,21 +573,44 @@ class Connection:
             self._continuation = None
             self._header_block_done(stream_id, cont[1], b"".join(cont[2]))
 
-    def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
-        # Decode first, whatever the stream: the HPACK table must stay in sync.
+    def _decode_block(self, block: bytes) -> list[tuple[str, str]]:
+        """HPACK-decode ``block``, with a cache for blocks that cannot change the table.
+
+        A block whose every byte is in 0x81-0xFE is a run of one-byte *indexed*
+        fields (RFC 7541 6.1): decoding it reads the dynamic table but never
+        changes it, so its result stays valid until some other block is decoded.
+        Servers send such blocks for nearly every response once their table is
+        warm (``:status 200``, ``content-type``, ``grpc-status 0``).  Any other
+        block may insert or evict entries, which renumbers the dynamic table, so
+        it clears the cache.
+        """
+        cache = self._block_cache
+        if not block.translate(None, _INDEXED_BYTES):
+            fields = cache.get(block)
+            if fields is not None:
+                return fields
+        elif cache:
+            cache.clear()
         try:
             raw = self._decoder.decode(block, raw=True)
         except hpack.exceptions.OversizedHeaderListError as exc:
             raise fr.FrameError(fr.PROTOCOL_ERROR, f"header list too large: {exc}") from None
         except (hpack.exceptions.HPACKError, IndexError, ValueError) as exc:
             raise fr.FrameError(fr.COMPRESSION_ERROR, f"HPACK decoding failed: {exc}") from None
+        fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
+        if not block.translate(None, _INDEXED_BYTES) and len(cache) < 256:
+            cache[block] = fields
+        return fields
+
+    def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
+        # Decode first, whatever the stream: the HPACK table must stay in sync.
+        fields = self._decode_block(block)
         stream = self._lookup(stream_id, "HEADERS")
         if stream is None:
             return
         if stream.remote_closed:
             self._stream_error(stream, fr.STREAM_CLOSED, "HEADERS after END_STREAM")
             return
-        fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
         end_stream = bool(flags & fr.FLAG_END_STREAM)
         if end_stream:
             self._remote_end(stream)

@@ -231,7 +231,7 @@ class ClientStream(H2Stream):
         if self._encoding is not None and self._encoding != "identity":
             self._decoder = _codec.MessageDecoder(self._max_receive, self._encoding)
         try:
-            self.initial_metadata = decode_incoming(md) if md else Metadata()
+            self.initial_metadata = decode_incoming(md) if md else None
         except ValueError as exc:
             self._fail(StatusCode.INTERNAL, str(exc))
             return
@@ -246,7 +246,7 @@ class ClientStream(H2Stream):
         trailers_only_http: tuple[str, str | None] | None,
     ) -> None:
         try:
-            trailing = decode_incoming(md) if md else Metadata()
+            trailing = decode_incoming(md) if md else None
         except ValueError as exc:
             self._finish(StatusCode.INTERNAL, str(exc), None)
             return
