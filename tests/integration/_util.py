@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -126,11 +127,11 @@ class ServerCallWatch:
     contexts: list[grpc.ServicerContext] = field(default_factory=list)
     cancelled_flags: list[bool] = field(default_factory=list)
 
-    async def wait_ended(self, timeout: float = 3.0) -> bool:
-        return await asyncio.to_thread(self.ended.wait, timeout)
+    async def wait_ended(self, seconds: float = 3.0) -> bool:
+        return await asyncio.to_thread(self.ended.wait, seconds)
 
-    async def wait_started(self, timeout: float = 3.0) -> bool:
-        return await asyncio.to_thread(self.started.wait, timeout)
+    async def wait_started(self, seconds: float = 3.0) -> bool:
+        return await asyncio.to_thread(self.started.wait, seconds)
 
 
 def watch_server_calls(server: RunningServer) -> ServerCallWatch:
@@ -162,3 +163,33 @@ def _client_cancelled(context: grpc.ServicerContext) -> bool:
     state = getattr(context, "_state", None)
     client = getattr(state, "client", None)
     return client == "cancelled" or bool(getattr(state, "cancelled", False))
+
+
+def established_connections_to(port: int) -> int:
+    """How many ESTABLISHED TCP sockets on this machine have remote port ``port`` (Linux
+    /proc/net/tcp{,6}); on loopback these are the client ends of connections to a server
+    listening on ``port``."""
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            remote, state = fields[2], fields[3]
+            if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+async def wait_until(predicate: Callable[[], bool], seconds: float = 2.0) -> bool:
+    """Poll ``predicate`` every 20 ms for up to ``seconds``; its final value."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not predicate():
+        if loop.time() >= end:
+            return predicate()
+        await asyncio.sleep(0.02)
+    return True
