@@ -226,6 +226,10 @@ class CellRun:
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     server_cpu_pct: float | None = None
+    # Client CPU as % of its core over the window, and the CPU that neither the client nor
+    # the server used on the two cores (other processes, softirq): a noisy-machine indicator.
+    client_cpu_pct: float | None = None
+    other_cpu_pct: float | None = None
     wall_s: float = 0.0
     connected: bool = False  # the client said READY
 
@@ -279,6 +283,9 @@ def run_cell(
     )
     cell = CellRun(workload=workload, client=client, round=rnd, ok=False)
     cpu0 = t0 = None
+    busy0: float | None = None
+    busy1: float | None = None
+    cores = [CLIENT_CORE, SERVER_CORE] if args.pin else None
     try:
         # Read the protocol lines; the sampling of the server's CPU brackets the measured window.
         import selectors
@@ -300,8 +307,10 @@ def run_cell(
                 cell.connected = True
             elif line == "MEASURE_START":
                 cpu0, t0 = server.cpu_seconds(), time.monotonic()
+                busy0 = _cores_busy_seconds(cores)
             elif line == "MEASURE_END":
                 cpu1, t1 = server.cpu_seconds(), time.monotonic()
+                busy1 = _cores_busy_seconds(cores)
                 if cpu0 is not None and cpu1 is not None and t0 is not None and t1 > t0:
                     cell.server_cpu_pct = 100.0 * (cpu1 - cpu0) / (t1 - t0)
             elif line.startswith("RESULT "):
@@ -311,6 +320,14 @@ def run_cell(
         stderr = proc.stderr.read() if proc.stderr else ""
         if rc == 0 and cell.result:
             cell.ok = True
+            r = cell.result
+            if r.get("elapsed_s"):
+                cell.client_cpu_pct = 100.0 * r["client_cpu_s"] / r["elapsed_s"]
+                if busy0 is not None and busy1 is not None and cell.server_cpu_pct is not None:
+                    busy_pct = 100.0 * (busy1 - busy0) / r["elapsed_s"]
+                    cell.other_cpu_pct = max(
+                        0.0, busy_pct - cell.client_cpu_pct - cell.server_cpu_pct
+                    )
         else:
             cell.error = _last_error(stderr) or f"exit {rc}"
     except (TimeoutError, subprocess.TimeoutExpired) as exc:
@@ -324,6 +341,23 @@ def run_cell(
                 stream.close()
     cell.wall_s = time.monotonic() - started
     return cell
+
+
+def _cores_busy_seconds(cores: list[str] | None) -> float | None:
+    """Busy (non-idle) CPU seconds of the given cores (all cores if None), from /proc/stat."""
+    names = {f"cpu{c}" for c in cores} if cores else {"cpu"}
+    total = 0
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] in names:
+                    # user nice system idle iowait irq softirq steal ...
+                    v = [int(x) for x in parts[1:9]]
+                    total += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- report
@@ -349,6 +383,10 @@ def _fmt_us(v: float | None) -> str:
     if v < 10:
         return f"{v:.1f} us"
     return f"{v:.0f} us"
+
+
+def _fmt_pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f}%"
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -384,6 +422,8 @@ def summarize(
                     p99_us=_median([c.result["p99_us"] for c in ok]),
                     cpu_per_op_us=_median([c.result["cpu_per_op_us"] for c in ok]),
                     server_cpu_pct=_median([c.server_cpu_pct for c in ok]),
+                    client_cpu_pct=_median([c.client_cpu_pct for c in ok]),
+                    other_cpu_pct=_median([c.other_cpu_pct for c in ok]),
                     vs_baseline=(rate / base_rate) if (rate and base_rate) else None,
                 )
                 # Ratio in each round against the baseline of the same round: how stable it is.
@@ -408,18 +448,19 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         "ratio range",
         "p50",
         "p99",
-        "client CPU/op",
+        "CPU/op",
+        "client CPU",
         "server CPU",
+        "other CPU",
     ]
     lines = [header]
     for r in rows:
         label = CLIENT_LABELS.get(r["client"], r["client"])
         if r["status"] != "ok":
-            lines.append([r["workload"], label, r["status"], "", "", "", "", "", ""])
+            lines.append([r["workload"], label, r["status"], *[""] * (len(header) - 3)])
             continue
         rr = r.get("round_ratios") or []
         ratio_range = f"{min(rr):.2f}-{max(rr):.2f}" if len(rr) > 1 else ""
-        srv = r.get("server_cpu_pct")
         lines.append(
             [
                 r["workload"],
@@ -430,7 +471,9 @@ def render_table(rows: list[dict[str, Any]]) -> str:
                 _fmt_us(r["p50_us"]),
                 _fmt_us(r["p99_us"]),
                 _fmt_us(r["cpu_per_op_us"]),
-                f"{srv:.0f}%" if srv is not None else "n/a",
+                _fmt_pct(r.get("client_cpu_pct")),
+                _fmt_pct(r.get("server_cpu_pct")),
+                _fmt_pct(r.get("other_cpu_pct")),
             ]
         )
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
@@ -605,11 +648,11 @@ def main(argv: list[str] | None = None) -> int:
             cell = run_cell(server, c, w, rnd, args)
             cells.append(cell)
             if cell.ok:
-                srv = cell.server_cpu_pct
                 log(
                     f"{_fmt_rate(cell.result['rate'])}/s  p50 {_fmt_us(cell.result['p50_us'])}"
                     f"  p99 {_fmt_us(cell.result['p99_us'])}"
-                    f"  server CPU {f'{srv:.0f}%' if srv is not None else 'n/a'}"
+                    f"  CPU client {_fmt_pct(cell.client_cpu_pct)}"
+                    f" server {_fmt_pct(cell.server_cpu_pct)} other {_fmt_pct(cell.other_cpu_pct)}"
                 )
             else:
                 log(f"FAILED: {cell.error}")
@@ -636,7 +679,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "rate/s: RPCs per second (unary) or messages per second (stream); p50/p99: per-RPC latency "
         "(unary) or gap between messages (stream);\nratio range: per-round ratio to grpc.aio; "
-        "client CPU/op: client process CPU time per RPC or message; server CPU: % of its one core."
+        "CPU/op: client process CPU time per RPC or message;\n"
+        "client/server CPU: % of its one core; "
+        "other CPU: what else ran on the two cores (other processes, softirq), in % of one core."
     )
     for c, reason in unavailable.items():
         print(f"  {CLIENT_LABELS[c]}: n/a: {reason}")
@@ -653,6 +698,13 @@ def main(argv: list[str] | None = None) -> int:
             "WARNING: the server used >90% of its core in "
             + ", ".join(f"{r['workload']}/{r['client']}" for r in hot)
             + ": it may be the bottleneck there"
+        )
+    noisy = [r for r in rows if (r.get("other_cpu_pct") or 0) > 25]
+    if noisy:
+        print(
+            "WARNING: other work used >25% of a core during "
+            + ", ".join(f"{r['workload']}/{r['client']}" for r in noisy)
+            + ": the machine was busy, expect noise"
         )
     if server.kind != "grpc-go":
         print("WARNING: fallback grpcio server: figures are not comparable with grpc-go runs")
