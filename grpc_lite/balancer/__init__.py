@@ -1,0 +1,42 @@
+"""Load balancing: the extension API, the registry, and the built-in policies.
+
+Built-ins: ``pick_first`` (the default) and ``round_robin``.  Users register
+their own with :func:`register`; the service config's ``loadBalancingConfig``
+(or ``grpc.lb_policy_name``) selects one by name.
+"""
+
+from ._api import (
+    Balancer,
+    BalancerBuilder,
+    BalancerChannel,
+    BalancerState,
+    ChannelState,
+    ErrorPicker,
+    NoSubchannelAvailable,
+    Picker,
+    PickInfo,
+    PickResult,
+    QueuePicker,
+    Subchannel,
+    SubchannelState,
+)
+from ._registry import get, register, unregister_for_testing
+
+__all__ = [
+    "Balancer",
+    "BalancerBuilder",
+    "BalancerChannel",
+    "BalancerState",
+    "ChannelState",
+    "ErrorPicker",
+    "NoSubchannelAvailable",
+    "PickInfo",
+    "PickResult",
+    "Picker",
+    "QueuePicker",
+    "Subchannel",
+    "SubchannelState",
+    "get",
+    "register",
+    "unregister_for_testing",
+]

@@ -1,0 +1,203 @@
+"""The balancer extension API (grpc-go: package balancer, balancer.go).
+
+A `BalancerBuilder` is registered under a policy name.  The channel builds one
+`Balancer` per policy in force and hands it a `BalancerChannel`, the balancer's
+only view of the channel: it creates `Subchannel`s, publishes `BalancerState`s
+(an aggregate connectivity state plus an immutable `Picker`) and asks for
+re-resolution.
+
+Concurrency contract: every method of `Balancer` (and every subchannel state
+listener) is called from the channel's callback serializer, one at a time and
+never re-entered.  Calls from a balancer back into its `BalancerChannel` or a
+`Subchannel` are direct.  `Picker.pick` is called from any coroutine of the
+channel's loop, concurrently with everything above: pickers are immutable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._connectivity import ConnectivityState
+from ..resolver import Address, ResolverState
+from ..status import RpcError, StatusCode
+
+__all__ = [
+    "Balancer",
+    "BalancerBuilder",
+    "BalancerChannel",
+    "BalancerState",
+    "ChannelState",
+    "ErrorPicker",
+    "NoSubchannelAvailable",
+    "PickInfo",
+    "PickResult",
+    "Picker",
+    "QueuePicker",
+    "Subchannel",
+    "SubchannelState",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubchannelState:
+    """A subchannel's state as its balancer sees it (grpc-go: balancer.SubConnState).
+
+    With client-side health checking on, a connected but unhealthy subchannel is
+    reported TRANSIENT_FAILURE.  `error` is the last connection (or health) error.
+    """
+
+    state: ConnectivityState
+    error: str | None = None
+
+
+class Subchannel(Protocol):
+    """A connection to one backend, owned by the balancer that created it (grpc-go: SubConn)."""
+
+    @property
+    def addresses(self) -> tuple[Address, ...]: ...
+
+    @property
+    def state(self) -> ConnectivityState: ...
+
+    def connect(self) -> None:
+        """Start connecting if IDLE; a no-op otherwise."""
+
+    def shutdown(self) -> None:
+        """Close the subchannel; it reports SHUTDOWN and is never used again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PickInfo:
+    """What a picker knows about the RPC being picked (grpc-go: balancer.PickInfo)."""
+
+    method: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PickResult:
+    """The subchannel an RPC goes to, and an optional callback with its final status."""
+
+    subchannel: Subchannel
+    on_done: Callable[[StatusCode], None] | None = None
+
+
+class NoSubchannelAvailable(Exception):
+    """Raised by `Picker.pick`: queue the RPC until the next picker.
+
+    grpc-go: balancer.ErrNoSubConnAvailable.
+    """
+
+
+class Picker(Protocol):
+    """Chooses a subchannel per RPC.  Immutable; rebuilt on every change (grpc-go: balancer.Picker).
+
+    `pick` returns a `PickResult` whose subchannel should be READY, raises
+    `NoSubchannelAvailable` to queue the RPC until the next picker, or raises
+    `RpcError` to fail it (fail-fast RPCs only: wait-for-ready RPCs keep waiting
+    unless the code is not UNAVAILABLE).
+    """
+
+    def pick(self, info: PickInfo) -> PickResult: ...
+
+
+class QueuePicker:
+    """Queue every RPC: used while IDLE or CONNECTING."""
+
+    __slots__ = ()
+
+    def pick(self, info: PickInfo) -> PickResult:
+        raise NoSubchannelAvailable()
+
+
+class ErrorPicker:
+    """Fail every RPC with `error` (TRANSIENT_FAILURE)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: RpcError) -> None:
+        self.error = error
+
+    def pick(self, info: PickInfo) -> PickResult:
+        raise self.error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalancerState:
+    """What a balancer publishes: the channel's state and the picker for it."""
+
+    state: ConnectivityState
+    picker: Picker
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelState:
+    """What the channel gives a balancer: the resolver's result and the policy's config."""
+
+    resolver_state: ResolverState
+    config: Any = None
+
+
+class BalancerChannel(Protocol):
+    """The balancer's view of the channel (grpc-go: balancer.ClientConn)."""
+
+    @property
+    def target(self) -> str: ...
+
+    def new_subchannel(
+        self,
+        addresses: Sequence[Address],
+        *,
+        on_state_change: Callable[[Subchannel, SubchannelState], None],
+    ) -> Subchannel:
+        """Create an IDLE subchannel; its state changes reach `on_state_change` (serialized)."""
+        ...
+
+    def update_state(self, state: BalancerState) -> None:
+        """Publish a new aggregate state and picker."""
+        ...
+
+    def resolve_now(self) -> None:
+        """Ask the resolver to re-resolve (paced by the resolver)."""
+        ...
+
+
+class Balancer(Protocol):
+    """A load-balancing policy instance (grpc-go: balancer.Balancer)."""
+
+    def update_channel_state(self, state: ChannelState) -> bool:
+        """New addresses and config.
+
+        Returns False to reject it (e.g. zero addresses): the resolver backs off and retries.
+        """
+        ...
+
+    def resolver_error(self, error: RpcError) -> None:
+        """The resolver failed; keep using the last good addresses if there are any."""
+        ...
+
+    def exit_idle(self) -> None:
+        """Start connecting (the channel left IDLE, or an RPC arrived on an IDLE picker)."""
+        ...
+
+    def close(self) -> None:
+        """Shut down every subchannel; called once."""
+        ...
+
+
+class BalancerBuilder(Protocol):
+    """Builds balancers of one policy (grpc-go: balancer.Builder + ConfigParser)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def build(self, channel: BalancerChannel) -> Balancer: ...
+
+    def parse_config(self, config: Mapping[str, Any]) -> Any:
+        """Validate the policy's JSON config object; raise ValueError naming the problem."""
+        ...
+
+
+def unavailable(message: str) -> RpcError:
+    return RpcError(StatusCode.UNAVAILABLE, message)
