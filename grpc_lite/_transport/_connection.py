@@ -369,7 +369,10 @@ class Connection:
         if stream_id > fr.MAX_STREAM_ID:
             # Ids exhausted (15): no more streams here; the owner dials a new connection.
             self.state = ConnectionState.DRAINING
-            stream._on_unprocessed("stream ids exhausted on this connection")
+            reason = "stream ids exhausted on this connection"
+            stream.h2_state = StreamState.CLOSED
+            stream._on_unprocessed(reason)
+            self._refuse_pending(reason)
             self._listener.connection_goaway(fr.MAX_STREAM_ID, fr.NO_ERROR, b"stream ids exhausted")
             self._maybe_finish_drain()
             return
@@ -627,6 +630,8 @@ class Connection:
             self._close_stream(stream)
 
     def _recv_priority(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise fr.FrameError(fr.PROTOCOL_ERROR, "PRIORITY frame on stream 0")
         if len(payload) != 5:
             raise fr.FrameError(fr.FRAME_SIZE_ERROR, "PRIORITY frame must be 5 bytes")
 
@@ -716,13 +721,17 @@ class Connection:
             self._remember_reset(sid)
             self._close_stream_quiet(stream)
             stream._on_unprocessed(reason)
+        self._refuse_pending(reason)
+        self._listener.connection_goaway(last, code, debug)
+        self._maybe_finish_drain()
+
+    def _refuse_pending(self, reason: str) -> None:
+        """Streams still waiting for a slot will never start here: retry them elsewhere."""
         pending = list(self._pending)
         self._pending.clear()
         for stream in pending:
             stream.h2_state = StreamState.CLOSED
             stream._on_unprocessed(reason)
-        self._listener.connection_goaway(last, code, debug)
-        self._maybe_finish_drain()
 
     def _close_stream_quiet(self, stream: H2Stream) -> None:
         stream.h2_state = StreamState.CLOSED
