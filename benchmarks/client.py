@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -234,9 +236,28 @@ async def _stream_worker(open_stream: StreamFn, phase: _Phase, gaps: list[float]
             await stream.aclose()  # type: ignore[attr-defined]
 
 
+def _install_dump_handler() -> None:
+    """SIGUSR2 prints every asyncio task's stack to stderr: the runner sends it to a cell
+    that hangs, before it kills it (SIGUSR1, via faulthandler, prints the threads' stacks)."""
+
+    def dump() -> None:
+        tasks = asyncio.all_tasks()
+        print(f"--- {len(tasks)} asyncio tasks ---", file=sys.stderr)
+        for t in tasks:
+            print(repr(t), file=sys.stderr)
+            t.print_stack(limit=12, file=sys.stderr)
+        sys.stderr.flush()
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
+    except (NotImplementedError, RuntimeError):
+        pass
+
+
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     kind, _, n = args.workload.partition(":")
     concurrency = int(n or "1")
+    _install_dump_handler()
     client = CLIENTS[args.client]()
     await client.connect(args.target)
     _emit("READY")
@@ -309,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--warmup", type=float, default=1.0)
     args = p.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     if args.client.endswith("_uvloop"):
         import uvloop

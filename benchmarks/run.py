@@ -21,9 +21,11 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,6 +234,13 @@ class CellRun:
     other_cpu_pct: float | None = None
     wall_s: float = 0.0
     connected: bool = False  # the client said READY
+    stderr_tail: str | None = None  # the end of the client's stderr when the cell failed
+
+
+def _read_tail(f: Any) -> str:
+    f.flush()
+    f.seek(0)
+    return str(f.read())
 
 
 _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
@@ -267,6 +276,7 @@ def run_cell(
     ]
     started = time.monotonic()
     deadline = started + args.warmup + args.duration + args.cell_timeout
+    errfile = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
@@ -278,7 +288,8 @@ def run_cell(
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        # A file, not a pipe: a chatty client must never block on a full stderr pipe.
+        stderr=errfile,
         text=True,
     )
     cell = CellRun(workload=workload, client=client, round=rnd, ok=False)
@@ -317,7 +328,9 @@ def run_cell(
                 cell.result = json.loads(line[len("RESULT ") :])
         sel.close()
         rc = proc.wait(max(0.1, deadline - time.monotonic()))
-        stderr = proc.stderr.read() if proc.stderr else ""
+        stderr = _read_tail(errfile)
+        if rc != 0 or not cell.result:
+            cell.stderr_tail = stderr[-12000:]
         if rc == 0 and cell.result:
             cell.ok = True
             r = cell.result
@@ -331,14 +344,23 @@ def run_cell(
         else:
             cell.error = _last_error(stderr) or f"exit {rc}"
     except (TimeoutError, subprocess.TimeoutExpired) as exc:
-        cell.error = f"timeout: {exc}"
+        cell.error = f"timeout: {exc}{' (after READY)' if cell.connected else ' (before READY)'}"
+        # Ask the client where it is stuck (benchmarks/client.py: SIGUSR1 dumps the threads'
+        # stacks, SIGUSR2 the asyncio tasks'); the dump lands in the JSON (stderr_tail).
+        if proc.poll() is None:
+            for sig in (signal.SIGUSR2, signal.SIGUSR1):
+                proc.send_signal(sig)
+                time.sleep(0.3)
+        cell.stderr_tail = None
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        if cell.error and cell.stderr_tail is None:
+            cell.stderr_tail = _read_tail(errfile)[-12000:]
+        if proc.stdout is not None:
+            proc.stdout.close()
+        errfile.close()
     cell.wall_s = time.monotonic() - started
     return cell
 
@@ -620,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     # A client that cannot even connect is not tried again in this run (each try can cost
     # the whole cell timeout).
     broken: dict[str, str] = {}
+    connect_failures: dict[str, int] = {}
     server = start_server(args.server, args.pin)
     try:
         log(
@@ -648,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             cell = run_cell(server, c, w, rnd, args)
             cells.append(cell)
             if cell.ok:
+                connect_failures[c] = 0
                 log(
                     f"{_fmt_rate(cell.result['rate'])}/s  p50 {_fmt_us(cell.result['p50_us'])}"
                     f"  p99 {_fmt_us(cell.result['p99_us'])}"
@@ -656,7 +680,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 log(f"FAILED: {cell.error}")
-                if not cell.connected:
+                # Two connect failures in a row: skip the client's remaining cells (one
+                # could be a passing hiccup, e.g. the tree being edited under the run).
+                connect_failures[c] = 0 if cell.connected else connect_failures.get(c, 0) + 1
+                if connect_failures[c] >= 2:
                     broken[c] = f"could not connect: {cell.error}"
                     log(f"{CLIENT_LABELS[c]}: not connecting, its remaining cells are skipped")
     finally:
