@@ -21,6 +21,8 @@ from ._api import (
     SubchannelState,
 )
 from ._registry import get, register, unregister_for_testing
+from .pick_first import PickFirstBuilder
+from .round_robin import RoundRobinBuilder
 
 __all__ = [
     "Balancer",
@@ -30,13 +32,18 @@ __all__ = [
     "ChannelState",
     "ErrorPicker",
     "NoSubchannelAvailable",
+    "PickFirstBuilder",
     "PickInfo",
     "PickResult",
     "Picker",
     "QueuePicker",
+    "RoundRobinBuilder",
     "Subchannel",
     "SubchannelState",
     "get",
     "register",
     "unregister_for_testing",
 ]
+
+register(PickFirstBuilder())
+register(RoundRobinBuilder())
