@@ -18,6 +18,7 @@ from . import _codec
 from ._transport import ClientStream, Http2Transport
 from ._transport._connection import SEND_HIGH_WATER
 from ._transport._hpack import encode_field, encode_fields, encode_timeout_field
+from .balancer import PickInfo, PickResult
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
 from .status import RpcError, StatusCode, UsageError
 
@@ -102,13 +103,13 @@ class CallContext(Protocol):
         compression: Compression | None,
     ) -> dict[str, Any]: ...
 
-    def pick_transport(self) -> Http2Transport | None: ...
+    def pick(self, info: PickInfo) -> PickResult | None: ...
 
-    async def wait_for_transport(self, wait_for_ready: bool) -> Http2Transport: ...
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult: ...
 
     def call_started(self, call: "Call") -> None: ...
 
-    def call_finished(self, call: "Call", code: StatusCode) -> None: ...
+    def call_finished(self, call: "Call", code: StatusCode, picked: PickResult | None) -> None: ...
 
 
 class Method:
@@ -120,6 +121,7 @@ class Method:
         "defs_size",
         "deserializer",
         "path",
+        "pick_info",
         "pseudo_block",
         "pseudo_size",
         "serializer",
@@ -140,6 +142,7 @@ class Method:
             raise ValueError(f"method must be a full path '/package.Service/Method', got {path!r}")
         self.channel = channel
         self.path = path
+        self.pick_info = PickInfo(method=path)
         self.serializer = serializer
         self.deserializer = deserializer
         # CONFORMANCE 1, 2, 3, 4, 8, 9: pseudo-headers first, then grpc-timeout (per
@@ -189,6 +192,7 @@ class Call:
         "_md_size",
         "_method",
         "_pick_task",
+        "_picked",
         "_refused_retries",
         "_replay",
         "_replay_size",
@@ -240,6 +244,7 @@ class Call:
         self._done_waiters: list[asyncio.Future[None]] | None = None
         self._done_callbacks: list[Callable[[Call], None]] | None = None
         self._pick_task: asyncio.Task[None] | None = None
+        self._picked: PickResult | None = None
         self._request_task: asyncio.Task[None] | None = None
         self._response: Any = None
         self._request_frame = b""
@@ -263,26 +268,36 @@ class Call:
     # ------------------------------------------------------------------ attempts
 
     def _begin(self) -> None:
-        """Pick and start the first attempt (sync when a READY transport exists)."""
+        """Pick and start an attempt (sync when the picker gives a READY subchannel)."""
         # Hot path: no task unless the pick must wait.
-        transport = self._method.channel.pick_transport()
-        if transport is not None:
-            self._start_on(transport)
+        m = self._method
+        picked = m.channel.pick(m.pick_info)
+        if picked is not None:
+            self._start_on(picked)
         else:
             self._pick_task = self._loop.create_task(self._pick_slow())
 
     async def _pick_slow(self) -> None:
+        m = self._method
         try:
-            transport = await self._method.channel.wait_for_transport(self._wait_for_ready)
+            picked = await m.channel.wait_for_pick(m.pick_info, self._wait_for_ready)
         except RpcError as exc:
             self._pick_task = None
             self._finish(exc.code(), exc.details() or "", None)
             return
         self._pick_task = None
         if self._code is None:
-            self._start_on(transport)
+            self._start_on(picked)
 
-    def _start_on(self, transport: Http2Transport) -> None:
+    def _start_on(self, picked: PickResult) -> None:
+        sc: Any = picked.subchannel
+        transport: Http2Transport = sc.transport
+        sc.calls_started += 1
+        previous = self._picked
+        if previous is not None:  # a transparent retry: the earlier attempt failed there
+            prev_sc: Any = previous.subchannel
+            prev_sc.calls_failed += 1
+        self._picked = picked
         m = self._method
         size = m.pseudo_size + m.defs_size + self._md_size
         timeout_block = b""
@@ -413,7 +428,7 @@ class Call:
             if task is not asyncio.current_task():
                 task.cancel()
         self._replay = None
-        self._method.channel.call_finished(self, code)
+        self._method.channel.call_finished(self, code, self._picked)
         self._notify_done()
         self._notify()
         callbacks = self._done_callbacks
@@ -540,7 +555,8 @@ class Call:
         return self._details
 
     async def wait_for_connection(self) -> None:
-        while self._code is None and (self._stream is None or not self._stream.headers_received):
+        """Return once the call is started on a connection (grpc.aio: its metadata was sent)."""
+        while self._code is None and self._stream is None:
             await self._wait()
         if self._code is not None and self._code is not StatusCode.OK:
             self._raise_if_failed()

@@ -1,24 +1,36 @@
-"""The Channel (grpc-go: ClientConn), for now over one address (L5).
+"""The Channel (L5; grpc-go: ClientConn).
 
-Calls already go through a pick step: ``pick_transport`` is the synchronous
-fast path (a READY transport that accepts streams) and ``wait_for_transport``
-the slow path that connects from IDLE, waits through CONNECTING and fails
-fail-fast RPCs only in TRANSIENT_FAILURE (CONFORMANCE 99-101).  The resolver,
-balancer and picker of the control plane replace ``_pick_subchannel`` without
-changing the call layer.
+A channel owns, in grpc-go's shape:
+
+- a resolver wrapper (``_resolver_wrapper``) around the resolver chosen by the
+  target's scheme;
+- a balancer wrapper (``_balancer_wrapper``) around the policy chosen by the
+  service config (``loadBalancingConfig`` / ``loadBalancingPolicy``) or
+  ``grpc.lb_policy_name``, switched gracefully when a new config names another;
+- the subchannels the balancer created (``_subchannel``), one transport each;
+- the picker holder (``_picker``) that every RPC picks from;
+- one callback serializer: every call into the resolver or the balancer, and
+  every subchannel state change, runs on it, one at a time.
+
+The channel starts IDLE and does nothing until the first RPC or a connect
+request (CONFORMANCE 67); after ``grpc.client_idle_timeout_ms`` without RPCs it
+goes back to IDLE, closing its resolver, balancer and connections (72, A9).
+
+Every connectivity change, resolver result and new picker is a trace event
+(``snapshot().events``) and a line on the ``grpc_lite`` logger.
 
 Who may call: coroutines on one event loop (the first one that uses the
 channel).  Not thread-safe.
 """
 
 import asyncio
-import json
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import _call
+from . import _call, balancer, resolver
+from ._balancer_wrapper import BalancerHost, BalancerWrapper
 from ._call import (
     Call,
     Compression,
@@ -30,75 +42,36 @@ from ._call import (
 )
 from ._connectivity import ConnectivityState, ConnectivityStateManager
 from ._options import ChannelOptions, parse_options
+from ._picker import PickerHolder
+from ._resolver_wrapper import ResolverWrapper
+from ._serializer import CallbackSerializer
+from ._snapshot import ChannelSnapshot, SubchannelSnapshot, TraceEvent, TraceLog
 from ._subchannel import Subchannel
-from ._transport import Http2Transport
+from .balancer import BalancerState, ChannelState, ErrorPicker, PickInfo, PickResult
 from .metadata import Metadata, MetadataType
+from .resolver import Address, BuildOptions, ResolverState
+from .service_config import ServiceConfig, parse_service_config
 from .status import RpcError, StatusCode, UsageError
 
 log = logging.getLogger("grpc_lite")
 
 _S = ConnectivityState
+DEFAULT_LB_POLICY = "pick_first"
 
 
-def parse_simple_target(target: str) -> tuple[str, str]:
-    """Address to dial and default ``:authority`` for a single-address target.
-
-    Forms: ``host:port``, ``dns:[//auth/]host[:port]``, ``passthrough:///addr``,
-    ``unix:path``, ``unix:///abs``, ``unix-abstract:name``, ``ipv4:``/``ipv6:``
-    lists (first address).  The default port is 443 (naming.md).
-    """
-    if not isinstance(target, str) or not target:
-        raise ValueError(f"invalid target {target!r}: empty")
-    if target.startswith("unix-abstract:"):
-        name = target[len("unix-abstract:") :]
-        if not name or "\0" in name:
-            raise ValueError(f"invalid target {target!r}: bad abstract socket name")
-        return target, "localhost"
-    if target.startswith("unix:"):
-        path = target[5:]
-        if path.startswith("//"):
-            if not path.startswith("///"):
-                raise ValueError(f"invalid target {target!r}: a unix target has no authority")
-            path = path[2:]
-        if not path:
-            raise ValueError(f"invalid target {target!r}: empty unix socket path")
-        return "unix:" + path, "localhost"
-    endpoint = target
-    for scheme in ("dns:", "passthrough:", "ipv4:", "ipv6:"):
-        if target.startswith(scheme):
-            endpoint = target[len(scheme) :]
-            if endpoint.startswith("//"):
-                endpoint = endpoint[2:].partition("/")[2]
-            if scheme in ("ipv4:", "ipv6:"):
-                endpoint = endpoint.split(",")[0]
-                if scheme == "ipv6:" and not endpoint.startswith("["):
-                    endpoint = f"[{endpoint}]"
-            break
-    authority = endpoint
-    if not endpoint:
-        raise ValueError(f"invalid target {target!r}: empty endpoint")
-    if endpoint.startswith("["):
-        close = endpoint.find("]")
-        if close < 0:
-            raise ValueError(f"invalid target {target!r}: unterminated IPv6 literal")
-        host, rest = endpoint[: close + 1], endpoint[close + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"invalid target {target!r}: junk after IPv6 literal")
-        port = rest[1:] if rest else "443"
-    elif endpoint.count(":") > 1:
-        host, port = f"[{endpoint}]", "443"
-    else:
-        host, sep, port = endpoint.partition(":")
-        if not sep:
-            port = "443"
-    if not host:
-        raise ValueError(f"invalid target {target!r}: empty host")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"invalid target {target!r}: bad port {port!r}")
-    return f"{host}:{port}", authority
+def _validate_lb_policy(name: str, config: Mapping[str, Any]) -> Any:
+    """``lb_policy_validator`` for service config parsing: KeyError when not registered."""
+    builder = balancer.get(name)
+    if builder is None:
+        raise KeyError(name)
+    return builder.parse_config(config)
 
 
-class Channel:
+def parse_config(config: str | Mapping[str, Any]) -> ServiceConfig:
+    return parse_service_config(config, lb_policy_validator=_validate_lb_policy)
+
+
+class Channel(BalancerHost):
     """A gRPC channel with grpc.aio's API (grpc-go: ClientConn)."""
 
     def __init__(
@@ -107,37 +80,70 @@ class Channel:
         options: Sequence[tuple[str, Any]] | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        service_config: str | dict[str, Any] | None = None,
+        service_config: str | Mapping[str, Any] | None = None,
         compression: Compression | None = None,
         interceptors: Sequence[Any] | None = None,
     ) -> None:
+        # Immutable after __init__: everything is validated before anything is built,
+        # so a bad argument never leaves a half-configured channel.
         self.options: ChannelOptions = parse_options(options)
+        self._raw_options: dict[str, Any] = dict(options or ())
         if interceptors:
             raise ValueError("client interceptors are not supported by this version of grpc_lite")
-        config = service_config if service_config is not None else self.options.service_config
-        if config is not None:
-            _validate_service_config_json(config)
         _call.compression_encoding(compression)
         self._compression = compression
         self.target = target
-        self._address, authority = parse_simple_target(target)
-        self._authority = self.options.default_authority or authority
+        self._parsed_target = resolver.parse_target(target)
+        builder = resolver.get(self._parsed_target.scheme)
+        if builder is None:  # pragma: no cover - parse_target only returns registered schemes
+            raise ValueError(f"invalid target {target!r}: no resolver for its scheme")
+        builder.validate_target(self._parsed_target)
+        self._resolver_builder = builder
+        config = service_config if service_config is not None else self.options.service_config
+        self._default_config: ServiceConfig | None = (
+            parse_config(config) if config is not None else None
+        )
+        if (
+            self.options.lb_policy_name is not None
+            and balancer.get(self.options.lb_policy_name) is None
+        ):
+            raise ValueError(
+                f"channel option 'grpc.lb_policy_name': no balancer named "
+                f"{self.options.lb_policy_name!r} is registered"
+            )
+        self._authority = self.options.default_authority or builder.default_authority(
+            self._parsed_target
+        )
         self._ssl_context = ssl_context
         self._server_hostname: str | None = None
         if ssl_context is not None:
-            host = self.options.ssl_target_name_override
-            if host is None:
-                host = (
-                    self._authority.rsplit(":", 1)[0]
-                    if not self._authority.startswith("[")
-                    else self._authority[1:].split("]")[0]
-                )
-            self._server_hostname = host
+            self._server_hostname = self.options.ssl_target_name_override or _host_of(
+                self._authority
+            )
         self._scheme = "https" if ssl_context is not None else "http"
+        # Loop-bound pieces are created on first use (a channel may be built outside a loop).
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._subchannel: Subchannel | None = None
+        self._serializer = CallbackSerializer()
+        self._trace = TraceLog()
         self._state = ConnectivityStateManager(_S.IDLE, subject="channel")
+        self._state.add_listener(self._state_changed)
+        self._picker = PickerHolder()
+        # Serializer-only.
+        self._idle = True
+        self._resolver: ResolverWrapper | None = None
+        self._balancer: BalancerWrapper | None = None
+        self._pending_balancer: BalancerWrapper | None = None
+        self._service_config: ServiceConfig | None = None
+        self._config_from_resolver = False
+        self._addresses: list[str] = []
+        self._resolver_error: str | None = None
+        self._subchannels: dict[Subchannel, None] = {}
+        self._retired: list[Subchannel] = []
+        self._idle_timer: asyncio.TimerHandle | None = None
+        # Any coroutine.
         self._calls: set[Call] = set()
+        self._active_calls = 0
+        self._active_since_check = False
         self._closed = False
         self.calls_started = 0
         self.calls_succeeded = 0
@@ -174,59 +180,337 @@ class Channel:
             "compression": compression if compression is not None else self._compression,
         }
 
-    def pick_transport(self) -> Http2Transport | None:
-        # Hot path: attribute reads only.
-        sc = self._subchannel
-        if sc is not None:
-            transport = sc.transport
-            if transport is not None and transport.accepting_streams:
-                return transport
-        return None
+    def pick(self, info: PickInfo) -> PickResult | None:
+        # Hot path: the current picker, no allocation beyond what the picker does.
+        return self._picker.pick_now(info)
 
-    async def wait_for_transport(self, wait_for_ready: bool) -> Http2Transport:
-        while True:
-            if self._closed:
-                raise RpcError(StatusCode.CANCELLED, "the channel is closed")
-            sc = self._pick_subchannel()
-            transport = sc.transport
-            if sc.state is _S.READY and transport is not None and transport.accepting_streams:
-                return transport
-            if sc.state is _S.IDLE:
-                sc.connect()
-            elif sc.state is _S.TRANSIENT_FAILURE and not wait_for_ready:
-                # CONFORMANCE 100: fail-fast RPCs fail only in TRANSIENT_FAILURE.
-                raise RpcError(StatusCode.UNAVAILABLE, sc.last_error or "connection failed")
-            await self._state.wait_for_state_change(self._state.state)
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult:
+        if self._closed:
+            raise RpcError(StatusCode.CANCELLED, "the channel is closed")
+        if self._idle:
+            self._serializer.schedule(self._exit_idle)
+        return await self._picker.wait_for_pick(info, wait_for_ready)
 
     def call_started(self, call: Call) -> None:
         self.calls_started += 1
+        self._active_calls += 1
+        self._active_since_check = True
         self._calls.add(call)
 
-    def call_finished(self, call: Call, code: StatusCode) -> None:
+    def call_finished(self, call: Call, code: StatusCode, picked: PickResult | None) -> None:
         self._calls.discard(call)
-        if code is StatusCode.OK:
+        self._active_calls -= 1
+        ok = code is StatusCode.OK
+        if ok:
             self.calls_succeeded += 1
         else:
             self.calls_failed += 1
+        if picked is not None:
+            sc: Subchannel = picked.subchannel  # type: ignore[assignment]
+            if ok:
+                sc.calls_succeeded += 1
+            else:
+                sc.calls_failed += 1
+            if picked.on_done is not None:
+                try:
+                    picked.on_done(code)
+                except Exception:
+                    log.exception("grpc_lite: pick on_done callback raised")
 
-    # ------------------------------------------------------------------ subchannels
+    # ------------------------------------------------------------------ idleness (A9)
 
-    def _pick_subchannel(self) -> Subchannel:
-        sc = self._subchannel
-        if sc is None:
-            self.loop  # noqa: B018 - bind the loop
-            sc = self._subchannel = Subchannel(
-                self._address,
-                backoff=self.options.backoff,
-                ssl_context=self._ssl_context,
-                server_hostname=self._server_hostname,
-                on_state_change=self._subchannel_state_changed,
+    def _exit_idle(self) -> None:
+        """Serializer-only: build the resolver; the balancer follows its first result."""
+        if self._closed:
+            return
+        if not self._idle:
+            if self._balancer is not None:
+                self._balancer.exit_idle()
+            return
+        self._idle = False
+        self._trace.record("channel", "exiting idle mode")
+        self._state.update_state(_S.CONNECTING)  # (71) until the balancer reports
+        self._resolver = ResolverWrapper(
+            builder=self._resolver_builder,
+            target=self._parsed_target,
+            options=BuildOptions(channel_options=self._raw_options),
+            serializer=self._serializer,
+            on_state=self._resolver_update,
+            on_error=self._resolver_failed,
+        )
+        try:
+            self._resolver.start()
+        except Exception as exc:
+            log.exception("grpc_lite: building the %r resolver failed", self._parsed_target.scheme)
+            self._resolver_failed(exc)
+        self._arm_idle_timer()
+
+    def _arm_idle_timer(self) -> None:
+        timeout = self.options.client_idle_timeout
+        if timeout <= 0 or self._closed:
+            return
+        self._idle_timer = self.loop.call_later(timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self._closed or self._idle:
+            return
+        if self._active_calls > 0 or self._active_since_check:
+            # Streams and recent calls keep the channel out of IDLE (73).
+            self._active_since_check = False
+            self._arm_idle_timer()
+            return
+        self._serializer.schedule(self._enter_idle)
+
+    def _enter_idle(self) -> None:
+        if self._closed or self._idle or self._active_calls > 0:
+            return
+        self._trace.record("channel", "entering idle mode after the idle timeout")
+        self._idle = True
+        self._shutdown_control_plane()
+        self._picker.picker = None
+        self._picker.wake_all()
+        self._state.update_state(_S.IDLE)
+
+    def _shutdown_control_plane(self) -> None:
+        if self._resolver is not None:
+            resolver_wrapper = self._resolver
+            self._resolver = None
+            resolver_wrapper.close()
+            self.loop.create_task(resolver_wrapper.wait_closed())
+        for wrapper in (self._pending_balancer, self._balancer):
+            if wrapper is not None:
+                wrapper.close()
+        self._balancer = self._pending_balancer = None
+        self._service_config = None
+        self._config_from_resolver = False
+
+    # ------------------------------------------------------------------ resolver results
+
+    def _resolver_update(self, state: ResolverState) -> bool:
+        """Serializer-only: a new resolver result (grpc-go: ClientConn.updateResolverState)."""
+        if self._closed or self._idle:
+            return False
+        self._resolver_error = None
+        self._addresses = [a.addr for a in state.addresses]
+        self._trace.record(
+            "resolver",
+            f"resolved {len(self._addresses)} addresses: "
+            + ", ".join(self._addresses[:16])
+            + (" ..." if len(self._addresses) > 16 else ""),
+        )
+        config, config_error = self._choose_config(state)
+        if config_error is not None and config is None:
+            # A21 / CONFORMANCE 144: a fresh channel with an invalid config and no
+            # default treats it as a resolution failure; the addresses still go on.
+            self._ensure_balancer(DEFAULT_LB_POLICY, None)
+            assert self._balancer is not None
+            self._balancer.resolver_error(
+                RpcError(StatusCode.UNAVAILABLE, f"invalid service config: {config_error}")
             )
+            return False
+        name, lb_config = self._lb_policy(config)
+        self._ensure_balancer(name, lb_config)
+        wrapper = self._pending_balancer or self._balancer
+        assert wrapper is not None
+        return wrapper.update_channel_state(ChannelState(resolver_state=state, config=lb_config))
+
+    def _choose_config(self, state: ResolverState) -> tuple[ServiceConfig | None, str | None]:
+        """The service config to use for this update (A21; CONFORMANCE 143, 144)."""
+        error = state.service_config_error
+        if error is None and state.service_config is not None:
+            try:
+                config = parse_config(state.service_config)
+            except ValueError as exc:
+                error = str(exc)
+            else:
+                if self._service_config is None or config.raw != self._service_config.raw:
+                    self._trace.record("channel", "service config from the resolver applied")
+                self._service_config = config
+                self._config_from_resolver = True
+                return config, None
+        if error is not None:
+            self._trace.record("resolver", f"invalid service config ignored: {error}")
+            if self._service_config is not None:
+                return self._service_config, error  # keep the last good one
+            if self._default_config is not None:
+                self._service_config = self._default_config
+                return self._default_config, error
+            return None, error
+        # The resolver has no config: the application's default, else an empty one.
+        self._service_config = self._default_config
+        self._config_from_resolver = False
+        return self._default_config, None
+
+    def _lb_policy(self, config: ServiceConfig | None) -> tuple[str, Any]:
+        if config is not None:
+            chosen = config.lb_policy_name(lambda n: balancer.get(n) is not None)
+            if chosen is not None:
+                name, lb_config = chosen
+                if lb_config is None:
+                    builder = balancer.get(name)
+                    assert builder is not None
+                    lb_config = builder.parse_config({})
+                return name, lb_config
+        name = self.options.lb_policy_name or DEFAULT_LB_POLICY
+        builder = balancer.get(name)
+        assert builder is not None
+        return name, builder.parse_config({})
+
+    def _resolver_failed(self, exc: Exception) -> None:
+        """Serializer-only: the resolver failed (58, 66)."""
+        if self._closed or self._idle:
+            return
+        message = f"name resolution failed for target {self.target!r}: {exc}"
+        self._resolver_error = message
+        self._trace.record("resolver", message)
+        self._ensure_balancer(
+            *(self._lb_policy(self._service_config) if self._balancer is None else ("", None))
+        )
+        assert self._balancer is not None
+        self._balancer.resolver_error(RpcError(StatusCode.UNAVAILABLE, message))
+
+    def _ensure_balancer(self, name: str, lb_config: Any) -> None:
+        """Serializer-only: build the balancer, or start a graceful switch to another policy."""
+        current = self._balancer
+        if current is not None and (not name or current.name == name):
+            if self._pending_balancer is not None:
+                self._pending_balancer.close()
+                self._pending_balancer = None
+            return
+        if self._pending_balancer is not None:
+            if self._pending_balancer.name == name:
+                return
+            self._pending_balancer.close()
+            self._pending_balancer = None
+        builder = balancer.get(name)
+        assert builder is not None
+        wrapper = BalancerWrapper(
+            name=name, builder=builder, host=self, serializer=self._serializer
+        )
+        if current is None:
+            self._trace.record("channel", f"load balancing policy {name}")
+            self._balancer = wrapper
+        else:
+            self._trace.record(
+                "channel", f"switching load balancing policy {current.name} -> {name}"
+            )
+            self._pending_balancer = wrapper
+
+    # ------------------------------------------------------------------ BalancerHost
+
+    def new_subchannel(
+        self,
+        addresses: tuple[Address, ...],
+        on_state_change: Callable[[Subchannel, ConnectivityState, str | None], None],
+    ) -> Subchannel:
+        self.loop  # noqa: B018 - bind the loop
+        sc = Subchannel(
+            addresses,
+            backoff=self.options.backoff,
+            ssl_context=self._ssl_context,
+            server_hostname=self._server_hostname,
+            on_state_change=lambda s, state, err: self._subchannel_changed(
+                s, state, err, on_state_change
+            ),
+            on_event=self._trace.record,
+        )
+        self._subchannels[sc] = None
+        self._trace.record(sc.subject, "created")
         return sc
 
-    def _subchannel_state_changed(self, sc: Subchannel, state: ConnectivityState) -> None:
-        if not self._closed or state is _S.SHUTDOWN:
-            self._state.update_state(state)
+    def _subchannel_changed(
+        self,
+        sc: Subchannel,
+        state: ConnectivityState,
+        error: str | None,
+        forward: Callable[[Subchannel, ConnectivityState, str | None], None],
+    ) -> None:
+        if state is _S.SHUTDOWN:
+            self._subchannels.pop(sc, None)
+            self._retired.append(sc)
+            del self._retired[:-64]
+        elif state is _S.IDLE and error is not None:
+            # A lost or drained connection: ask for fresh addresses (grpc-go: resetTransport).
+            self._serializer.schedule(self.resolve_now)
+        forward(sc, state, error)
+
+    def balancer_state(self, wrapper: BalancerWrapper, state: BalancerState) -> None:
+        """Serializer-only: a balancer published a state and picker."""
+        if wrapper is self._pending_balancer:
+            current = self._balancer
+            if (
+                state.state is _S.CONNECTING
+                and current is not None
+                and (current.last_state is not None and current.last_state.state is _S.READY)
+            ):
+                return  # keep serving with the old policy until the new one is ready
+            self._pending_balancer = None
+            if current is not None:
+                current.close()
+            self._balancer = wrapper
+        elif wrapper is not self._balancer:
+            return
+        elif self._pending_balancer is not None and state.state is not _S.READY:
+            pending = self._pending_balancer
+            if pending.last_state is not None:
+                # The old policy left READY: switch now (grpc-go gracefulswitch).
+                self._pending_balancer = None
+                wrapper.close()
+                self._balancer = pending
+                state = pending.last_state
+        if self._closed or self._idle:
+            return
+        self._picker.update(state.picker)
+        self._trace.record("picker", f"new picker for state {state.state.name}")
+        self._state.update_state(state.state)
+
+    def resolve_now(self) -> None:
+        if self._resolver is not None:
+            self._resolver.resolve_now()
+
+    # ------------------------------------------------------------------ state and events
+
+    def _state_changed(self, old: ConnectivityState, new: ConnectivityState) -> None:
+        self._trace.record("channel", f"{old.name} -> {new.name}")
+
+    def add_trace_listener(self, listener: Callable[[TraceEvent], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` for every new trace event; returns a remover."""
+        return self._trace.add_listener(listener)
+
+    def snapshot(self) -> ChannelSnapshot:
+        """Everything the channel knows about its connectivity, for debugging (API.md)."""
+        wrapper = self._balancer
+        subchannels = list(self._subchannels) if not self._closed else self._retired[-64:]
+        return ChannelSnapshot(
+            target=self.target,
+            state=self._state.state,
+            lb_policy=wrapper.name
+            if wrapper is not None
+            else (self._lb_policy(self._default_config)[0]),
+            addresses=list(self._addresses),
+            service_config=self._service_config.raw if self._service_config else None,
+            resolver_error=self._resolver_error,
+            subchannels=[
+                SubchannelSnapshot(
+                    address=sc.address,
+                    state=sc.state,
+                    health=None,
+                    connect_attempts=sc.connect_attempts,
+                    current_backoff=sc.current_backoff,
+                    next_attempt_at=sc.next_attempt_at,
+                    last_error=sc.last_error,
+                    calls_started=sc.calls_started,
+                    calls_succeeded=sc.calls_succeeded,
+                    calls_failed=sc.calls_failed,
+                )
+                for sc in subchannels
+            ],
+            calls_started=self.calls_started,
+            calls_succeeded=self.calls_succeeded,
+            calls_failed=self.calls_failed,
+            events=self._trace.events(),
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -286,11 +570,12 @@ class Channel:
         )
 
     def get_state(self, try_to_connect: bool = False) -> ConnectivityState:
-        state = self._state.state
-        if try_to_connect and state is _S.IDLE and not self._closed:
-            self._pick_subchannel().connect()
+        if try_to_connect and not self._closed:
             state = self._state.state
-        return state
+            if state is _S.IDLE:
+                self.loop  # noqa: B018 - bind the loop
+                self._serializer.schedule(self._exit_idle)
+        return self._state.state
 
     async def wait_for_state_change(self, last_observed_state: ConnectivityState) -> None:
         await self._state.wait_for_state_change(last_observed_state)
@@ -305,14 +590,14 @@ class Channel:
             await self._state.wait_for_state_change(state)
 
     async def close(self, grace: float | None = None) -> None:
+        """Cancel outstanding calls (after ``grace`` seconds if given); everything goes SHUTDOWN."""
         if self._closed:
             return
         self._closed = True
         if grace and self._calls:
-            calls = list(self._calls)
             try:
                 async with asyncio.timeout(grace):
-                    for call in calls:
+                    for call in list(self._calls):
                         while not call.done():
                             await call._wait()
             except TimeoutError:
@@ -320,9 +605,24 @@ class Channel:
         for call in list(self._calls):
             if not call.done():
                 call._finish(StatusCode.CANCELLED, "Channel closed!", None)
-        if self._subchannel is not None:
-            self._subchannel.shutdown()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        resolver_wrapper = self._resolver
+        self._resolver = None
+        if resolver_wrapper is not None:
+            resolver_wrapper.close()
+        for wrapper in (self._pending_balancer, self._balancer):
+            if wrapper is not None:
+                wrapper.close()
+        for sc in list(self._subchannels):
+            sc.shutdown()
+        self._serializer.close()
+        self._picker.picker = ErrorPicker(RpcError(StatusCode.CANCELLED, "the channel is closed"))
+        self._picker.wake_all()
         self._state.update_state(_S.SHUTDOWN)
+        if resolver_wrapper is not None:
+            await resolver_wrapper.wait_closed()
         # Let the transports' connection_lost callbacks run.
         await asyncio.sleep(0)
 
@@ -333,16 +633,10 @@ class Channel:
         await self.close()
 
 
-def _validate_service_config_json(config: str | dict[str, Any]) -> None:
-    if isinstance(config, dict):
-        return
-    if not isinstance(config, str):
-        raise ValueError(
-            f"service config must be a JSON str or a dict, not {type(config).__name__}"
-        )
-    try:
-        value = json.loads(config)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid service config JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError("invalid service config: the JSON value must be an object")
+def _host_of(authority: str) -> str:
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    host, sep, port = authority.rpartition(":")
+    if sep and port.isdigit():
+        return host
+    return authority

@@ -1,4 +1,4 @@
-"""A subchannel: one address, one transport at a time, its own state machine.
+"""A subchannel: one backend, one transport at a time, its own state machine (L3).
 
 grpc-go counterpart: ``addrConn`` in clientconn.go.
 
@@ -6,66 +6,120 @@ States and moves (the table is ``_connectivity.SUBCHANNEL_TRANSITIONS``)::
 
     IDLE --connect()--> CONNECTING --SETTINGS--> READY --GOAWAY/close--> IDLE
                              |
-                             +--fail--> TRANSIENT_FAILURE --backoff over--> IDLE
+                             +--every address failed--> TRANSIENT_FAILURE --backoff over--> IDLE
     any --shutdown()--> SHUTDOWN
 
-Connection backoff follows doc/connection-backoff.md (CONFORMANCE 76-80): the
-delay runs from the start of one attempt to the start of the next, an attempt
-may last max(delay, MIN_CONNECT_TIMEOUT), and the backoff resets only once a
-connection reached READY (the server's SETTINGS arrived, 79).
+A connection attempt tries the subchannel's addresses in order.  Connection
+backoff follows doc/connection-backoff.md (CONFORMANCE 76-80): the delay runs
+from the start of one attempt to the start of the next, one attempt may last
+max(delay, MIN_CONNECT_TIMEOUT), and the backoff resets only once a connection
+reached READY (the server's SETTINGS arrived, 79).  When the backoff is over the
+subchannel goes IDLE and its balancer decides when to connect again (A61).
 
-Who may call: coroutines and callbacks on the channel's loop.  State changes are
-reported synchronously to ``on_state_change``; the owner serializes them.
+Who may call: coroutines and callbacks on the channel's loop.  Every state
+change is reported synchronously to ``on_state_change``, which the channel
+queues on its serializer before the balancer sees it.
 """
 
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
 
 from ._backoff import BackoffConfig, ExponentialBackoff
 from ._connectivity import ConnectivityState, is_valid_subchannel_transition
 from ._transport import Http2Transport, TransportError, dial
+from .resolver import Address
 
 log = logging.getLogger("grpc_lite")
 
 _S = ConnectivityState
 
+# After this many consecutive failed attempts a failure is logged at WARNING.
+_WARN_AFTER_FAILURES = 2
+
 
 class Subchannel:
-    """One address and the transport connected to it (grpc-go: addrConn)."""
+    """One backend and the transport connected to it (grpc-go: addrConn).
+
+    Implements ``grpc_lite.balancer.Subchannel`` for the balancer that created it.
+    """
 
     def __init__(
         self,
-        address: str,
+        addresses: tuple[Address, ...],
         *,
         backoff: BackoffConfig,
         ssl_context: ssl.SSLContext | None,
         server_hostname: str | None,
-        on_state_change: Callable[["Subchannel", ConnectivityState], None],
+        on_state_change: Callable[["Subchannel", ConnectivityState, str | None], None],
+        on_event: Callable[[str, str], None] | None = None,
     ) -> None:
+        if not addresses:
+            raise ValueError("a subchannel needs at least one address")
         # Immutable after __init__.
-        self.address = address
+        self._addresses = addresses
+        self.address = addresses[0].addr
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname
         self._on_state_change = on_state_change
+        self._on_event = on_event
         self._backoff = ExponentialBackoff(backoff)
         # Owned by this object.
         self.state = _S.IDLE
         self.transport: Http2Transport | None = None
         self.last_error: str | None = None
+        self.connected_address: str | None = None
         self.connect_attempts = 0
+        self.consecutive_failures = 0
+        self.current_backoff: float | None = None
+        self.next_attempt_at: float | None = None  # time.time() of the next allowed attempt
+        self.calls_started = 0
+        self.calls_succeeded = 0
+        self.calls_failed = 0
         self._task: asyncio.Task[None] | None = None
-        self._old_transports: set[Http2Transport] = set()
+        self._draining: set[Http2Transport] = set()
 
     def __repr__(self) -> str:
         return f"<Subchannel {self.address} {self.state.name}>"
+
+    # ------------------------------------------------------------------ balancer.Subchannel
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        return self._addresses
 
     @property
     def subject(self) -> str:
         return f"subchannel {self.address}"
 
+    def connect(self) -> None:
+        """Start connecting if IDLE (grpc-go: addrConn.connect); a no-op otherwise."""
+        if self.state is not _S.IDLE:
+            return
+        self._transition(_S.CONNECTING)
+        self._task = asyncio.get_running_loop().create_task(self._connect())
+
+    def shutdown(self) -> None:
+        if self.state is _S.SHUTDOWN:
+            return
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        transports = list(self._draining)
+        if self.transport is not None:
+            transports.append(self.transport)
+        self.transport = None
+        self._draining.clear()
+        self._transition(_S.SHUTDOWN)
+        for t in transports:
+            t.close("subchannel shut down")
+
+    # ------------------------------------------------------------------ internals
+
     def _transition(self, new: ConnectivityState, error: str | None = None) -> None:
+        """The only writer of ``state``: checks the table, logs, records, notifies."""
         old = self.state
         if old is new:
             return
@@ -74,76 +128,79 @@ class Subchannel:
         self.state = new
         if error is not None:
             self.last_error = error
+        line = f"{old.name} -> {new.name}"
         if new is _S.TRANSIENT_FAILURE:
-            log.warning("%s: %s -> %s: %s", self.subject, old.name, new.name, error)
+            line += f": {error}"
+            level = (
+                logging.WARNING
+                if self.consecutive_failures >= _WARN_AFTER_FAILURES
+                else (logging.DEBUG)
+            )
+            log.log(level, "%s: %s", self.subject, line)
         else:
-            log.debug("%s: %s -> %s", self.subject, old.name, new.name)
-        self._on_state_change(self, new)
-
-    def connect(self) -> None:
-        """Start connecting if IDLE (grpc-go: addrConn.connect)."""
-        if self.state is not _S.IDLE:
-            return
-        self._transition(_S.CONNECTING)
-        self._task = asyncio.get_running_loop().create_task(self._connect())
+            log.debug("%s: %s", self.subject, line)
+        if self._on_event is not None:
+            self._on_event(self.subject, line)
+        self._on_state_change(self, new, error)
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         delay = self._backoff.next_delay()
-        next_start = loop.time() + delay
-        self.connect_attempts += 1
-        try:
-            transport = await dial(
-                self.address,
-                ssl_context=self._ssl_context,
-                server_hostname=self._server_hostname,
-                connect_timeout=self._backoff.connect_timeout(delay),
-                on_goaway=self._transport_goaway,
-                on_close=self._transport_closed,
-            )
-        except TransportError as exc:
-            self._transition(_S.TRANSIENT_FAILURE, str(exc))
-            await asyncio.sleep(max(0.0, next_start - loop.time()))
+        started = loop.time()
+        next_start = started + delay
+        self.current_backoff = delay
+        self.next_attempt_at = time.time() + delay
+        timeout = self._backoff.connect_timeout(delay)
+        errors = []
+        for address in self._addresses:
+            self.connect_attempts += 1
+            remaining = max(0.001, started + timeout - loop.time())
+            try:
+                transport = await dial(
+                    address.addr,
+                    ssl_context=self._ssl_context,
+                    server_hostname=address.server_name or self._server_hostname,
+                    connect_timeout=remaining,
+                    on_goaway=self._transport_goaway,
+                    on_close=self._transport_closed,
+                )
+            except TransportError as exc:
+                errors.append(str(exc))
+                continue
             self._task = None
-            if self.state is _S.TRANSIENT_FAILURE:
-                self._transition(_S.IDLE)
+            if self.state is not _S.CONNECTING:  # shut down meanwhile
+                transport.close("subchannel shut down")
+                return
+            # connection-backoff.md "Reset Backoff": only once the handshake completed.
+            self._backoff.reset()
+            self.consecutive_failures = 0
+            self.current_backoff = None
+            self.next_attempt_at = None
+            self.transport = transport
+            self.connected_address = address.addr
+            self.last_error = None
+            self._transition(_S.READY)
             return
+        self.consecutive_failures += 1
+        error = errors[-1] if len(errors) == 1 else "; ".join(errors)
+        self._transition(_S.TRANSIENT_FAILURE, error)
+        await asyncio.sleep(max(0.0, next_start - loop.time()))
         self._task = None
-        if self.state is not _S.CONNECTING:  # shut down meanwhile
-            transport.close("subchannel shut down")
-            return
-        self._backoff.reset()
-        self.transport = transport
-        self.last_error = None
-        self._transition(_S.READY)
+        if self.state is _S.TRANSIENT_FAILURE:
+            self.next_attempt_at = None
+            self._transition(_S.IDLE)
 
     def _transport_goaway(self, transport: Http2Transport) -> None:
-        # Streams already open drain on the old transport; new ones go elsewhere (161).
+        # Open streams drain on the old transport; new ones go elsewhere (161).
         if transport is self.transport:
             self.transport = None
-            self._old_transports.add(transport)
+            self._draining.add(transport)
             if self.state is _S.READY:
-                self._transition(_S.IDLE)
+                self._transition(_S.IDLE, "server sent GOAWAY")
 
     def _transport_closed(self, transport: Http2Transport, reason: str) -> None:
-        self._old_transports.discard(transport)
+        self._draining.discard(transport)
         if transport is self.transport:
             self.transport = None
-            self.last_error = reason
             if self.state is _S.READY:
-                self._transition(_S.IDLE)
-
-    def shutdown(self) -> None:
-        if self.state is _S.SHUTDOWN:
-            return
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        transports = list(self._old_transports)
-        if self.transport is not None:
-            transports.append(self.transport)
-        self.transport = None
-        self._old_transports.clear()
-        self._transition(_S.SHUTDOWN)
-        for t in transports:
-            t.close("subchannel shut down")
+                self._transition(_S.IDLE, reason)

@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "_serializer": 0,
     "_connectivity": 0,
     "_backoff": 0,
+    "_snapshot": 0,
     "_codec": 1,
     "service_config": 1,
     "_retry": 1,

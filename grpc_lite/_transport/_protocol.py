@@ -16,6 +16,9 @@ from typing import cast
 
 from ._connection import Connection, ConnectionState, H2Stream
 
+# How long a TLS close may wait for the server's close_notify before the socket is dropped.
+_TLS_CLOSE_GRACE = 0.2
+
 
 class TransportError(ConnectionError):
     """A connection attempt failed; the message says why."""
@@ -39,6 +42,8 @@ class Http2Transport(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._wbuf: list[bytes] | None = None
+        self._tls = False
+        self._lost = False
         self.conn: Connection | None = None
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self.closed_reason: str | None = None
@@ -49,6 +54,7 @@ class Http2Transport(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: duck-type them.
         self._transport = cast(asyncio.Transport, transport)
+        self._tls = transport.get_extra_info("ssl_object") is not None
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -84,6 +90,7 @@ class Http2Transport(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         reason = f"connection lost: {exc}" if exc else "connection closed by the server"
         if self.conn is not None:
             self.conn.connection_lost(reason)
@@ -103,8 +110,13 @@ class Http2Transport(asyncio.Protocol):
 
     def connection_closed(self, reason: str) -> None:
         self._flush_writes()  # the GOAWAY goes out before the socket closes
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None and not self._lost:
+            transport.close()
+            if self._tls:
+                # A TLS close waits for the peer's close_notify, which some servers never
+                # send: do not keep the socket for asyncio's 30 s SSL shutdown timeout.
+                self._loop.call_later(_TLS_CLOSE_GRACE, transport.abort)
         self._closed(reason)
 
     def ping_acked(self, data: bytes) -> None:

@@ -1,0 +1,137 @@
+"""The channel as one balancer sees it (L4; grpc-go: ccBalancerWrapper).
+
+Each balancer instance gets its own wrapper, so that once a policy switch has
+closed a balancer, whatever it still publishes is ignored.  Subchannel state
+changes are queued on the channel's serializer before the balancer sees them.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ._connectivity import ConnectivityState
+from ._serializer import CallbackSerializer
+from .balancer import (
+    Balancer,
+    BalancerBuilder,
+    BalancerState,
+    ChannelState,
+    Subchannel,
+    SubchannelState,
+)
+from .resolver import Address
+from .status import RpcError
+
+if TYPE_CHECKING:
+    from ._subchannel import Subchannel as _Subchannel
+
+
+class BalancerHost:
+    """What a balancer wrapper needs from the channel."""
+
+    target: str
+
+    def new_subchannel(
+        self,
+        addresses: tuple[Address, ...],
+        on_state_change: Callable[["_Subchannel", ConnectivityState, str | None], None],
+    ) -> "_Subchannel":
+        raise NotImplementedError
+
+    def balancer_state(self, wrapper: "BalancerWrapper", state: BalancerState) -> None:
+        raise NotImplementedError
+
+    def resolve_now(self) -> None:
+        raise NotImplementedError
+
+
+class BalancerWrapper:
+    """Implements ``grpc_lite.balancer.BalancerChannel`` for one balancer instance.
+
+    Who may call: the balancer (from the serializer), and the channel (from the serializer).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        builder: BalancerBuilder,
+        host: BalancerHost,
+        serializer: CallbackSerializer,
+    ) -> None:
+        self.name = name
+        self._host = host
+        self._serializer = serializer
+        self._subchannels: set[_Subchannel] = set()
+        self.closed = False
+        self.last_state: BalancerState | None = None
+        self.balancer: Balancer = builder.build(self)
+
+    # ------------------------------------------------------------------ BalancerChannel
+
+    @property
+    def target(self) -> str:
+        return self._host.target
+
+    def new_subchannel(
+        self,
+        addresses: Sequence[Address],
+        *,
+        on_state_change: Callable[[Subchannel, SubchannelState], None],
+    ) -> Subchannel:
+        if self.closed:
+            raise RuntimeError("new_subchannel() on a closed balancer")
+        addrs = tuple(addresses)
+
+        def changed(sc: "_Subchannel", state: ConnectivityState, error: str | None) -> None:
+            # Queued: the balancer sees subchannel states one at a time, in order.
+            self._serializer.schedule(self._deliver, on_state_change, sc, state, error)
+
+        sc = self._host.new_subchannel(addrs, changed)
+        self._subchannels.add(sc)
+        return sc
+
+    def _deliver(
+        self,
+        listener: Callable[[Subchannel, SubchannelState], None],
+        sc: "_Subchannel",
+        state: ConnectivityState,
+        error: str | None,
+    ) -> None:
+        if state is ConnectivityState.SHUTDOWN:
+            self._subchannels.discard(sc)
+        if not self.closed:
+            listener(sc, SubchannelState(state=state, error=error))
+
+    def update_state(self, state: BalancerState) -> None:
+        if self.closed:
+            return
+        self.last_state = state
+        self._host.balancer_state(self, state)
+
+    def resolve_now(self) -> None:
+        if not self.closed:
+            self._host.resolve_now()
+
+    # ------------------------------------------------------------------ channel side
+
+    def update_channel_state(self, state: ChannelState) -> bool:
+        return self.balancer.update_channel_state(state)
+
+    def resolver_error(self, error: RpcError) -> None:
+        self.balancer.resolver_error(error)
+
+    def exit_idle(self) -> None:
+        self.balancer.exit_idle()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.balancer.close()
+        for sc in list(self._subchannels):
+            sc.shutdown()
+        self._subchannels.clear()
+
+    @property
+    def subchannels(self) -> set["_Subchannel"]:
+        return self._subchannels

@@ -1,0 +1,97 @@
+"""The channel's current picker and the RPCs waiting for the next one (L3).
+
+grpc-go counterpart: ``pickerWrapper`` in picker_wrapper.go.
+
+Pickers are immutable snapshots published by the balancer.  An RPC that cannot
+be picked waits for the *next generation*: each generation has its own
+``asyncio.Event``, set when the picker is replaced, so cancelling one waiting
+RPC never disturbs the others (no shared Future, DESIGN.md).
+
+Pick semantics (CONFORMANCE 99-103):
+- ``NoSubchannelAvailable`` (IDLE, CONNECTING): wait for the next picker, fail-fast RPCs too.
+- ``RpcError`` from the picker (TRANSIENT_FAILURE): fail-fast RPCs fail with it (restricted
+  per A54); wait-for-ready RPCs keep waiting when it is UNAVAILABLE.
+- any other exception: UNAVAILABLE for fail-fast RPCs.
+- a picked subchannel that is not READY (a race): wait for the next picker.
+"""
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from .balancer import NoSubchannelAvailable, Picker, PickInfo, PickResult
+from .status import RpcError, StatusCode, restrict_control_plane_code
+
+if TYPE_CHECKING:
+    from ._subchannel import Subchannel
+
+log = logging.getLogger("grpc_lite")
+
+
+class PickerHolder:
+    """Holds the current picker; RPCs pick from it or wait for the next generation.
+
+    Who may call: ``update`` from the channel's serializer; ``pick_now`` and
+    ``wait_for_pick`` from any coroutine on the channel's loop.
+    """
+
+    __slots__ = ("_event", "generation", "picker")
+
+    def __init__(self) -> None:
+        self.picker: Picker | None = None
+        self.generation = 0
+        self._event = asyncio.Event()
+
+    def update(self, picker: Picker) -> None:
+        self.picker = picker
+        self.generation += 1
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def wake_all(self) -> None:
+        """Wake every waiter without a new picker (the channel closed or went idle)."""
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def pick_now(self, info: PickInfo) -> PickResult | None:
+        """Hot path: a READY pick from the current picker, or None (take the slow path)."""
+        picker = self.picker
+        if picker is None:
+            return None
+        try:
+            result = picker.pick(info)
+        except Exception:
+            return None
+        sc: Subchannel = result.subchannel  # type: ignore[assignment]
+        transport = sc.transport
+        if transport is None or not transport.accepting_streams:
+            return None
+        return result
+
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult:
+        """Pick, waiting across picker generations; raises RpcError for a failed pick."""
+        while True:
+            event = self._event
+            picker = self.picker
+            if picker is not None:
+                try:
+                    result = picker.pick(info)
+                except NoSubchannelAvailable:
+                    pass
+                except RpcError as exc:
+                    code = exc.code()
+                    if not wait_for_ready or code is not StatusCode.UNAVAILABLE:
+                        code, details = restrict_control_plane_code(code, exc.details() or "")
+                        raise RpcError(code, details) from None
+                except Exception as exc:
+                    if not wait_for_ready:
+                        raise RpcError(StatusCode.UNAVAILABLE, f"picker failed: {exc!r}") from None
+                    log.debug("grpc_lite: picker raised %r; waiting for the next one", exc)
+                else:
+                    sc: Subchannel = result.subchannel  # type: ignore[assignment]
+                    transport = sc.transport
+                    if transport is not None and transport.accepting_streams:
+                        return result
+                    # CONFORMANCE 102: picked a subchannel that is no longer READY: re-pick
+                    # with the next picker instead of failing.
+            await event.wait()

@@ -1,0 +1,97 @@
+"""Introspection values: trace events and channel/subchannel snapshots (L0).
+
+Frozen dataclasses, safe to hand to users and to serialise (``to_dict``).
+They never carry credentials: only addresses, states and error texts.
+"""
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._connectivity import ConnectivityState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceEvent:
+    """One thing that happened: a state change, a resolver result, a new picker, ..."""
+
+    timestamp: float
+    subject: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubchannelSnapshot:
+    address: str
+    state: ConnectivityState
+    health: str | None
+    connect_attempts: int
+    current_backoff: float | None
+    next_attempt_at: float | None
+    last_error: str | None
+    calls_started: int
+    calls_succeeded: int
+    calls_failed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelSnapshot:
+    target: str
+    state: ConnectivityState
+    lb_policy: str
+    addresses: list[str]
+    service_config: str | None
+    resolver_error: str | None
+    subchannels: list[SubchannelSnapshot]
+    calls_started: int
+    calls_succeeded: int
+    calls_failed: int
+    events: list[TraceEvent] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same data, JSON-serialisable (states as their names)."""
+
+        def fix(value: Any) -> Any:
+            if isinstance(value, ConnectivityState):
+                return value.name
+            if isinstance(value, dict):
+                return {k: fix(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [fix(v) for v in value]
+            return value
+
+        result: dict[str, Any] = fix(asdict(self))
+        return result
+
+
+class TraceLog:
+    """A bounded ring of trace events plus listeners told about each new one.
+
+    Who may call: code on the channel's loop.
+    """
+
+    __slots__ = ("_events", "_listeners")
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._events: deque[TraceEvent] = deque(maxlen=capacity)
+        self._listeners: list[Callable[[TraceEvent], None]] = []
+
+    def record(self, subject: str, description: str) -> None:
+        event = TraceEvent(timestamp=time.time(), subject=subject, description=description)
+        self._events.append(event)
+        for listener in tuple(self._listeners):
+            listener(event)
+
+    def events(self) -> list[TraceEvent]:
+        return list(self._events)
+
+    def add_listener(self, listener: Callable[[TraceEvent], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
