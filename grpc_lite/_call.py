@@ -11,10 +11,12 @@ awaits one future.  No task is created unless the pick has to wait.
 
 import asyncio
 import enum
+import random
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _codec
+from ._retry import PUSHBACK_HEADER, PUSHBACK_STOP, Retry, decide_retry, parse_pushback
 from ._transport import ClientStream, Http2Transport
 from ._transport._connection import SEND_HIGH_WATER
 from ._transport._hpack import encode_field, encode_fields, encode_timeout_field
@@ -24,6 +26,8 @@ from .status import RpcError, StatusCode, UsageError
 
 if TYPE_CHECKING:
     from ._options import ChannelOptions
+    from ._retry import PushbackResult, RetryThrottler
+    from .service_config import HedgingPolicy, MethodConfig, RetryPolicy
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -66,6 +70,20 @@ _ENCODING_NAMES = {
 }
 
 
+def _pushback(trailing: Metadata | None) -> "PushbackResult":
+    if not trailing:
+        return None
+    return parse_pushback([v for v in trailing.get_all(PUSHBACK_HEADER) if isinstance(v, str)])
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
 def compression_encoding(compression: "Compression | None") -> str | None:
     if compression is None:
         return None
@@ -103,6 +121,18 @@ class CallContext(Protocol):
         compression: Compression | None,
     ) -> dict[str, Any]: ...
 
+    @property
+    def config_generation(self) -> int: ...
+
+    @property
+    def retry_throttler(self) -> "RetryThrottler | None": ...
+
+    retry_buffer_used: int
+
+    def method_config(self, path: str) -> "MethodConfig | None": ...
+
+    def record_event(self, subject: str, description: str) -> None: ...
+
     def pick(self, info: PickInfo) -> PickResult | None: ...
 
     async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult: ...
@@ -116,6 +146,8 @@ class Method:
     """Per-method constants, computed once per multi-callable."""
 
     __slots__ = (
+        "_mc",
+        "_mc_generation",
         "channel",
         "defs_block",
         "defs_size",
@@ -143,6 +175,8 @@ class Method:
         self.channel = channel
         self.path = path
         self.pick_info = PickInfo(method=path)
+        self._mc: MethodConfig | None = None
+        self._mc_generation = -1
         self.serializer = serializer
         self.deserializer = deserializer
         # CONFORMANCE 1, 2, 3, 4, 8, 9: pseudo-headers first, then grpc-timeout (per
@@ -163,6 +197,55 @@ class Method:
         self.defs_block = encode_fields(defs)
         self.pseudo_size = sum(len(k) + len(v) + 32 for k, v in pseudo)
         self.defs_size = sum(len(k) + len(v) + 32 for k, v in defs)
+
+    def method_config(self) -> "MethodConfig | None":
+        """The service config's entry for this method, cached per config generation."""
+        generation = self.channel.config_generation
+        if generation != self._mc_generation:
+            self._mc = self.channel.method_config(self.path)
+            self._mc_generation = generation
+        return self._mc
+
+
+class _RetryState:
+    """Per-call A6 state; only calls whose method has a retry or hedging policy have one."""
+
+    __slots__ = (
+        "attempt_timers",
+        "attempts",
+        "buffered",
+        "committed",
+        "hedges",
+        "hedging",
+        "policy",
+        "since_pushback",
+        "stopped",
+        "timer",
+    )
+
+    def __init__(self, policy: "RetryPolicy | None", hedging: "HedgingPolicy | None") -> None:
+        self.policy = policy
+        self.hedging = hedging
+        self.attempts = 1  # counted attempts started (transparent retries excluded)
+        self.since_pushback: int | None = None
+        self.committed = False
+        self.stopped = False  # hedging: no more hedges (pushback "stop", throttled)
+        self.timer: asyncio.TimerHandle | None = None
+        self.attempt_timers: dict[ClientStream, asyncio.TimerHandle] = {}
+        self.hedges: list[ClientStream] = []
+        self.buffered = 0  # request bytes held for replay, counted against the limits
+
+    @property
+    def max_attempts(self) -> int:
+        if self.hedging is not None:
+            return self.hedging.max_attempts
+        assert self.policy is not None
+        return self.policy.max_attempts
+
+    @property
+    def per_attempt_timeout(self) -> float | None:
+        policy = self.hedging if self.hedging is not None else self.policy
+        return policy.per_attempt_recv_timeout if policy is not None else None
 
 
 _GRPC_ENCODING_FIELDS = {enc: encode_field("grpc-encoding", enc) for enc in ("gzip", "deflate")}
@@ -199,6 +282,7 @@ class Call:
         "_request_frame",
         "_request_task",
         "_response",
+        "_retry",
         "_stream",
         "_timer",
         "_trailing_metadata",
@@ -231,6 +315,19 @@ class Call:
         self._encoding = compression_encoding(compression) if compression is not None else None
         self._max_send = opts.max_send_message_length
         self._max_receive = opts.max_receive_message_length
+        self._retry: _RetryState | None = None
+        mc = method.method_config()
+        if mc is not None:
+            # The service config's method entry applies where the call says nothing
+            # (CONFORMANCE 149-151); message limits take the smaller of the two (48).
+            if mc.timeout is not None and (timeout is None or mc.timeout < timeout):
+                timeout = mc.timeout
+            if wait_for_ready is None:
+                wait_for_ready = mc.wait_for_ready
+            self._max_send = _smaller(self._max_send, mc.max_request_message_bytes)
+            self._max_receive = _smaller(self._max_receive, mc.max_response_message_bytes)
+            if opts.enable_retries and (mc.retry_policy or mc.hedging_policy):
+                self._retry = _RetryState(mc.retry_policy, mc.hedging_policy)
         self._wait_for_ready = bool(wait_for_ready)
         self._unary_request = unary_request
         self._unary_response = unary_response
@@ -266,6 +363,18 @@ class Call:
         ctx.call_started(self)
 
     # ------------------------------------------------------------------ attempts
+
+    def _start_first(self) -> None:
+        r = self._retry
+        if r is not None:
+            if self._unary_request and not self._buffer(len(self._request_frame)):
+                r.committed = True  # (110) too large to replay
+                self._release_buffer()
+            if r.hedging is not None and not r.committed:
+                self._begin()
+                self._schedule_hedge(r.hedging.hedging_delay)
+                return
+        self._begin()
 
     def _begin(self) -> None:
         """Pick and start an attempt (sync when the picker gives a READY subchannel)."""
@@ -314,7 +423,14 @@ class Call:
         if self._encoding is not None:
             enc_block = _GRPC_ENCODING_FIELDS[self._encoding]
             size += 45 + len(self._encoding)
-        block = m.pseudo_block + timeout_block + enc_block + m.defs_block + self._md_block
+        block = m.pseudo_block + timeout_block + enc_block + m.defs_block
+        r = self._retry
+        if r is not None and r.attempts > 1:
+            # A6: grpc-previous-rpc-attempts on every retry and hedge (113, 129).
+            attempts_value = str(r.attempts - 1)
+            block += encode_field("grpc-previous-rpc-attempts", attempts_value)
+            size += 58 + len(attempts_value)
+        block += self._md_block
         stream = ClientStream(
             self,
             block,
@@ -322,7 +438,16 @@ class Call:
             max_receive=self._max_receive,
             unary_response=self._unary_response,
         )
-        self._stream = stream
+        if r is not None and r.hedging is not None and not r.committed:
+            r.hedges.append(stream)
+        else:
+            self._stream = stream
+        if r is not None:
+            per_attempt = r.per_attempt_timeout
+            if per_attempt is not None:
+                r.attempt_timers[stream] = self._loop.call_later(
+                    per_attempt, self._attempt_timed_out, stream
+                )
         # Queue the request before starting so HEADERS and DATA share one write.
         if self._unary_request:
             stream.send(self._request_frame, True)
@@ -335,14 +460,206 @@ class Call:
         self._notify()
 
     def _restart(self) -> None:
+        r = self._retry
+        if r is not None:
+            r.timer = None
         if self._code is None and self._stream is None and self._pick_task is None:
             self._begin()
+
+    # ------------------------------------------------------------------ A6 retries and hedging
+
+    def _commit(self, stream: ClientStream) -> None:
+        """No more retries or hedges: ``stream`` is the call's attempt from now on (A6)."""
+        r = self._retry
+        assert r is not None
+        r.committed = True
+        if r.timer is not None:
+            r.timer.cancel()
+            r.timer = None
+        timer = r.attempt_timers.pop(stream, None)
+        if timer is not None:
+            timer.cancel()
+        if r.hedging is not None:
+            self._stream = stream
+            for other in r.hedges:
+                if other is not stream:
+                    # CONFORMANCE 125: the losers are cancelled with RST_STREAM(CANCEL).
+                    other.cancel(StatusCode.CANCELLED, "another hedged attempt won")
+                    t = r.attempt_timers.pop(other, None)
+                    if t is not None:
+                        t.cancel()
+            r.hedges = []
+        self._release_buffer()
+        self._replay = None if not self._unary_request else self._replay
+
+    def _release_buffer(self) -> None:
+        r = self._retry
+        if r is not None and r.buffered:
+            self._method.channel.retry_buffer_used -= r.buffered
+            r.buffered = 0
+
+    def _buffer(self, nbytes: int) -> bool:
+        """Count ``nbytes`` of request against the replay limits; False when over (110)."""
+        r = self._retry
+        if r is None or r.committed:
+            return True
+        ctx = self._method.channel
+        r.buffered += nbytes
+        ctx.retry_buffer_used += nbytes
+        opts = ctx.options
+        return (
+            r.buffered <= opts.per_rpc_retry_buffer_size
+            and ctx.retry_buffer_used <= opts.retry_buffer_size
+        )
+
+    def _attempt_timed_out(self, stream: ClientStream) -> None:
+        """perAttemptRecvTimeout (C-core): no response in time counts as a retryable failure."""
+        r = self._retry
+        if r is None or self._code is not None or r.committed:
+            return
+        r.attempt_timers.pop(stream, None)
+        self._method.channel.record_event(
+            "retry", f"{self._method.path}: attempt {r.attempts} got no response in time"
+        )
+        stream.per_attempt_timeout = True
+        stream.cancel(StatusCode.CANCELLED, "per-attempt receive timeout")
+
+    def _retry_failed_attempt(self, stream: ClientStream, code: StatusCode) -> bool:
+        """A6 retry decision for a finished, failed attempt; True when a retry is scheduled."""
+        r = self._retry
+        assert r is not None and r.policy is not None
+        policy = r.policy
+        trailing = stream.trailing_metadata
+        pushback = _pushback(trailing)
+        if stream.per_attempt_timeout and code not in policy.retryable_status_codes:
+            code = next(iter(policy.retryable_status_codes))  # counts as retryable
+        ctx = self._method.channel
+        decision = decide_retry(
+            policy,
+            code,
+            attempts=r.attempts,
+            committed=r.committed,
+            throttler=ctx.retry_throttler,
+            pushback=pushback,
+            rand=random.random,
+            retries_since_pushback=r.since_pushback,
+        )
+        path = self._method.path
+        if not isinstance(decision, Retry):
+            ctx.record_event(
+                "retry",
+                f"{path}: attempt {r.attempts} failed {code.name}; "
+                f"no retry ({decision.reason.name.lower()})",
+            )
+            return False
+        if decision.from_pushback:
+            r.since_pushback = 0
+        elif r.since_pushback is not None:
+            r.since_pushback += 1
+        ctx.record_event(
+            "retry",
+            f"{path}: attempt {r.attempts} failed {code.name}; "
+            f"retrying in {decision.delay * 1000:.0f} ms",
+        )
+        r.attempts += 1
+        self._stream = None
+        r.timer = self._loop.call_later(decision.delay, self._restart)
+        return True
+
+    def _schedule_hedge(self, delay: float) -> None:
+        r = self._retry
+        assert r is not None
+        if r.timer is not None:
+            r.timer.cancel()
+            r.timer = None
+        if r.stopped or r.committed or r.attempts >= r.max_attempts:
+            return
+        if delay <= 0:
+            self._send_hedge()
+        else:
+            r.timer = self._loop.call_later(delay, self._send_hedge)
+
+    def _send_hedge(self) -> None:
+        """Start the next hedged attempt (124), then schedule the one after it."""
+        r = self._retry
+        assert r is not None and r.hedging is not None
+        r.timer = None
+        if self._code is not None or r.committed or r.stopped or r.attempts >= r.max_attempts:
+            return
+        throttler = self._method.channel.retry_throttler
+        if throttler is not None and not throttler.allows_retry:
+            return  # CONFORMANCE 132: a throttled hedge is simply not sent
+        if self._pick_task is not None:
+            # A pick is still waiting: this hedge goes when it lands.
+            r.timer = self._loop.call_later(r.hedging.hedging_delay or 0.001, self._send_hedge)
+            return
+        r.attempts += 1
+        self._method.channel.record_event(
+            "hedge", f"{self._method.path}: sending hedged attempt {r.attempts}"
+        )
+        self._begin()
+        self._schedule_hedge(r.hedging.hedging_delay)
+
+    def _hedge_done(self, stream: ClientStream) -> None:
+        """An uncommitted hedged attempt finished (A6 "Summary of Retry and Hedging Logic")."""
+        r = self._retry
+        assert r is not None and r.hedging is not None
+        if stream not in r.hedges:
+            return
+        r.hedges.remove(stream)
+        timer = r.attempt_timers.pop(stream, None)
+        if timer is not None:
+            timer.cancel()
+        if stream.unprocessed and self._transparent_retry_allowed(stream):
+            self._loop.call_soon(self._begin)
+            return
+        code = stream.code
+        assert code is not None
+        if code is StatusCode.OK:  # a Trailers-Only OK: this attempt wins
+            self._commit(stream)
+            self._finish(code, stream.details, stream.trailing_metadata)
+            return
+        ctx = self._method.channel
+        nonfatal = code in r.hedging.non_fatal_status_codes or stream.per_attempt_timeout
+        if nonfatal:
+            throttler = ctx.retry_throttler
+            allowed = throttler.record_failure() if throttler is not None else True
+            trailing = stream.trailing_metadata
+            pushback = _pushback(trailing)
+            if pushback is PUSHBACK_STOP or not allowed:
+                r.stopped = True  # (128, 132): outstanding attempts continue, no new ones
+                if r.timer is not None:
+                    r.timer.cancel()
+                    r.timer = None
+            elif isinstance(pushback, int):
+                self._schedule_hedge(pushback / 1000.0)
+            else:
+                self._schedule_hedge(0)  # (126) a non-fatal failure sends the next one now
+            ctx.record_event(
+                "hedge", f"{self._method.path}: hedged attempt failed {code.name} (non-fatal)"
+            )
+            if r.hedges or r.timer is not None or self._pick_task is not None:
+                return  # attempts still outstanding or scheduled
+        else:
+            ctx.record_event(
+                "hedge", f"{self._method.path}: hedged attempt failed {code.name} (fatal)"
+            )
+            for other in r.hedges:
+                other.cancel(StatusCode.CANCELLED, "a hedged attempt failed fatally")
+            r.hedges = []
+        self._stream = stream
+        self._finish(code, stream.details, stream.trailing_metadata)
 
     # ------------------------------------------------------------------ StreamListener
 
     def stream_headers(self, stream: ClientStream) -> None:
+        r = self._retry
+        if r is not None:
+            if not r.committed and (stream is self._stream or stream in r.hedges):
+                self._commit(stream)  # (109, 125) response headers commit the call
+        elif stream is self._stream:
+            self._replay = None  # the server saw the call: no transparent retry
         if stream is self._stream:
-            self._replay = None  # committed: the server saw the call
             self._notify()
 
     def stream_message(self, stream: ClientStream) -> None:
@@ -371,7 +688,13 @@ class Call:
             self._notify()
 
     def stream_done(self, stream: ClientStream) -> None:
-        if stream is not self._stream or self._code is not None:
+        if self._code is not None:
+            return
+        r = self._retry
+        if r is not None and r.hedging is not None and not r.committed:
+            self._hedge_done(stream)
+            return
+        if stream is not self._stream:
             return
         if stream.unprocessed and self._transparent_retry_allowed(stream):
             # A6 transparent retry: the server never saw this stream (121-123).
@@ -380,6 +703,16 @@ class Call:
             return
         code = stream.code
         assert code is not None
+        if r is not None:
+            timer = r.attempt_timers.pop(stream, None)
+            if timer is not None:
+                timer.cancel()
+            if (
+                code is not StatusCode.OK
+                and r.policy is not None
+                and self._retry_failed_attempt(stream, code)
+            ):
+                return
         details = stream.details
         if (
             code is StatusCode.CANCELLED
@@ -391,6 +724,9 @@ class Call:
 
     def _transparent_retry_allowed(self, stream: ClientStream) -> bool:
         if self._cancelled or (not self._unary_request and self._replay is None):
+            return False
+        r = self._retry
+        if r is not None and r.committed and r.hedging is None and stream.headers_received:
             return False
         if stream.id == 0:  # never left the client
             return self._transparent_retries < 100
@@ -415,6 +751,18 @@ class Call:
             if not stream.done:
                 stream.cancel(code, details)
             self._initial_metadata = stream.initial_metadata
+        r = self._retry
+        if r is not None:
+            if r.timer is not None:
+                r.timer.cancel()
+                r.timer = None
+            for t in r.attempt_timers.values():
+                t.cancel()
+            r.attempt_timers.clear()
+            for other in r.hedges:
+                other.cancel(code, details)
+            r.hedges = []
+            self._release_buffer()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -647,10 +995,27 @@ class Call:
             replay.append(frame)
             self._replay_size += len(frame)
         stream = self._stream
+        r = self._retry
         if stream is not None:
             stream.send(frame, False)
-            if replay is not None and self._replay_size > _REPLAY_LIMIT:
-                self._replay = None  # too much to replay: no transparent retry any more
+        elif r is not None:
+            for hedge in r.hedges:
+                hedge.send(frame, False)
+        if r is not None and not r.committed and not self._buffer(len(frame)):
+            # CONFORMANCE 110: over the replay buffer limit the call commits.
+            target = stream if stream is not None else (r.hedges[0] if r.hedges else None)
+            if target is not None:
+                self._commit(target)
+                self._method.channel.record_event(
+                    "retry", f"{self._method.path}: replay buffer limit exceeded; committed"
+                )
+        elif (
+            r is None
+            and stream is not None
+            and replay is not None
+            and self._replay_size > _REPLAY_LIMIT
+        ):
+            self._replay = None  # too much to replay: no transparent retry any more
         # Backpressure: wait while too much is queued for the socket.
         while self._code is None:
             stream = self._stream
@@ -666,6 +1031,9 @@ class Call:
         stream = self._stream
         if stream is not None:
             stream.send(b"", True)
+        elif self._retry is not None:
+            for hedge in self._retry.hedges:
+                hedge.send(b"", True)
 
     def _consume_requests(self, requests: Iterable[Any] | AsyncIterable[Any]) -> None:
         self._request_task = self._loop.create_task(self._feed(requests))
@@ -696,7 +1064,7 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
         frame = self._serialize(request)
         if frame is not None:
             self._request_frame = frame
-            self._begin()
+            self._start_first()
 
     def __await__(self) -> Generator[Any, None, ResponseT]:
         return self._unary_result().__await__()
@@ -710,7 +1078,7 @@ class UnaryStreamCall(Call, Generic[RequestT, ResponseT]):
         frame = self._serialize(request)
         if frame is not None:
             self._request_frame = frame
-            self._begin()
+            self._start_first()
 
     async def read(self) -> Any:
         return await self._read()
@@ -731,7 +1099,7 @@ class StreamUnaryCall(Call, Generic[RequestT, ResponseT]):
 
     def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
         super().__init__(method, unary_request=False, unary_response=True, **kwargs)
-        self._begin()
+        self._start_first()
         if requests is not None and self._code is None:
             self._consume_requests(requests)
 
@@ -750,7 +1118,7 @@ class StreamStreamCall(Call, Generic[RequestT, ResponseT]):
 
     def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
         super().__init__(method, unary_request=False, unary_response=False, **kwargs)
-        self._begin()
+        self._start_first()
         if requests is not None and self._code is None:
             self._consume_requests(requests)
 

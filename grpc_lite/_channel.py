@@ -44,13 +44,14 @@ from ._connectivity import ConnectivityState, ConnectivityStateManager
 from ._options import ChannelOptions, parse_options
 from ._picker import PickerHolder
 from ._resolver_wrapper import ResolverWrapper
+from ._retry import RetryThrottler
 from ._serializer import CallbackSerializer
 from ._snapshot import ChannelSnapshot, SubchannelSnapshot, TraceEvent, TraceLog
 from ._subchannel import Subchannel
 from .balancer import BalancerState, ChannelState, ErrorPicker, PickInfo, PickResult
 from .metadata import Metadata, MetadataType
 from .resolver import Address, BuildOptions, ResolverState
-from .service_config import ServiceConfig, parse_service_config
+from .service_config import MethodConfig, ServiceConfig, parse_service_config
 from .status import RpcError, StatusCode, UsageError
 
 log = logging.getLogger("grpc_lite")
@@ -135,6 +136,12 @@ class Channel(BalancerHost):
         self._pending_balancer: BalancerWrapper | None = None
         self._service_config: ServiceConfig | None = None
         self._config_from_resolver = False
+        # The config calls read (method configs, throttling); bumped on every change.
+        self.config_generation = 0
+        self._call_config: ServiceConfig | None = None
+        self.retry_throttler: RetryThrottler | None = None
+        self.retry_buffer_used = 0
+        self._apply_call_config(self._default_config)
         self._addresses: list[str] = []
         self._resolver_error: str | None = None
         self._subchannels: dict[Subchannel, None] = {}
@@ -203,6 +210,9 @@ class Channel(BalancerHost):
         ok = code is StatusCode.OK
         if ok:
             self.calls_succeeded += 1
+            throttler = self.retry_throttler
+            if throttler is not None:
+                throttler.record_success()  # A6: every successful RPC adds tokenRatio
         else:
             self.calls_failed += 1
         if picked is not None:
@@ -328,6 +338,7 @@ class Channel(BalancerHost):
                     self._trace.record("channel", "service config from the resolver applied")
                 self._service_config = config
                 self._config_from_resolver = True
+                self._apply_call_config(config)
                 return config, None
         if error is not None:
             self._trace.record("resolver", f"invalid service config ignored: {error}")
@@ -335,12 +346,35 @@ class Channel(BalancerHost):
                 return self._service_config, error  # keep the last good one
             if self._default_config is not None:
                 self._service_config = self._default_config
+                self._apply_call_config(self._default_config)
                 return self._default_config, error
             return None, error
         # The resolver has no config: the application's default, else an empty one.
         self._service_config = self._default_config
         self._config_from_resolver = False
+        self._apply_call_config(self._default_config)
         return self._default_config, None
+
+    def _apply_call_config(self, config: ServiceConfig | None) -> None:
+        """Make ``config`` the one new calls use (method configs, retry throttling)."""
+        if config is self._call_config:
+            return
+        old = self._call_config
+        self._call_config = config
+        self.config_generation += 1
+        throttling = config.retry_throttling if config is not None else None
+        if throttling is None:
+            self.retry_throttler = None
+        elif old is None or old.retry_throttling != throttling or self.retry_throttler is None:
+            # CONFORMANCE 155: a new config starts a full bucket (grpc-go's choice).
+            self.retry_throttler = RetryThrottler.from_config(throttling)
+
+    def method_config(self, path: str) -> MethodConfig | None:
+        config = self._call_config
+        return config.method_config(path) if config is not None else None
+
+    def record_event(self, subject: str, description: str) -> None:
+        self._trace.record(subject, description)
 
     def _lb_policy(self, config: ServiceConfig | None) -> tuple[str, Any]:
         if config is not None:

@@ -32,6 +32,8 @@ class ChannelOptions:
     keepalive_timeout: float = 20.0
     keepalive_permit_without_calls: bool = False
     client_idle_timeout: float = 1800.0
+    per_rpc_retry_buffer_size: int = 256 * 1024
+    retry_buffer_size: int = 16 * 1024 * 1024
     default_authority: str | None = None
     primary_user_agent: str | None = None
     ssl_target_name_override: str | None = None
@@ -97,6 +99,15 @@ def _length(field: str) -> Callable[[str, Any], dict[str, Any]]:
     return conv
 
 
+def _size(field: str) -> Callable[[str, Any], dict[str, Any]]:
+    def conv(key: str, value: Any) -> dict[str, Any]:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"channel option {key!r} must be an int >= 0, got {value!r}")
+        return {field: value}
+
+    return conv
+
+
 def _keepalive_time(key: str, value: Any) -> dict[str, Any]:
     ms = _number(key, value, minimum=1)
     # A8: INT_MAX means off, as in grpcio.
@@ -125,6 +136,8 @@ _CONVERTERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "grpc.keepalive_timeout_ms": _ms("keepalive_timeout", 1),
     "grpc.keepalive_permit_without_calls": _switch("keepalive_permit_without_calls"),
     "grpc.client_idle_timeout_ms": _ms("client_idle_timeout"),
+    "grpc.per_rpc_retry_buffer_size": _size("per_rpc_retry_buffer_size"),
+    "grpc_lite.retry_buffer_size": _size("retry_buffer_size"),
     "grpc.default_authority": _string("default_authority"),
     "grpc.primary_user_agent": _string("primary_user_agent"),
     "grpc.ssl_target_name_override": _string("ssl_target_name_override"),

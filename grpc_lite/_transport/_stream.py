@@ -78,6 +78,7 @@ class ClientStream(H2Stream):
         "initial_metadata",
         "listener",
         "messages",
+        "per_attempt_timeout",
         "trailing_metadata",
         "unprocessed",
     )
@@ -111,6 +112,8 @@ class ClientStream(H2Stream):
         # True when the server never processed the stream (REFUSED_STREAM before
         # headers, GOAWAY above last_stream_id, never sent): transparently retryable.
         self.unprocessed = False
+        # Set by the call when its perAttemptRecvTimeout cancelled this attempt.
+        self.per_attempt_timeout = False
 
     @property
     def done(self) -> bool:
