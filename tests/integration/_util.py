@@ -144,14 +144,17 @@ def watch_server_calls(server: RunningServer) -> ServerCallWatch:
 
     def _begin(method: str, context: grpc.ServicerContext) -> None:
         original(method, context)
-        watch.contexts.append(context)
-        watch.started.set()
 
         def on_end() -> None:
             watch.cancelled_flags.append(_client_cancelled(context))
             watch.ended.set()
 
-        context.add_callback(on_end)
+        # Register before telling the test the RPC started, so a cancel the test sends next
+        # cannot beat the registration; add_callback is False if the RPC already ended.
+        if not context.add_callback(on_end):
+            on_end()
+        watch.contexts.append(context)
+        watch.started.set()
 
     servicer._begin = _begin
     return watch
