@@ -34,6 +34,7 @@ class BalancerHost:
         self,
         addresses: tuple[Address, ...],
         on_state_change: Callable[["_Subchannel", ConnectivityState, str | None], None],
+        health_check: bool,
     ) -> "_Subchannel":
         raise NotImplementedError
 
@@ -77,6 +78,7 @@ class BalancerWrapper:
         addresses: Sequence[Address],
         *,
         on_state_change: Callable[[Subchannel, SubchannelState], None],
+        health_check: bool = False,
     ) -> Subchannel:
         if self.closed:
             raise RuntimeError("new_subchannel() on a closed balancer")
@@ -86,7 +88,7 @@ class BalancerWrapper:
             # Queued: the balancer sees subchannel states one at a time, in order.
             self._serializer.schedule(self._deliver, on_state_change, sc, state, error)
 
-        sc = self._host.new_subchannel(addrs, changed)
+        sc = self._host.new_subchannel(addrs, changed, health_check)
         self._subchannels.add(sc)
         return sc
 

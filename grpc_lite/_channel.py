@@ -49,6 +49,7 @@ from ._serializer import CallbackSerializer
 from ._snapshot import ChannelSnapshot, SubchannelSnapshot, TraceEvent, TraceLog
 from ._subchannel import Subchannel
 from .balancer import BalancerState, ChannelState, ErrorPicker, PickInfo, PickResult
+from .health import WATCH_METHOD
 from .metadata import Metadata, MetadataType
 from .resolver import Address, BuildOptions, ResolverState
 from .service_config import MethodConfig, ServiceConfig, parse_service_config
@@ -437,8 +438,10 @@ class Channel(BalancerHost):
         self,
         addresses: tuple[Address, ...],
         on_state_change: Callable[[Subchannel, ConnectivityState, str | None], None],
+        health_check: bool = False,
     ) -> Subchannel:
         self.loop  # noqa: B018 - bind the loop
+        watch = self._method(WATCH_METHOD, None, None)
         sc = Subchannel(
             addresses,
             backoff=self.options.backoff,
@@ -448,10 +451,20 @@ class Channel(BalancerHost):
                 s, state, err, on_state_change
             ),
             on_event=self._trace.record,
+            health_service=self._health_service if health_check else None,
+            watch_header=(
+                watch.pseudo_block + watch.defs_block,
+                watch.pseudo_size + watch.defs_size,
+            ),
         )
         self._subchannels[sc] = None
         self._trace.record(sc.subject, "created")
         return sc
+
+    def _health_service(self) -> str | None:
+        """The service name to health-check, or None when the config has no healthCheckConfig."""
+        config = self._service_config
+        return config.health_check_service if config is not None else None
 
     def _subchannel_changed(
         self,
@@ -529,7 +542,7 @@ class Channel(BalancerHost):
                 SubchannelSnapshot(
                     address=sc.address,
                     state=sc.state,
-                    health=None,
+                    health=sc.health if sc._health_task is not None else None,
                     connect_attempts=sc.connect_attempts,
                     current_backoff=sc.current_backoff,
                     next_attempt_at=sc.next_attempt_at,

@@ -9,6 +9,13 @@ States and moves (the table is ``_connectivity.SUBCHANNEL_TRANSITIONS``)::
                              +--every address failed--> TRANSIENT_FAILURE --backoff over--> IDLE
     any --shutdown()--> SHUTDOWN
 
+With client-side health checking (A17; the balancer asked for it and the
+service config has ``healthCheckConfig``), a READY connection runs a
+``grpc.health.v1.Health/Watch`` stream and the state the balancer sees is
+derived from it: CONNECTING until the first response, READY while SERVING (or
+UNIMPLEMENTED), TRANSIENT_FAILURE otherwise (CONFORMANCE 136-138).  ``state`` is
+that balancer-facing state; ``connectivity`` is the connection's own FSM.
+
 A connection attempt tries the subchannel's addresses in order.  Connection
 backoff follows doc/connection-backoff.md (CONFORMANCE 76-80): the delay runs
 from the start of one attempt to the start of the next, one attempt may last
@@ -27,10 +34,13 @@ import ssl
 import time
 from collections.abc import Callable
 
+from . import _codec
 from ._backoff import BackoffConfig, ExponentialBackoff
 from ._connectivity import ConnectivityState, is_valid_subchannel_transition
-from ._transport import Http2Transport, TransportError, dial
+from ._transport import ClientStream, Http2Transport, TransportError, dial
+from .health import watch_health
 from .resolver import Address
+from .status import StatusCode
 
 log = logging.getLogger("grpc_lite")
 
@@ -55,6 +65,8 @@ class Subchannel:
         server_hostname: str | None,
         on_state_change: Callable[["Subchannel", ConnectivityState, str | None], None],
         on_event: Callable[[str, str], None] | None = None,
+        health_service: Callable[[], str | None] | None = None,
+        watch_header: tuple[bytes, int] | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("a subchannel needs at least one address")
@@ -66,8 +78,13 @@ class Subchannel:
         self._on_state_change = on_state_change
         self._on_event = on_event
         self._backoff = ExponentialBackoff(backoff)
+        self._health_service = health_service
+        self._watch_header = watch_header
         # Owned by this object.
-        self.state = _S.IDLE
+        self.connectivity = _S.IDLE  # the connection FSM
+        self.state = _S.IDLE  # what the balancer was last told
+        self.health: str | None = None  # last health status (None: off or pending)
+        self._health_task: asyncio.Task[None] | None = None
         self.transport: Http2Transport | None = None
         self.last_error: str | None = None
         self.connected_address: str | None = None
@@ -96,17 +113,18 @@ class Subchannel:
 
     def connect(self) -> None:
         """Start connecting if IDLE (grpc-go: addrConn.connect); a no-op otherwise."""
-        if self.state is not _S.IDLE:
+        if self.connectivity is not _S.IDLE:
             return
         self._transition(_S.CONNECTING)
         self._task = asyncio.get_running_loop().create_task(self._connect())
 
     def shutdown(self) -> None:
-        if self.state is _S.SHUTDOWN:
+        if self.connectivity is _S.SHUTDOWN:
             return
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self._stop_health()
         transports = list(self._draining)
         if self.transport is not None:
             transports.append(self.transport)
@@ -119,13 +137,13 @@ class Subchannel:
     # ------------------------------------------------------------------ internals
 
     def _transition(self, new: ConnectivityState, error: str | None = None) -> None:
-        """The only writer of ``state``: checks the table, logs, records, notifies."""
-        old = self.state
+        """The only writer of ``connectivity``: checks the table, logs, records, notifies."""
+        old = self.connectivity
         if old is new:
             return
         if not is_valid_subchannel_transition(old, new):
             raise AssertionError(f"{self.subject}: invalid transition {old.name} -> {new.name}")
-        self.state = new
+        self.connectivity = new
         if error is not None:
             self.last_error = error
         line = f"{old.name} -> {new.name}"
@@ -134,14 +152,81 @@ class Subchannel:
             level = (
                 logging.WARNING
                 if self.consecutive_failures >= _WARN_AFTER_FAILURES
-                else (logging.DEBUG)
+                else logging.DEBUG
             )
             log.log(level, "%s: %s", self.subject, line)
         else:
             log.debug("%s: %s", self.subject, line)
         if self._on_event is not None:
             self._on_event(self.subject, line)
-        self._on_state_change(self, new, error)
+        if new is _S.READY:
+            self._start_health()
+        elif old is _S.READY:
+            self._stop_health()
+        self._report(error)
+
+    def _report(self, error: str | None) -> None:
+        """Tell the balancer the state it should see, if it changed."""
+        state = self.connectivity
+        if state is _S.READY and self._health_task is not None:
+            health = self.health
+            if health is None:
+                state = _S.CONNECTING  # (136) until the first health response
+            elif health not in ("SERVING", "UNIMPLEMENTED"):
+                state = _S.TRANSIENT_FAILURE
+        if state is self.state:
+            return
+        self.state = state
+        self._on_state_change(self, state, error)
+
+    # ------------------------------------------------------------------ health (A17)
+
+    def _start_health(self) -> None:
+        service = self._health_service() if self._health_service is not None else None
+        self.health = None
+        if service is None or self.transport is None or self._watch_header is None:
+            return
+        transport = self.transport
+        header = self._watch_header
+        backoff = ExponentialBackoff(self._backoff.config)
+
+        def open_stream(request: bytes) -> "_DirectStream":
+            return _DirectStream(transport, header, _codec.frame_message(request))
+
+        self._health_task = asyncio.get_running_loop().create_task(
+            watch_health(
+                service=service,
+                open_stream=open_stream,
+                report=self._health_report,
+                backoff=backoff,
+                sleep=asyncio.sleep,
+                subject=self.subject,
+            )
+        )
+
+    def _stop_health(self) -> None:
+        task = self._health_task
+        if task is not None:
+            self._health_task = None
+            task.cancel()  # the Watch stream is reset with CANCEL (139)
+        self.health = None
+
+    def _health_report(self, status: str, error: str | None) -> None:
+        if self._health_task is None:
+            return
+        if status == "STARTING":
+            if self.health is None:
+                return
+            self.health = None  # (137) CONNECTING while a new Watch starts
+        elif status == "ENDED":
+            self.health = "UNKNOWN"
+        else:
+            self.health = status
+        if self._on_event is not None and status != "STARTING":
+            self._on_event(self.subject, f"health {status}" + (f": {error}" if error else ""))
+        if error is not None:
+            self.last_error = error
+        self._report(error)
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -168,7 +253,7 @@ class Subchannel:
                 errors.append(str(exc))
                 continue
             self._task = None
-            if self.state is not _S.CONNECTING:  # shut down meanwhile
+            if self.connectivity is not _S.CONNECTING:  # shut down meanwhile
                 transport.close("subchannel shut down")
                 return
             # connection-backoff.md "Reset Backoff": only once the handshake completed.
@@ -186,7 +271,7 @@ class Subchannel:
         self._transition(_S.TRANSIENT_FAILURE, error)
         await asyncio.sleep(max(0.0, next_start - loop.time()))
         self._task = None
-        if self.state is _S.TRANSIENT_FAILURE:
+        if self.connectivity is _S.TRANSIENT_FAILURE:
             self.next_attempt_at = None
             self._transition(_S.IDLE)
 
@@ -195,12 +280,63 @@ class Subchannel:
         if transport is self.transport:
             self.transport = None
             self._draining.add(transport)
-            if self.state is _S.READY:
+            if self.connectivity is _S.READY:
                 self._transition(_S.IDLE, "server sent GOAWAY")
 
     def _transport_closed(self, transport: Http2Transport, reason: str) -> None:
         self._draining.discard(transport)
         if transport is self.transport:
             self.transport = None
-            if self.state is _S.READY:
+            if self.connectivity is _S.READY:
                 self._transition(_S.IDLE, reason)
+
+
+class _DirectStream:
+    """A Watch call straight on a transport (no picker, no retry): ``health.HealthStream``."""
+
+    __slots__ = ("_stream", "_waiter")
+
+    def __init__(self, transport: Http2Transport, header: tuple[bytes, int], frame: bytes) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+        block, size = header
+        self._stream = ClientStream(self, block, size, max_receive=None, unary_response=False)
+        self._stream.send(frame, True)
+        transport.start_stream(self._stream)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def stream_headers(self, stream: ClientStream) -> None:
+        pass
+
+    def stream_message(self, stream: ClientStream) -> None:
+        self._wake()
+
+    def stream_done(self, stream: ClientStream) -> None:
+        self._wake()
+
+    def stream_writable(self, stream: ClientStream) -> None:
+        pass
+
+    async def read(self) -> bytes | None:
+        stream = self._stream
+        while True:
+            if stream.messages:
+                return stream.take_message()
+            if stream.done:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    @property
+    def code(self) -> StatusCode | None:
+        return self._stream.code
+
+    @property
+    def details(self) -> str:
+        return self._stream.details
+
+    def cancel(self) -> None:
+        self._stream.cancel(StatusCode.CANCELLED, "health check stopped")

@@ -150,8 +150,14 @@ class BalancerChannel(Protocol):
         addresses: Sequence[Address],
         *,
         on_state_change: Callable[[Subchannel, SubchannelState], None],
+        health_check: bool = False,
     ) -> Subchannel:
-        """Create an IDLE subchannel; its state changes reach `on_state_change` (serialized)."""
+        """Create an IDLE subchannel; its state changes reach `on_state_change` (serialized).
+
+        With ``health_check=True`` the subchannel runs client-side health checking (A17)
+        when the service config has ``healthCheckConfig``: it reports READY only while the
+        backend's health service says SERVING.  pick_first leaves it off (A17, item 89).
+        """
         ...
 
     def update_state(self, state: BalancerState) -> None:

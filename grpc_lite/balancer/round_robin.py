@@ -192,8 +192,11 @@ class RoundRobinBalancer:
 
     def _new_entry(self, address: Address) -> _Entry:
         entry = _Entry(address)
+        # A17: round_robin runs client-side health checking when the config asks for it.
         entry.subchannel = self._channel.new_subchannel(
-            [address], on_state_change=functools.partial(self._on_subchannel_state, entry)
+            [address],
+            on_state_change=functools.partial(self._on_subchannel_state, entry),
+            health_check=True,
         )
         entry.result = PickResult(subchannel=entry.subchannel)
         self._evaluator.record_transition(_S.SHUTDOWN, entry.effective)

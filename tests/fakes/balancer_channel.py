@@ -53,6 +53,7 @@ class FakeSubchannel:
         self._state = _S.IDLE
         self.connect_count = 0
         self.shutdown_count = 0
+        self.health_check = False
 
     @property
     def addresses(self) -> tuple[Address, ...]:
@@ -126,8 +127,10 @@ class FakeBalancerChannel:
         addresses: Sequence[Address],
         *,
         on_state_change: Callable[[Subchannel, SubchannelState], None],
+        health_check: bool = False,
     ) -> FakeSubchannel:
         sc = FakeSubchannel(self, addresses, on_state_change)
+        sc.health_check = health_check
         self.subchannels.append(sc)
         return sc
 
