@@ -48,6 +48,7 @@ from ._retry import RetryThrottler
 from ._serializer import CallbackSerializer
 from ._snapshot import ChannelSnapshot, SubchannelSnapshot, TraceEvent, TraceLog
 from ._subchannel import Subchannel
+from ._transport._keepalive import KeepaliveParams
 from .balancer import BalancerState, ChannelState, ErrorPicker, PickInfo, PickResult
 from .health import WATCH_METHOD
 from .metadata import Metadata, MetadataType
@@ -123,6 +124,16 @@ class Channel(BalancerHost):
                 self._authority
             )
         self._scheme = "https" if ssl_context is not None else "http"
+        opts = self.options
+        self._keepalive = (
+            KeepaliveParams(
+                time=opts.keepalive_time,
+                timeout=opts.keepalive_timeout,
+                permit_without_calls=opts.keepalive_permit_without_calls,
+            )
+            if opts.keepalive_time is not None
+            else None
+        )
         # Loop-bound pieces are created on first use (a channel may be built outside a loop).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serializer = CallbackSerializer()
@@ -452,6 +463,7 @@ class Channel(BalancerHost):
             ),
             on_event=self._trace.record,
             health_service=self._health_service if health_check else None,
+            keepalive=self._keepalive,
             watch_header=(
                 watch.pseudo_block + watch.defs_block,
                 watch.pseudo_size + watch.defs_size,

@@ -38,6 +38,7 @@ from . import _codec
 from ._backoff import BackoffConfig, ExponentialBackoff
 from ._connectivity import ConnectivityState, is_valid_subchannel_transition
 from ._transport import ClientStream, Http2Transport, TransportError, dial
+from ._transport._keepalive import KeepaliveParams
 from .health import watch_health
 from .resolver import Address
 from .status import StatusCode
@@ -67,6 +68,7 @@ class Subchannel:
         on_event: Callable[[str, str], None] | None = None,
         health_service: Callable[[], str | None] | None = None,
         watch_header: tuple[bytes, int] | None = None,
+        keepalive: KeepaliveParams | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("a subchannel needs at least one address")
@@ -78,6 +80,7 @@ class Subchannel:
         self._on_state_change = on_state_change
         self._on_event = on_event
         self._backoff = ExponentialBackoff(backoff)
+        self._keepalive = keepalive
         self._health_service = health_service
         self._watch_header = watch_header
         # Owned by this object.
@@ -248,6 +251,7 @@ class Subchannel:
                     connect_timeout=remaining,
                     on_goaway=self._transport_goaway,
                     on_close=self._transport_closed,
+                    keepalive=self._keepalive,
                 )
             except TransportError as exc:
                 errors.append(str(exc))

@@ -9,15 +9,21 @@ close through the callbacks given to :func:`dial`.
 """
 
 import asyncio
+import logging
 import socket
 import ssl
 from collections.abc import Callable
 from typing import cast
 
+from . import _frames as fr
 from ._connection import Connection, ConnectionState, H2Stream
+from ._keepalive import Action, Keepalive, KeepaliveParams
 
 # How long a TLS close may wait for the server's close_notify before the socket is dropped.
 _TLS_CLOSE_GRACE = 0.2
+
+
+log = logging.getLogger("grpc_lite")
 
 
 class TransportError(ConnectionError):
@@ -35,8 +41,12 @@ class Http2Transport(asyncio.Protocol):
         address: str,
         on_goaway: Callable[["Http2Transport"], None] | None,
         on_close: Callable[["Http2Transport", str], None] | None,
+        keepalive: KeepaliveParams | None = None,
     ) -> None:
         self.address = address
+        self._keepalive_params = keepalive
+        self._keepalive: Keepalive | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
         self._on_goaway = on_goaway
         self._on_close = on_close
         self._transport: asyncio.Transport | None = None
@@ -82,6 +92,9 @@ class Http2Transport(asyncio.Protocol):
             self._transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
 
     def data_received(self, data: bytes) -> None:
+        keepalive = self._keepalive
+        if keepalive is not None:
+            keepalive.last_read = self._loop.time()
         conn = self.conn
         if conn is not None:
             conn.receive_data(data)
@@ -101,8 +114,40 @@ class Http2Transport(asyncio.Protocol):
     def connection_ready(self) -> None:
         if not self._ready.done():
             self._ready.set_result(None)
+        params = self._keepalive_params
+        if params is not None:
+            now = self._loop.time()
+            self._keepalive = Keepalive(params, now)
+            self._keepalive_timer = self._loop.call_at(now + params.time, self._keepalive_tick)
+
+    def _keepalive_tick(self) -> None:
+        self._keepalive_timer = None
+        keepalive, conn = self._keepalive, self.conn
+        if keepalive is None or conn is None or conn.closed:
+            return
+        now = self._loop.time()
+        action, next_at = keepalive.tick(now, conn.active_streams)
+        if action is Action.CLOSE:
+            assert self._keepalive_params is not None
+            self.close(
+                f"keepalive watchdog timeout: no response to PING within "
+                f"{self._keepalive_params.timeout:g}s"
+            )
+            return
+        if action is Action.PING:
+            conn.ping(b"grpclite")
+        self._keepalive_timer = self._loop.call_at(next_at, self._keepalive_tick)
 
     def connection_goaway(self, last_stream_id: int, code: int, debug: bytes) -> None:
+        if code == fr.ENHANCE_YOUR_CALM and debug == b"too_many_pings":
+            params = self._keepalive_params
+            log.warning(
+                "grpc_lite: %s sent GOAWAY too_many_pings; doubling the keepalive time to %ss",
+                self.address,
+                params.time * 2 if params is not None else "-",
+            )
+            if params is not None:
+                params.too_many_pings()  # (159) for this channel's later connections
         first = not self.goaway_received
         self.goaway_received = True
         if first and self._on_goaway is not None:
@@ -128,6 +173,9 @@ class Http2Transport(asyncio.Protocol):
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
         if not self._ready.done():
             self._ready.set_exception(TransportError(reason))
             self._ready.exception()  # mark retrieved: the dialer may have given up already
@@ -182,6 +230,7 @@ async def dial(
     connect_timeout: float,
     on_goaway: Callable[[Http2Transport], None] | None = None,
     on_close: Callable[[Http2Transport, str], None] | None = None,
+    keepalive: KeepaliveParams | None = None,
 ) -> Http2Transport:
     """Connect to ``address`` and wait for the server's SETTINGS (CONFORMANCE 17, 78).
 
@@ -193,7 +242,7 @@ async def dial(
     holder: list[Http2Transport] = []
 
     def factory() -> Http2Transport:
-        proto = Http2Transport(address, on_goaway, on_close)
+        proto = Http2Transport(address, on_goaway, on_close, keepalive)
         holder.append(proto)
         return proto
 
