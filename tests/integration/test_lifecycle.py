@@ -358,7 +358,7 @@ async def test_channel_ready_from_idle(interop_server: RunningServer) -> None:
         assert ch.get_state() is S.READY
 
 
-async def test_new_channel_does_not_connect(refused_port: int) -> None:
+async def test_new_channel_does_not_connect() -> None:
     """CONFORMANCE 67: creating a channel (even to a refused port) never blocks, never
     raises and does not connect: it stays IDLE while nothing asks."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import ssl
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -443,3 +445,37 @@ async def test_tls_close_releases_socket(tls_interop_server: RunningServer) -> N
     assert await wait_until(lambda: established_connections_to(port) == 0, 1.0), (
         "the TLS socket is still ESTABLISHED 1 s after close()"
     )
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plaintext", "tls"])
+def test_socket_closed_when_event_loop_ends(
+    grpc_server_factory: ServerFactory, tls_material: TLSMaterial, secure: bool
+) -> None:
+    """CONFORMANCE 70 / API.md ``close()``: the common program shape ``asyncio.run(main())``
+    with ``async with grpc_lite.secure_channel(...)`` inside leaves no socket behind when
+    the loop ends: nothing to the server is still ESTABLISHED after asyncio.run returns, and
+    garbage collection finds no unclosed socket/transport (ResourceWarning)."""
+    server = grpc_server_factory.interop(tls=tls_material if secure else None)
+    assert server.port is not None
+    port = server.port
+
+    async def main() -> None:
+        if secure:
+            creds = grpc_lite.ssl_channel_credentials(root_certificates=tls_material.ca_pem)
+            ch = grpc_lite.secure_channel(f"localhost:{port}", creds)
+        else:
+            ch = grpc_lite.insecure_channel(f"127.0.0.1:{port}")
+        async with ch:
+            await _unary_ok(ch)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()  # whatever earlier tests left behind is not this test's business
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        asyncio.run(main())
+        still_established = established_connections_to(port)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert still_established == 0, "a client socket is still open after asyncio.run()"
+    assert not leaks, leaks
