@@ -60,6 +60,8 @@ log = logging.getLogger("grpc_lite")
 
 _S = ConnectivityState
 DEFAULT_LB_POLICY = "pick_first"
+# How long close() waits for its sockets to close before aborting them.
+_CLOSE_WAIT = 0.5
 
 
 def _validate_lb_policy(name: str, config: Mapping[str, Any]) -> Any:
@@ -674,6 +676,7 @@ class Channel(BalancerHost):
         for wrapper in (self._pending_balancer, self._balancer):
             if wrapper is not None:
                 wrapper.close()
+        transports = [t for sc in [*self._subchannels, *self._retired] for t in sc.transports]
         for sc in list(self._subchannels):
             sc.shutdown()
         self._serializer.close()
@@ -682,7 +685,18 @@ class Channel(BalancerHost):
         self._state.update_state(_S.SHUTDOWN)
         if resolver_wrapper is not None:
             await resolver_wrapper.wait_closed()
-        # Let the transports' connection_lost callbacks run.
+        # Wait (briefly) until the sockets are really closed, so that a program ending
+        # right after close() leaves nothing open; a TLS peer that never answers the
+        # close_notify does not hold the socket for asyncio's 30 s SSL shutdown.
+        if transports:
+            waits = [asyncio.ensure_future(t.wait_closed()) for t in transports]
+            _, pending = await asyncio.wait(waits, timeout=_CLOSE_WAIT)
+            for fut in pending:
+                fut.cancel()
+            for t in transports:
+                t.abort()
+            if pending:
+                await asyncio.sleep(0)
         await asyncio.sleep(0)
 
     async def __aenter__(self) -> "Channel":

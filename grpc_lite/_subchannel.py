@@ -100,6 +100,7 @@ class Subchannel:
         self.calls_failed = 0
         self._task: asyncio.Task[None] | None = None
         self._draining: set[Http2Transport] = set()
+        self._closing: list[Http2Transport] = []
 
     def __repr__(self) -> str:
         return f"<Subchannel {self.address} {self.state.name}>"
@@ -121,6 +122,14 @@ class Subchannel:
         self._transition(_S.CONNECTING)
         self._task = asyncio.get_running_loop().create_task(self._connect())
 
+    @property
+    def transports(self) -> list[Http2Transport]:
+        """Every transport still open: the current one and those draining after GOAWAY."""
+        found = list(self._draining) + [t for t in self._closing if not t.lost]
+        if self.transport is not None:
+            found.append(self.transport)
+        return found
+
     def shutdown(self) -> None:
         if self.connectivity is _S.SHUTDOWN:
             return
@@ -133,9 +142,11 @@ class Subchannel:
             transports.append(self.transport)
         self.transport = None
         self._draining.clear()
+        self._closing = transports  # still visible to Channel.close() until they close
         self._transition(_S.SHUTDOWN)
         for t in transports:
-            t.close("subchannel shut down")
+            # In-flight RPCs finish; nothing new starts (grpc-go: tearDown -> GracefulClose).
+            t.graceful_close("subchannel shut down")
 
     # ------------------------------------------------------------------ internals
 

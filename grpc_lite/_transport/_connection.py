@@ -302,6 +302,16 @@ class Connection:
             stream._recv_credit = 0
             self._flush()
 
+    def drain(self, reason: str) -> None:
+        """Start no new streams; close once the open ones finish (grpc-go: GracefulClose)."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        if self.state is not ConnectionState.DRAINING:
+            self.state = ConnectionState.DRAINING
+            self._refuse_pending(reason)
+        self._maybe_finish_drain()
+        self._flush()
+
     def ping(self, data: bytes) -> None:
         if self.state is not ConnectionState.CLOSED:
             self._out.append(fr.encode_ping(data))

@@ -54,6 +54,7 @@ class Http2Transport(asyncio.Protocol):
         self._wbuf: list[bytes] | None = None
         self._tls = False
         self._lost = False
+        self._lost_event = asyncio.Event()
         self.conn: Connection | None = None
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self.closed_reason: str | None = None
@@ -104,6 +105,7 @@ class Http2Transport(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._lost_event.set()
         reason = f"connection lost: {exc}" if exc else "connection closed by the server"
         if self.conn is not None:
             self.conn.connection_lost(reason)
@@ -200,6 +202,24 @@ class Http2Transport(asyncio.Protocol):
         elif self._transport is not None:
             self._transport.close()
         self._closed(reason)
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    async def wait_closed(self) -> None:
+        """Until the socket is closed (``connection_lost`` ran)."""
+        if self._transport is None:
+            return
+        await self._lost_event.wait()
+
+    def graceful_close(self, reason: str) -> None:
+        """Open streams run to completion, then the connection closes; no new streams."""
+        conn = self.conn
+        if conn is not None:
+            conn.drain(reason)
+        else:
+            self.close(reason)
 
     def abort(self) -> None:
         if self._transport is not None:
