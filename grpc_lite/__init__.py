@@ -6,6 +6,7 @@ Quick start::
         reply = await channel.unary_unary("/helloworld.Greeter/SayHello")(request_bytes)
 """
 
+import logging as _logging
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,9 @@ from .metadata import Metadata
 from .status import AioRpcError, RpcError, StatusCode, UsageError
 
 ChannelConnectivity = ConnectivityState
+
+# A library never prints through logging's last-resort handler; applications configure it.
+_logging.getLogger("grpc_lite").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
 
