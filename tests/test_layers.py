@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "__init__": 6,
     "__main__": 6,
     "_cli": 6,
+    "_demo": 6,
     "_stub": 6,
     "testing": 6,
 }

@@ -1,0 +1,5 @@
+"""``python -m grpc_lite``: the grpc-lite command."""
+
+from ._cli import main
+
+main()
