@@ -26,7 +26,7 @@ channel).  Not thread-safe.
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from . import _call, balancer, resolver
@@ -538,6 +538,30 @@ class Channel(BalancerHost):
     def add_trace_listener(self, listener: Callable[[TraceEvent], None]) -> Callable[[], None]:
         """Call ``listener(event)`` for every new trace event; returns a remover."""
         return self._trace.add_listener(listener)
+
+    async def trace_events(self) -> AsyncIterator[TraceEvent]:
+        """Every new trace event as it happens, until the channel is closed.
+
+        ``async for event in channel.trace_events(): ...`` (the ``grpc-lite watch``
+        command's view).  Events are delivered in order; nothing polls.
+        """
+        queue: asyncio.Queue[TraceEvent | None] = asyncio.Queue()
+        remove = self._trace.add_listener(queue.put_nowait)
+        closed = self._state.add_listener(
+            lambda old, new: queue.put_nowait(None) if new is _S.SHUTDOWN else None
+        )
+        try:
+            if self._closed:
+                return
+            while (event := await queue.get()) is not None:
+                yield event
+            while not queue.empty():  # events recorded while shutting down
+                event = queue.get_nowait()
+                if event is not None:
+                    yield event
+        finally:
+            remove()
+            closed()
 
     def snapshot(self) -> ChannelSnapshot:
         """Everything the channel knows about its connectivity, for debugging (API.md)."""
