@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import faulthandler
 import json
+import resource
 import signal
 import sys
 import time
@@ -31,6 +32,9 @@ from typing import Any
 
 UNARY_METHOD = "/grpc_lite.bench.Bench/Unary"
 STREAM_METHOD = "/grpc_lite.bench.Bench/Stream"
+UPLOAD_METHOD = "/grpc_lite.bench.Bench/Upload"
+DOWNLOAD_METHOD = "/grpc_lite.bench.Bench/Download"
+MIB = 1 << 20
 
 # A protobuf-serialized small message: helloworld.HelloRequest(name="grpc_lite bench") is
 # field 1 (tag 0x0a), length 15, then the name: 17 bytes. Any proto server accepts it.
@@ -57,17 +61,57 @@ def _varint(n: int) -> bytes:
 # {int32 count = 1}: how many messages the Stream method sends back.
 STREAM_REQUEST = b"\x08" + _varint(STREAM_COUNT)
 
+# {bytes data = 1}, exactly 1 MiB as a message (tag, 3-byte length, payload): the `upload`
+# workload's request. Upload replies with a 4-byte message; Download replies with 1 MiB
+# (the same shape) to the small UNARY_PAYLOAD.
+UPLOAD_PAYLOAD = b"\x0a" + _varint(MIB - 4) + bytes(MIB - 4)
+assert len(UPLOAD_PAYLOAD) == MIB
+
+# The `rr` workload: unary calls through round_robin over 3 backends with a retry policy
+# (the runner passes an ipv4:a:p,b:p,c:p target). grpc.aio gets the same config through the
+# `grpc.service_config` channel option plus `grpc.enable_retries`.
+RR_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{"service": "grpc_lite.bench.Bench"}],
+                "retryPolicy": {
+                    "maxAttempts": 2,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    },
+    separators=(",", ":"),
+)
+
+# workload kind -> (method, request, payload bytes per call counted for MB/s)
+UNARY_KINDS: dict[str, tuple[str, bytes, int]] = {
+    "unary": (UNARY_METHOD, UNARY_PAYLOAD, 0),
+    "rr": (UNARY_METHOD, UNARY_PAYLOAD, 0),
+    "upload": (UPLOAD_METHOD, UPLOAD_PAYLOAD, MIB),
+    "download": (DOWNLOAD_METHOD, UNARY_PAYLOAD, MIB),
+}
+WORKLOAD_KINDS = (*UNARY_KINDS, "stream")
+
 UnaryFn = Callable[[bytes], Awaitable[Any]]
 StreamFn = Callable[[bytes], AsyncIterator[Any]]
 
 
 class Client:
-    """What a workload needs from a library: a unary function, a stream opener, close."""
+    """What a workload needs from a library: a unary function, a stream opener, close.
 
-    async def connect(self, target: str) -> None:
+    ``service_config`` (JSON) is only given for the ``rr`` workload.
+    """
+
+    async def connect(self, target: str, service_config: str | None = None) -> None:
         raise NotImplementedError
 
-    def unary(self) -> UnaryFn:
+    def unary(self, method: str = UNARY_METHOD) -> UnaryFn:
         raise NotImplementedError
 
     def stream(self) -> StreamFn:
@@ -82,11 +126,11 @@ class _MultiCallableClient(Client):
 
     _channel: Any
 
-    def _make_channel(self, target: str) -> Any:
+    def _make_channel(self, target: str, service_config: str | None) -> Any:
         raise NotImplementedError
 
-    async def connect(self, target: str) -> None:
-        self._channel = self._make_channel(target)
+    async def connect(self, target: str, service_config: str | None = None) -> None:
+        self._channel = self._make_channel(target, service_config)
         ready = getattr(self._channel, "channel_ready", None)
         if ready is not None:
             try:
@@ -99,8 +143,10 @@ class _MultiCallableClient(Client):
         # One real call so that connection setup is not part of the warm-up either.
         await self._unary_mc(UNARY_PAYLOAD)
 
-    def unary(self) -> UnaryFn:
-        return self._unary_mc  # type: ignore[no-any-return]
+    def unary(self, method: str = UNARY_METHOD) -> UnaryFn:
+        if method == UNARY_METHOD:
+            return self._unary_mc  # type: ignore[no-any-return]
+        return self._channel.unary_unary(method)  # type: ignore[no-any-return]
 
     def stream(self) -> StreamFn:
         mc = self._stream_mc
@@ -120,21 +166,26 @@ class _MultiCallableClient(Client):
 
 
 class GrpcAioClient(_MultiCallableClient):
-    def _make_channel(self, target: str) -> Any:
+    def _make_channel(self, target: str, service_config: str | None) -> Any:
         import grpc
 
-        return grpc.aio.insecure_channel(target)
+        options: list[tuple[str, Any]] = []
+        if service_config is not None:
+            options = [("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
+        return grpc.aio.insecure_channel(target, options=options)
 
 
 class GrpcLiteClient(_MultiCallableClient):
-    def _make_channel(self, target: str) -> Any:
+    def _make_channel(self, target: str, service_config: str | None) -> Any:
         import grpc_lite
 
-        return grpc_lite.insecure_channel(target)
+        return grpc_lite.insecure_channel(target, service_config=service_config)
 
 
 class GrpclibClient(Client):
-    async def connect(self, target: str) -> None:
+    async def connect(self, target: str, service_config: str | None = None) -> None:
+        if service_config is not None or target.startswith("ipv4:"):
+            raise SystemExit("grpclib has no load balancing or retry policy")
         from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
         from grpclib.encoding.base import CodecBase
 
@@ -151,12 +202,15 @@ class GrpclibClient(Client):
 
         host, _, port = target.rpartition(":")
         self._channel = Channel(host, int(port), codec=RawCodec())
+        self._unary_cls = UnaryUnaryMethod
         self._unary_m = UnaryUnaryMethod(self._channel, UNARY_METHOD, bytes, bytes)
         self._stream_m = UnaryStreamMethod(self._channel, STREAM_METHOD, bytes, bytes)
         await self._unary_m(UNARY_PAYLOAD)
 
-    def unary(self) -> UnaryFn:
-        return self._unary_m
+    def unary(self, method: str = UNARY_METHOD) -> UnaryFn:
+        if method == UNARY_METHOD:
+            return self._unary_m
+        return self._unary_cls(self._channel, method, bytes, bytes)  # type: ignore[no-any-return]
 
     def stream(self) -> StreamFn:
         method = self._stream_m
@@ -183,6 +237,7 @@ CLIENTS: dict[str, type[Client]] = {
     "grpc_lite": GrpcLiteClient,
     "grpc_lite_uvloop": GrpcLiteClient,
     "grpc_aio": GrpcAioClient,
+    "grpc_aio_uvloop": GrpcAioClient,
     "grpclib": GrpclibClient,
 }
 
@@ -207,9 +262,14 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[k]
 
 
-async def _unary_worker(fn: UnaryFn, phase: _Phase, lat: list[float]) -> None:
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (grpc.aio's C-core threads too)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def _unary_worker(fn: UnaryFn, payload: bytes, phase: _Phase, lat: list[float]) -> None:
     perf = time.perf_counter
-    payload = UNARY_PAYLOAD
     append = lat.append
     while not phase.stop:
         t0 = perf()
@@ -259,14 +319,18 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     concurrency = int(n or "1")
     _install_dump_handler()
     client = CLIENTS[args.client]()
-    await client.connect(args.target)
+    await client.connect(args.target, RR_SERVICE_CONFIG if kind == "rr" else None)
     _emit("READY")
 
     phase = _Phase()
     samples: list[float] = []
-    if kind == "unary":
-        fn = client.unary()
-        workers = [_unary_worker(fn, phase, samples) for _ in range(concurrency)]
+    bytes_per_op = 0
+    if kind in UNARY_KINDS:
+        method, payload, bytes_per_op = UNARY_KINDS[kind]
+        fn = client.unary(method)
+        if method != UNARY_METHOD:
+            await fn(payload)  # the first call of this method outside the warm-up too
+        workers = [_unary_worker(fn, payload, phase, samples) for _ in range(concurrency)]
     elif kind == "stream":
         opener = client.stream()
         workers = [_stream_worker(opener, phase, samples) for _ in range(concurrency)]
@@ -278,12 +342,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.warmup)
         phase.measuring = True
         _emit("MEASURE_START")
-        cpu0 = time.process_time()
+        cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         await asyncio.sleep(args.duration)
         phase.measuring = False
         elapsed = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0
+        cpu = _cpu_seconds() - cpu0
         _emit("MEASURE_END")
         phase.stop = True
         return elapsed, cpu
@@ -319,14 +383,19 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "p99_us": p99 * 1e6 if p99 is not None else None,
         "client_cpu_s": cpu,
         "cpu_per_op_us": cpu / count * 1e6 if count else None,
+        "bytes_per_op": bytes_per_op,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--client", choices=sorted(CLIENTS), required=True)
-    p.add_argument("--workload", required=True, help="unary:N or stream:N (N in flight)")
-    p.add_argument("--target", required=True, help="host:port")
+    p.add_argument(
+        "--workload",
+        required=True,
+        help="unary:N, stream:N, upload:N, download:N or rr:N (N in flight)",
+    )
+    p.add_argument("--target", required=True, help="host:port (rr: ipv4:a:p,b:p,c:p)")
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--warmup", type=float, default=1.0)
     args = p.parse_args(argv)

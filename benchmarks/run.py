@@ -43,16 +43,33 @@ GOPATH = "/usr/share/gocode"
 GO_GRPC_PKG = Path(GOPATH) / "src" / "google.golang.org" / "grpc"
 
 BASELINE = "grpc_aio"
-ALL_CLIENTS = ["grpc_lite", "grpc_lite_uvloop", "grpc_aio", "grpclib", "grpc_go"]
-DEFAULT_WORKLOADS = ["unary:1", "unary:100", "stream:1"]
-ALL_WORKLOADS = ["unary:1", "unary:10", "unary:100", "stream:1"]
+ALL_CLIENTS = ["grpc_lite", "grpc_lite_uvloop", "grpc_aio", "grpc_aio_uvloop", "grpclib", "grpc_go"]
+ALL_WORKLOADS = [
+    "unary:1",
+    "unary:10",
+    "unary:100",
+    "stream:1",
+    "download:1",
+    "upload:1",
+    "rr:100",
+]
+DEFAULT_WORKLOADS = ALL_WORKLOADS
+WORKLOAD_KINDS = ("unary", "stream", "upload", "download", "rr")
 CLIENT_LABELS = {
     "grpc_lite": "grpc_lite (asyncio)",
     "grpc_lite_uvloop": "grpc_lite (uvloop)",
-    "grpc_aio": "grpc.aio",
+    "grpc_aio": "grpc.aio (asyncio)",
+    "grpc_aio_uvloop": "grpc.aio (uvloop)",
     "grpclib": "grpclib",
     "grpc_go": "grpc-go (reference)",
 }
+# (client, workload kind) pairs that cannot run, and why: shown as n/a in the table.
+UNSUPPORTED = {
+    ("grpclib", "rr"): "grpclib has no name resolution, load balancing or retry policy "
+    "(one host:port per Channel)",
+}
+# The rr workload's three backends: the main server (127.0.0.1) and two more.
+RR_HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 CLIENT_CORE = "0"
 SERVER_CORE = "1"
 
@@ -71,10 +88,11 @@ class Server:
     proc: subprocess.Popen[str]
     port: int
     description: str
+    host: str = "127.0.0.1"
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def cpu_seconds(self) -> float | None:
         """utime+stime of the server process (all threads), from /proc."""
@@ -128,7 +146,7 @@ def _pin(core: str, cmd: list[str], pin: bool) -> list[str]:
     return ["taskset", "-c", core, *cmd] if pin else cmd
 
 
-def start_server(kind: str, pin: bool) -> Server:
+def start_server(kind: str, pin: bool, host: str = "127.0.0.1") -> Server:
     if kind in ("auto", "go"):
         reason = _go_available()
         if reason is None:
@@ -146,11 +164,11 @@ def start_server(kind: str, pin: bool) -> Server:
         else:
             kind = "go"
     if kind == "go":
-        cmd = [str(binary), "-addr", "127.0.0.1:0"]
+        cmd = [str(binary), "-addr", f"{host}:0"]
         server_kind = "grpc-go"
         desc = _go_server_description()
     else:
-        cmd = [sys.executable, str(BENCH_DIR / "pyserver.py"), "--addr", "127.0.0.1:0"]
+        cmd = [sys.executable, str(BENCH_DIR / "pyserver.py"), "--addr", f"{host}:0"]
         server_kind = "grpcio"
         import grpc
 
@@ -172,7 +190,7 @@ def start_server(kind: str, pin: bool) -> Server:
         proc.kill()
         proc.wait()
         raise
-    return Server(kind=server_kind, proc=proc, port=port, description=desc)
+    return Server(kind=server_kind, proc=proc, port=port, description=desc, host=host)
 
 
 def _go_server_description() -> str:
@@ -204,6 +222,7 @@ def client_unavailable(client: str) -> str | None:
         "grpc_lite": "import grpc_lite; grpc_lite.insecure_channel",
         "grpc_lite_uvloop": "import uvloop, grpc_lite; grpc_lite.insecure_channel",
         "grpc_aio": "import grpc.aio",
+        "grpc_aio_uvloop": "import uvloop, grpc.aio",
         "grpclib": "import grpclib.client",
     }
     r = subprocess.run(
@@ -255,20 +274,39 @@ def _last_error(stderr: str) -> str | None:
     return lines[-1][:300] if lines else None
 
 
+def _servers_cpu(servers: list[Server]) -> float | None:
+    total = 0.0
+    for s in servers:
+        v = s.cpu_seconds()
+        if v is None:
+            return None
+        total += v
+    return total
+
+
 def run_cell(
-    server: Server, client: str, workload: str, rnd: int, args: argparse.Namespace
+    servers: list[Server], client: str, workload: str, rnd: int, args: argparse.Namespace
 ) -> CellRun:
+    """One cell; ``servers`` is the main server, or the three rr backends for ``rr:N``."""
     runner = (
         [str(GO_CLIENT_BIN)]
         if client == "grpc_go"
         else [sys.executable, "-m", "benchmarks.client", "--client", client]
     )
+    if workload.startswith("rr:"):
+        from benchmarks.client import RR_SERVICE_CONFIG
+
+        target = "ipv4:" + ",".join(s.target for s in servers)
+        if client == "grpc_go":
+            runner += ["--service-config", RR_SERVICE_CONFIG]
+    else:
+        target = servers[0].target
     cmd = [
         *runner,
         "--workload",
         workload,
         "--target",
-        server.target,
+        target,
         "--duration",
         str(args.duration),
         "--warmup",
@@ -279,6 +317,7 @@ def run_cell(
     errfile = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
     env = dict(
         os.environ,
+        GRPC_GO_RETRY="on",  # grpc-go 1.33 applies retry policies only with this set
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
         ),
@@ -317,10 +356,10 @@ def run_cell(
             if line == "READY":
                 cell.connected = True
             elif line == "MEASURE_START":
-                cpu0, t0 = server.cpu_seconds(), time.monotonic()
+                cpu0, t0 = _servers_cpu(servers), time.monotonic()
                 busy0 = _cores_busy_seconds(cores)
             elif line == "MEASURE_END":
-                cpu1, t1 = server.cpu_seconds(), time.monotonic()
+                cpu1, t1 = _servers_cpu(servers), time.monotonic()
                 busy1 = _cores_busy_seconds(cores)
                 if cpu0 is not None and cpu1 is not None and t0 is not None and t1 > t0:
                     cell.server_cpu_pct = 100.0 * (cpu1 - cpu0) / (t1 - t0)
@@ -416,14 +455,48 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(vs) if vs else None
 
 
+def _kind(workload: str) -> str:
+    return workload.partition(":")[0]
+
+
+def _metric(cell: CellRun, name: str) -> float | None:
+    r = cell.result
+    if name == "rate":
+        return r.get("rate")
+    if name == "mbps":
+        return r["rate"] * r["bytes_per_op"] / 1e6 if r.get("bytes_per_op") else None
+    if name == "cpu10k":  # client CPU seconds per 10k RPCs (or messages)
+        v = r.get("cpu_per_op_us")
+        return v / 100.0 if v is not None else None
+    return r.get(name)  # p50_us, p99_us, cpu_per_op_us
+
+
+# metric -> key of its ratio to the baseline in a summary row
+_RATIOS = {"rate": "vs_baseline", "p50_us": "p50_vs_baseline", "cpu10k": "cpu_vs_baseline"}
+
+
+def _ratio_to(
+    cells: list[CellRun], workload: str, client: str, ref: str, metric: str
+) -> tuple[float | None, list[float]]:
+    """(ratio of the medians, per-round ratios) of `client` to `ref` for one metric."""
+    mine = [c for c in cells if c.workload == workload and c.client == client and c.ok]
+    refs = [c for c in cells if c.workload == workload and c.client == ref and c.ok]
+    a = _median([_metric(c, metric) for c in mine])
+    b = _median([_metric(c, metric) for c in refs])
+    ref_by_round = {c.round: _metric(c, metric) for c in refs}
+    per_round = []
+    for c in mine:
+        v, rv = _metric(c, metric), ref_by_round.get(c.round)
+        if v is not None and rv:
+            per_round.append(v / rv)
+    return (a / b if a is not None and b else None), per_round
+
+
 def summarize(
     cells: list[CellRun], workloads: list[str], clients: list[str], unavailable: dict[str, str]
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for w in workloads:
-        base = [c for c in cells if c.workload == w and c.client == BASELINE and c.ok]
-        base_by_round = {c.round: c.result["rate"] for c in base}
-        base_rate = _median([c.result["rate"] for c in base])
         for cl in clients:
             runs = [c for c in cells if c.workload == w and c.client == cl]
             ok = [c for c in runs if c.ok]
@@ -431,46 +504,64 @@ def summarize(
             if cl in unavailable:
                 row["status"] = "n/a"
                 row["reason"] = unavailable[cl]
+            elif (cl, _kind(w)) in UNSUPPORTED:
+                row["status"] = "n/a"
+                row["reason"] = UNSUPPORTED[(cl, _kind(w))]
             elif not ok:
                 row["status"] = "failed" if runs else "skipped"
                 row["reason"] = next((c.error for c in runs if c.error), None)
             else:
                 row["status"] = "ok"
-                rate = _median([c.result["rate"] for c in ok])
                 row.update(
-                    rate=rate,
+                    rate=_median([c.result["rate"] for c in ok]),
                     rates=[c.result["rate"] for c in ok],
+                    mbps=_median([_metric(c, "mbps") for c in ok]),
                     p50_us=_median([c.result["p50_us"] for c in ok]),
                     p99_us=_median([c.result["p99_us"] for c in ok]),
                     cpu_per_op_us=_median([c.result["cpu_per_op_us"] for c in ok]),
+                    cpu_s_per_10k=_median([_metric(c, "cpu10k") for c in ok]),
                     server_cpu_pct=_median([c.server_cpu_pct for c in ok]),
                     client_cpu_pct=_median([c.client_cpu_pct for c in ok]),
                     other_cpu_pct=_median([c.other_cpu_pct for c in ok]),
-                    vs_baseline=(rate / base_rate) if (rate and base_rate) else None,
                 )
-                # Ratio in each round against the baseline of the same round: how stable it is.
-                per_round = [
-                    c.result["rate"] / base_by_round[c.round]
-                    for c in ok
-                    if base_by_round.get(c.round)
-                ]
-                row["round_ratios"] = per_round
+                for metric, key in _RATIOS.items():
+                    ratio, per_round = _ratio_to(cells, w, cl, BASELINE, metric)
+                    row[key] = ratio
+                    # Ratio in each round against the baseline of the same round: stability.
+                    row[key.replace("vs_baseline", "round_ratios")] = per_round
                 if len(ok) < len(runs):
                     row["reason"] = next((c.error for c in runs if c.error), None)
             rows.append(row)
     return rows
 
 
+def _fmt_ratio(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
+def _fmt_range(rr: list[float] | None) -> str:
+    return f"{min(rr):.2f}-{max(rr):.2f}" if rr and len(rr) > 1 else ""
+
+
+def _fmt_row_rate(r: dict[str, Any]) -> str:
+    if r.get("mbps") is not None:
+        return f"{r['mbps']:.0f} MB/s"
+    unit = "msg/s" if _kind(r["workload"]) == "stream" else "RPC/s"
+    return f"{_fmt_rate(r['rate'])} {unit}"
+
+
 def render_table(rows: list[dict[str, Any]]) -> str:
     header = [
         "workload",
         "client",
-        "rate/s",
+        "rate",
         "vs grpc.aio",
         "ratio range",
         "p50",
+        "p50 vs aio",
         "p99",
-        "CPU/op",
+        "CPU s/10k",
+        "CPU vs aio",
         "client CPU",
         "server CPU",
         "other CPU",
@@ -481,30 +572,165 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         if r["status"] != "ok":
             lines.append([r["workload"], label, r["status"], *[""] * (len(header) - 3)])
             continue
-        rr = r.get("round_ratios") or []
-        ratio_range = f"{min(rr):.2f}-{max(rr):.2f}" if len(rr) > 1 else ""
+        cpu10k = r.get("cpu_s_per_10k")
         lines.append(
             [
                 r["workload"],
                 label,
-                _fmt_rate(r["rate"]),
-                f"{r['vs_baseline']:.2f}x" if r.get("vs_baseline") else "n/a",
-                ratio_range,
+                _fmt_row_rate(r),
+                _fmt_ratio(r.get("vs_baseline")),
+                _fmt_range(r.get("round_ratios")),
                 _fmt_us(r["p50_us"]),
+                _fmt_ratio(r.get("p50_vs_baseline")),
                 _fmt_us(r["p99_us"]),
-                _fmt_us(r["cpu_per_op_us"]),
+                "n/a" if cpu10k is None else f"{cpu10k:.2f} s",
+                _fmt_ratio(r.get("cpu_vs_baseline")),
                 _fmt_pct(r.get("client_cpu_pct")),
                 _fmt_pct(r.get("server_cpu_pct")),
                 _fmt_pct(r.get("other_cpu_pct")),
             ]
         )
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return _markdown(lines)
+
+
+def _markdown(lines: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     out = []
     for i, row in enumerate(lines):
         out.append("| " + " | ".join(c.ljust(widths[j]) for j, c in enumerate(row)) + " |")
         if i == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- targets
+
+# The issue's target table (all for grpc_lite on asyncio):
+# (label, workload, metric, reference client, comparison, threshold)
+TARGETS: list[tuple[str, str, str, str, str, float]] = [
+    ("unary, 100 in flight, RPC/s", "unary:100", "rate", "grpc_aio", ">=", 3.0),
+    ("unary, 1 in flight, p50 latency", "unary:1", "p50_us", "grpc_aio", "<=", 0.6),
+    ("unary, round_robin x3 + retry, RPC/s", "rr:100", "rate", "grpc_aio", ">=", 2.5),
+    ("server streaming, messages/s", "stream:1", "rate", "grpc_aio", ">=", 5.0),
+    ("1 MiB response, MB/s", "download:1", "rate", "grpc_aio", ">=", 1.5),
+    ("1 MiB request, MB/s", "upload:1", "rate", "grpc_aio", ">=", 0.8),
+    ("client CPU per 10k unary at 100 in flight", "unary:100", "cpu10k", "grpc_aio", "<=", 0.35),
+    ("unary, 100 in flight, vs grpclib", "unary:100", "rate", "grpclib", ">=", 6.0),
+]
+TARGET_CLIENT = "grpc_lite"
+
+
+def evaluate_targets(cells: list[CellRun], workloads: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for label, w, metric, ref, op, threshold in TARGETS:
+        item: dict[str, Any] = {
+            "target": label,
+            "workload": w,
+            "metric": metric,
+            "reference": ref,
+            "want": f"{op} {threshold:g}x",
+        }
+        if w not in workloads:
+            item.update(status="not run", ratio=None, round_ratios=[])
+        else:
+            ratio, per_round = _ratio_to(cells, w, TARGET_CLIENT, ref, metric)
+            item.update(ratio=ratio, round_ratios=per_round)
+            if ratio is None:
+                item["status"] = "no data"
+            else:
+                met = ratio >= threshold if op == ">=" else ratio <= threshold
+                item["status"] = "met" if met else "MISSED"
+        out.append(item)
+    return out
+
+
+def render_targets(targets: list[dict[str, Any]]) -> str:
+    lines = [["target (grpc_lite asyncio)", "vs", "want", "measured", "per round", "status"]]
+    for t in targets:
+        lines.append(
+            [
+                t["target"],
+                CLIENT_LABELS.get(t["reference"], t["reference"]),
+                t["want"],
+                _fmt_ratio(t["ratio"]),
+                " ".join(f"{v:.2f}" for v in t["round_ratios"]),
+                t["status"],
+            ]
+        )
+    return _markdown(lines)
+
+
+# --------------------------------------------------------------------------- chart
+
+
+def write_chart(rows: list[dict[str, Any]], workloads: list[str], path: Path, title: str) -> bool:
+    """A PNG: one panel per workload, a bar per client, labelled with the ratio to grpc.aio.
+
+    Returns False (and prints a note) when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib not installed (pip install -e '.[bench]'): no PNG chart")
+        return False
+    panels: list[tuple[str, str, str]] = []  # (workload, metric key, y label)
+    for w in workloads:
+        kind = _kind(w)
+        if kind in ("upload", "download"):
+            panels.append((w, "mbps", "MB/s"))
+        else:
+            panels.append((w, "rate", "messages/s" if kind == "stream" else "RPC/s"))
+        if w == "unary:1":
+            panels.append((w, "p50_us", "p50 latency (us), lower is better"))
+        if w == "unary:100":
+            panels.append((w, "cpu_s_per_10k", "client CPU s / 10k RPCs, lower is better"))
+    ncols = 3
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
+    ratio_key = {
+        "rate": "vs_baseline",
+        "mbps": "vs_baseline",
+        "p50_us": "p50_vs_baseline",
+        "cpu_s_per_10k": "cpu_vs_baseline",
+    }
+    palette = ["#1f77b4", "#6baed6", "#d62728", "#ff9896", "#2ca02c", "#7f7f7f"]
+    for ax, (w, key, ylabel) in zip(axes.flat, panels, strict=False):
+        rs = [r for r in rows if r["workload"] == w]
+        names, values, notes, colors = [], [], [], []
+        for r in rs:
+            names.append(CLIENT_LABELS.get(r["client"], r["client"]).replace(" (", "\n("))
+            colors.append(palette[ALL_CLIENTS.index(r["client"]) % len(palette)])
+            if r["status"] == "ok" and r.get(key) is not None:
+                values.append(r[key])
+                ratio = r.get(ratio_key[key])
+                notes.append(f"{ratio:.2f}x" if ratio is not None else "")
+            else:
+                values.append(0)
+                notes.append(r["status"])
+        bars = ax.bar(range(len(values)), values, color=colors)
+        for b, note in zip(bars, notes, strict=True):
+            ax.annotate(
+                note,
+                (b.get_x() + b.get_width() / 2, b.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_title(f"{w}: {ylabel.split(',')[0]}", fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.margins(y=0.15)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(title + "  (labels: ratio to grpc.aio asyncio)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
 
 
 def _versions() -> dict[str, str | None]:
@@ -554,9 +780,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--workloads",
-        default=",".join(DEFAULT_WORKLOADS),
-        help="comma-separated, each unary:N or stream:N with N in flight on one connection, "
-        f"or 'all' for {','.join(ALL_WORKLOADS)} ({','.join(DEFAULT_WORKLOADS)})",
+        default="all",
+        help="comma-separated, each KIND:N with N in flight on one connection, KIND one of "
+        f"{', '.join(WORKLOAD_KINDS)}; or 'all' (the default: {','.join(DEFAULT_WORKLOADS)})",
     )
     p.add_argument(
         "--server",
@@ -567,8 +793,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--max-time",
         type=float,
-        default=900.0,
-        help="bound on the whole run in seconds; cells that would pass it are skipped (900)",
+        default=1500.0,
+        help="bound on the whole run in seconds; cells that would pass it are skipped (1500)",
     )
     p.add_argument(
         "--cell-timeout",
@@ -595,8 +821,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     for w in args.workload_list:
         kind, _, n = w.partition(":")
-        if kind not in ("unary", "stream") or not n.isdigit() or int(n) < 1:
-            p.error(f"bad workload {w!r} (want unary:N or stream:N)")
+        if kind not in WORKLOAD_KINDS or not n.isdigit() or int(n) < 1:
+            p.error(f"bad workload {w!r} (want KIND:N, KIND one of {', '.join(WORKLOAD_KINDS)})")
     return args
 
 
@@ -622,6 +848,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pin:
         args.pin = _can_pin()
     run_started = time.monotonic()
+    load_before = os.getloadavg()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
     unavailable: dict[str, str] = {}
@@ -635,7 +862,13 @@ def main(argv: list[str] | None = None) -> int:
     # The baseline first in each round, so every other client is measured next to it.
     runnable.sort(key=lambda c: (c != BASELINE, ALL_CLIENTS.index(c)))
 
-    plan = [(r, w, c) for r in range(args.repeats) for w in args.workload_list for c in runnable]
+    plan = [
+        (r, w, c)
+        for r in range(args.repeats)
+        for w in args.workload_list
+        for c in runnable
+        if (c, _kind(w)) not in UNSUPPORTED
+    ]
     cell_estimate = args.warmup + args.duration + 1.0
     cells: list[CellRun] = []
     truncated = 0
@@ -644,7 +877,14 @@ def main(argv: list[str] | None = None) -> int:
     broken: dict[str, str] = {}
     connect_failures: dict[str, int] = {}
     server = start_server(args.server, args.pin)
+    rr_servers = [server]
     try:
+        if any(_kind(w) == "rr" for w in args.workload_list):
+            # Two more backends on other loopback addresses, on the server core too.
+            kind = "go" if server.kind == "grpc-go" else "grpcio"
+            for host in RR_HOSTS[1:]:
+                rr_servers.append(start_server(kind, args.pin, host=host))
+            log("rr backends: " + ", ".join(s.target for s in rr_servers))
         log(
             f"server: {server.description} on {server.target}"
             f"{f' (pinned to core {SERVER_CORE})' if args.pin else ''}; "
@@ -658,8 +898,9 @@ def main(argv: list[str] | None = None) -> int:
                 truncated = len(plan) - i + 1
                 log(f"time budget of {args.max_time:g}s reached: skipping {truncated} cells")
                 break
-            if server.proc.poll() is not None:
-                raise SystemExit(f"server exited with {server.proc.returncode}")
+            for s in rr_servers:
+                if s.proc.poll() is not None:
+                    raise SystemExit(f"server {s.target} exited with {s.proc.returncode}")
             if c in broken:
                 cells.append(CellRun(workload=w, client=c, round=rnd, ok=False, error=broken[c]))
                 continue
@@ -668,12 +909,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {w:<10} {CLIENT_LABELS[c]:<20} ... ",
                 end="",
             )
-            cell = run_cell(server, c, w, rnd, args)
+            cell = run_cell(rr_servers if _kind(w) == "rr" else [server], c, w, rnd, args)
             cells.append(cell)
             if cell.ok:
                 connect_failures[c] = 0
+                mbps = _metric(cell, "mbps")
                 log(
-                    f"{_fmt_rate(cell.result['rate'])}/s  p50 {_fmt_us(cell.result['p50_us'])}"
+                    (
+                        f"{mbps:.0f} MB/s"
+                        if mbps is not None
+                        else f"{_fmt_rate(cell.result['rate'])}/s"
+                    )
+                    + f"  p50 {_fmt_us(cell.result['p50_us'])}"
                     f"  p99 {_fmt_us(cell.result['p99_us'])}"
                     f"  CPU client {_fmt_pct(cell.client_cpu_pct)}"
                     f" server {_fmt_pct(cell.server_cpu_pct)} other {_fmt_pct(cell.other_cpu_pct)}"
@@ -687,8 +934,10 @@ def main(argv: list[str] | None = None) -> int:
                     broken[c] = f"could not connect: {cell.error}"
                     log(f"{CLIENT_LABELS[c]}: not connecting, its remaining cells are skipped")
     finally:
-        server.stop()
+        for s in reversed(rr_servers):
+            s.stop()
 
+    load_after = os.getloadavg()
     rows = summarize(cells, args.workload_list, clients, unavailable)
     table = render_table(rows)
     total = time.monotonic() - run_started
@@ -702,19 +951,29 @@ def main(argv: list[str] | None = None) -> int:
         f"server: {server.description}; client: Python {platform.python_version()}, {pinning}; "
         f"medians of {args.repeats} x {args.duration:g} s (after {args.warmup:g} s warm-up)"
     )
+    print(
+        f"machine: {_cpu_model()}, {os.cpu_count()} cores; load average (1/5/15 min) "
+        f"before {' '.join(f'{v:.2f}' for v in load_before)}, "
+        f"after {' '.join(f'{v:.2f}' for v in load_after)}"
+    )
     print(table)
     print(
-        "rate/s: RPCs per second (unary) or messages per second (stream); p50/p99: per-RPC latency "
-        "(unary) or gap between messages (stream);\nratio range: per-round ratio to grpc.aio; "
-        "CPU/op: client process CPU time per RPC or message;\n"
-        "client/server CPU: % of its one core; "
+        "rate: RPC/s (unary, rr), messages/s (stream), MB/s of 1 MiB payloads (upload, download);"
+        " vs grpc.aio: ratio to grpc.aio (asyncio) of the medians;\n"
+        "ratio range: per-round ratio to grpc.aio in the same round; p50/p99: per-RPC latency "
+        "(unary) or gap between messages (stream);\n"
+        "CPU s/10k: client process CPU seconds (getrusage, all threads) per 10k RPCs or messages;"
+        "\nclient/server CPU: % of its one core (rr: the 3 backends together); "
         "other CPU: what else ran on the two cores (other processes, softirq), in % of one core."
     )
     for c, reason in unavailable.items():
         print(f"  {CLIENT_LABELS[c]}: n/a: {reason}")
+    for (c, k), reason in UNSUPPORTED.items():
+        if c in clients and c not in unavailable and any(_kind(w) == k for w in args.workload_list):
+            print(f"  {CLIENT_LABELS[c]} ({k}): n/a: {reason}")
     notes: dict[tuple[str, str], list[str]] = {}
     for r in rows:
-        if r["client"] not in unavailable and r.get("reason"):
+        if r["client"] not in unavailable and r["status"] != "n/a" and r.get("reason"):
             reason = r["reason"].removeprefix("could not connect: ")
             notes.setdefault((r["client"], reason), []).append(r["workload"])
     for (c, reason), wls in notes.items():
@@ -738,13 +997,26 @@ def main(argv: list[str] | None = None) -> int:
     if truncated:
         print(f"WARNING: time budget reached, {truncated} cells skipped")
 
+    targets = evaluate_targets(cells, args.workload_list)
+    print()
+    print("targets (issue 6), grpc_lite on asyncio against the reference in the same run:")
+    print(render_targets(targets))
+    met = sum(t["status"] == "met" for t in targets)
+    print(f"{met}/{len(targets)} targets met")
+
     out = args.json or RESULTS_DIR / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "timestamp": stamp,
         "git_rev": _git_rev(),
         "server": {"kind": server.kind, "description": server.description},
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "pinned": args.pin},
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "pinned": args.pin,
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
         "versions": _versions(),
         "settings": {
             "duration_s": args.duration,
@@ -757,11 +1029,17 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": total,
         "truncated_cells": truncated,
         "summary": rows,
+        "targets": targets,
         "cells": [cell.__dict__ for cell in cells],
         "table": table,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     shown = out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out
+    png = out.with_suffix(".png")
+    title = f"grpc_lite benchmarks {stamp} ({_cpu_model() or platform.machine()}, {server.kind})"
+    if write_chart(rows, args.workload_list, png, title):
+        shown_png = png.relative_to(REPO_ROOT) if png.is_relative_to(REPO_ROOT) else png
+        print(f"chart: {shown_png}")
     print(f"results: {shown} ({total:.0f} s)")
     return 0
 

@@ -25,12 +25,17 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 const (
-	unaryMethod  = "/grpc_lite.bench.Bench/Unary"
-	streamMethod = "/grpc_lite.bench.Bench/Stream"
-	streamCount  = 10000000
+	unaryMethod    = "/grpc_lite.bench.Bench/Unary"
+	streamMethod   = "/grpc_lite.bench.Bench/Stream"
+	uploadMethod   = "/grpc_lite.bench.Bench/Upload"
+	downloadMethod = "/grpc_lite.bench.Bench/Download"
+	streamCount    = 10000000
+	mib            = 1 << 20
 )
 
 // helloworld.HelloRequest(name="grpc_lite bench"), as in client.py.
@@ -73,8 +78,9 @@ func fail(format string, a ...interface{}) {
 }
 
 func main() {
-	target := flag.String("target", "", "host:port")
-	workload := flag.String("workload", "unary:1", "unary:N or stream:N")
+	target := flag.String("target", "", "host:port, or ipv4:a:p,b:p,... for the rr workload")
+	workload := flag.String("workload", "unary:1", "unary:N, stream:N, upload:N, download:N or rr:N")
+	serviceConfig := flag.String("service-config", "", "service config JSON (rr workload)")
 	duration := flag.Float64("duration", 3, "measured seconds")
 	warmup := flag.Float64("warmup", 1, "warm-up seconds")
 	flag.Parse()
@@ -84,12 +90,42 @@ func main() {
 		kind, nStr = (*workload)[:i], (*workload)[i+1:]
 	}
 	n, err := strconv.Atoi(nStr)
-	if err != nil || n < 1 || (kind != "unary" && kind != "stream") {
+	known := map[string]bool{"unary": true, "stream": true, "upload": true, "download": true, "rr": true}
+	if err != nil || n < 1 || !known[kind] {
 		fail("bad workload %q", *workload)
+	}
+	method, payload, bytesPerOp := unaryMethod, unaryPayload, 0
+	switch kind {
+	case "upload":
+		// {bytes data = 1} of exactly 1 MiB on the wire, as in client.py.
+		payload = append([]byte{0x0a}, binary.AppendUvarint(nil, mib-4)...)
+		payload = append(payload, make([]byte, mib-4)...)
+		method, bytesPerOp = uploadMethod, mib
+	case "download":
+		method, bytesPerOp = downloadMethod, mib
+	}
+	if kind != "stream" {
+		kind = "unary" // upload, download and rr are unary calls too
 	}
 
 	encoding.RegisterCodec(rawCodec{})
-	conn, err := grpc.Dial(*target, grpc.WithInsecure(), grpc.WithBlock())
+	dialTarget := *target
+	opts := []grpc.DialOption{grpc.WithInsecure(), grpc.WithBlock()}
+	if strings.HasPrefix(dialTarget, "ipv4:") {
+		// grpc-go has no ipv4: resolver: the same address list through a manual one.
+		r := manual.NewBuilderWithScheme("benchrr")
+		var addrs []resolver.Address
+		for _, a := range strings.Split(strings.TrimPrefix(dialTarget, "ipv4:"), ",") {
+			addrs = append(addrs, resolver.Address{Addr: a})
+		}
+		r.InitialState(resolver.State{Addresses: addrs})
+		opts = append(opts, grpc.WithResolvers(r))
+		dialTarget = "benchrr:///bench"
+	}
+	if *serviceConfig != "" {
+		opts = append(opts, grpc.WithDefaultServiceConfig(*serviceConfig))
+	}
+	conn, err := grpc.Dial(dialTarget, opts...)
 	if err != nil {
 		fail("dial: %v", err)
 	}
@@ -115,7 +151,7 @@ func main() {
 			if kind == "unary" {
 				for atomic.LoadInt32(&stop) == 0 {
 					t0 := time.Now()
-					if err := conn.Invoke(ctx, unaryMethod, unaryPayload, &out); err != nil {
+					if err := conn.Invoke(ctx, method, payload, &out); err != nil {
 						errs <- err
 						return
 					}
@@ -202,6 +238,7 @@ func main() {
 		"p99_us":        pct(0.99),
 		"client_cpu_s":  cpu,
 		"cpu_per_op_us": cpuPerOp,
+		"bytes_per_op":  bytesPerOp,
 		"loop":          "go",
 	})
 	fmt.Println("RESULT " + string(out))

@@ -7,6 +7,14 @@
 //	                               message whose field 1 (varint) is a count N;
 //	                               the server sends N copies of a fixed small
 //	                               protobuf message (field 1 = a short string).
+//	/grpc_lite.bench.Bench/Upload  unary: the request is any size (the 1 MiB
+//	                               request workload); the reply is small (the
+//	                               request's length as {int64 size = 1}).
+//	/grpc_lite.bench.Bench/Download unary: the reply is 1 MiB (or field 1 of the
+//	                               request, a varint, bytes) of a bytes field.
+//	/grpc_lite.bench.Bench/Sleep   unary: waits field 1 of the request (varint)
+//	                               milliseconds, then echoes the request (the scale
+//	                               script's concurrent in-flight RPCs).
 //
 // Messages are passed through as raw bytes by a codec registered under the name
 // "proto" (it replaces grpc-go's protobuf codec in this process), so no generated
@@ -29,6 +37,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -64,6 +73,68 @@ func (rawCodec) Name() string { return "proto" }
 var streamItem = append([]byte{0x0a, 16}, []byte("grpc_lite bench!")...)
 
 const defaultStreamCount = 1000
+
+// downloadSize is the default Download reply payload: 1 MiB.
+const downloadSize = 1 << 20
+
+// bytesMessage encodes {bytes data = 1} with n bytes of payload.
+func bytesMessage(n int) []byte {
+	out := []byte{0x0a}
+	out = binary.AppendUvarint(out, uint64(n))
+	body := make([]byte, n)
+	for i := range body {
+		body[i] = byte(i)
+	}
+	return append(out, body...)
+}
+
+var downloadReply []byte
+
+func init() {
+	// Exactly 1 MiB on the wire as a message: tag + 3-byte varint + payload.
+	downloadReply = bytesMessage(downloadSize - 4)
+	if len(downloadReply) != downloadSize {
+		panic(fmt.Sprintf("download reply is %d bytes", len(downloadReply)))
+	}
+}
+
+func uploadHandler(_ interface{}, _ context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+	var in []byte
+	if err := dec(&in); err != nil {
+		return nil, err
+	}
+	return append([]byte{0x08}, binary.AppendUvarint(nil, uint64(len(in)))...), nil
+}
+
+func sleepHandler(_ interface{}, ctx context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+	var in []byte
+	if err := dec(&in); err != nil {
+		return nil, err
+	}
+	if len(in) >= 2 && in[0] == 0x08 {
+		if ms, k := binary.Uvarint(in[1:]); k > 0 {
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return in, nil
+}
+
+func downloadHandler(_ interface{}, _ context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+	var in []byte
+	if err := dec(&in); err != nil {
+		return nil, err
+	}
+	if len(in) >= 2 && in[0] == 0x08 {
+		if n, k := binary.Uvarint(in[1:]); k > 0 && n < 64<<20 {
+			return bytesMessage(int(n)), nil
+		}
+	}
+	return downloadReply, nil
+}
 
 func unaryHandler(_ interface{}, _ context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
 	var in []byte
@@ -102,10 +173,12 @@ type benchServer interface{}
 var serviceDesc = grpc.ServiceDesc{
 	ServiceName: "grpc_lite.bench.Bench",
 	HandlerType: (*benchServer)(nil),
-	Methods: []grpc.MethodDesc{{
-		MethodName: "Unary",
-		Handler:    unaryHandler,
-	}},
+	Methods: []grpc.MethodDesc{
+		{MethodName: "Unary", Handler: unaryHandler},
+		{MethodName: "Upload", Handler: uploadHandler},
+		{MethodName: "Download", Handler: downloadHandler},
+		{MethodName: "Sleep", Handler: sleepHandler},
+	},
 	Streams: []grpc.StreamDesc{{
 		StreamName:    "Stream",
 		Handler:       streamHandler,
@@ -129,6 +202,8 @@ func main() {
 		// workload on loopback; the client's own window still applies.
 		grpc.InitialWindowSize(1<<24),
 		grpc.InitialConnWindowSize(1<<24),
+		grpc.MaxRecvMsgSize(64<<20),
+		grpc.MaxSendMsgSize(64<<20),
 	)
 	s.RegisterService(&serviceDesc, struct{}{})
 

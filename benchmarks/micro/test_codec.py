@@ -32,3 +32,33 @@ def test_decode_small_messages(benchmark: Any) -> None:
 
     messages = benchmark(decode)
     assert len(messages) == 100
+
+
+def test_decode_one_message(benchmark: Any) -> None:
+    """The unary hot path: one DATA payload that is exactly one message."""
+    decoder_cls = getattr(_codec, "MessageDecoder", None)
+    if decoder_cls is None or not hasattr(decoder_cls, "feed"):
+        pytest.skip("grpc_lite._codec.MessageDecoder.feed not available")
+    chunk = _codec.frame_message(SMALL)
+    decoder = decoder_cls(None, None)
+    messages = benchmark(decoder.feed, chunk)
+    assert messages == [SMALL]
+
+
+def test_decode_1mib_in_16k_chunks(benchmark: Any) -> None:
+    """A 1 MiB message arriving as 64 DATA frames of 16 KiB (the download workload)."""
+    decoder_cls = getattr(_codec, "MessageDecoder", None)
+    if decoder_cls is None or not hasattr(decoder_cls, "feed"):
+        pytest.skip("grpc_lite._codec.MessageDecoder.feed not available")
+    framed = _codec.frame_message(bytes(1 << 20))
+    chunks = [framed[i : i + 16384] for i in range(0, len(framed), 16384)]
+
+    def decode() -> list[bytes]:
+        decoder = decoder_cls(None, None)
+        out: list[bytes] = []
+        for c in chunks:
+            out.extend(decoder.feed(c))
+        return out
+
+    messages = benchmark(decode)
+    assert len(messages) == 1 and len(messages[0]) == 1 << 20
