@@ -98,15 +98,23 @@ async def run_demo(args: argparse.Namespace) -> int:
     failures: collections.Counter[str] = collections.Counter()
     stop = asyncio.Event()
 
+    failing: set[str] = set()
+
     def event(ev: Any) -> None:
         desc = ev.description
-        interesting = (
-            (ev.subject.startswith("subchannel") and ("->" in desc or desc.startswith("health")))
-            or ev.subject in ("retry", "hedge")
-            or (ev.subject == "channel" and "->" in desc)
-        )
-        if interesting:
-            show.line("event", f"{ev.subject}: {desc}")
+        subject = ev.subject
+        if subject.startswith("subchannel"):
+            # While a backend is down its reconnect attempts repeat: show the first only.
+            if "-> READY" in desc:
+                failing.discard(subject)
+            elif subject in failing:
+                return
+            elif "-> TRANSIENT_FAILURE" in desc:
+                failing.add(subject)
+            if "->" in desc or desc.startswith("health"):
+                show.line("event", f"{subject}: {desc}")
+        elif subject in ("retry", "hedge") or (subject == "channel" and "->" in desc):
+            show.line("event", f"{subject}: {desc}")
 
     async def client(channel: grpc_lite.Channel) -> None:
         say = channel.unary_unary(
@@ -143,7 +151,11 @@ async def run_demo(args: argparse.Namespace) -> int:
         ]
     )
     show.line("phase", f"3 backends on {', '.join(_HOSTS)} port {port}; round_robin, {mode}")
-    channel = grpc_lite.insecure_channel(target, service_config=_service_config(retry, health))
+    # A short reconnect backoff, so that returning backends rejoin within the demo.
+    options = [("grpc.initial_reconnect_backoff_ms", 300), ("grpc.max_reconnect_backoff_ms", 1000)]
+    channel = grpc_lite.insecure_channel(
+        target, options=options, service_config=_service_config(retry, health)
+    )
     remove = channel.add_trace_listener(event)
     loop_task = asyncio.create_task(client(channel))
     try:
