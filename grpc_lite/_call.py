@@ -131,6 +131,11 @@ class CallContext(Protocol):
 
     def method_config(self, path: str) -> "MethodConfig | None": ...
 
+    @property
+    def config_known(self) -> bool: ...
+
+    async def wait_for_config(self) -> None: ...
+
     def record_event(self, subject: str, description: str) -> None: ...
 
     def pick(self, info: PickInfo) -> PickResult | None: ...
@@ -261,6 +266,7 @@ class Call:
     __slots__ = (
         "_cancelled",
         "_code",
+        "_config_pending",
         "_deadline",
         "_details",
         "_done_callbacks",
@@ -291,6 +297,7 @@ class Call:
         "_unary_response",
         "_wait_for_ready",
         "_waiters",
+        "_wfr_given",
     )
 
     def __init__(
@@ -316,19 +323,16 @@ class Call:
         self._max_send = opts.max_send_message_length
         self._max_receive = opts.max_receive_message_length
         self._retry: _RetryState | None = None
-        mc = method.method_config()
-        if mc is not None:
-            # The service config's method entry applies where the call says nothing
-            # (CONFORMANCE 149-151); message limits take the smaller of the two (48).
-            if mc.timeout is not None and (timeout is None or mc.timeout < timeout):
-                timeout = mc.timeout
-            if wait_for_ready is None:
-                wait_for_ready = mc.wait_for_ready
-            self._max_send = _smaller(self._max_send, mc.max_request_message_bytes)
-            self._max_receive = _smaller(self._max_receive, mc.max_response_message_bytes)
-            if opts.enable_retries and (mc.retry_policy or mc.hedging_policy):
-                self._retry = _RetryState(mc.retry_policy, mc.hedging_policy)
+        # The method config comes from the service config in force.  Before the
+        # channel's first resolver result it is not known yet: the call waits for it
+        # before picking, as grpc-go does (waitForResolvedAddrs).
+        self._config_pending = not ctx.config_known
+        self._wfr_given = wait_for_ready is not None
         self._wait_for_ready = bool(wait_for_ready)
+        if not self._config_pending:
+            mc = method.method_config()
+            if mc is not None:
+                timeout = self._apply_method_config(mc, timeout)
         self._unary_request = unary_request
         self._unary_response = unary_response
         self._stream: ClientStream | None = None
@@ -364,7 +368,74 @@ class Call:
 
     # ------------------------------------------------------------------ attempts
 
+    def _apply_method_config(self, mc: "MethodConfig", timeout: float | None) -> float | None:
+        """Apply the service config's method entry where the call said nothing
+        (CONFORMANCE 149-151); message limits take the smaller of the two (48).
+        Returns the effective timeout."""
+        if mc.timeout is not None and (timeout is None or mc.timeout < timeout):
+            timeout = mc.timeout
+        if not self._wfr_given and mc.wait_for_ready is not None:
+            self._wait_for_ready = mc.wait_for_ready
+        self._max_send = _smaller(self._max_send, mc.max_request_message_bytes)
+        self._max_receive = _smaller(self._max_receive, mc.max_response_message_bytes)
+        if self._method.channel.options.enable_retries and (mc.retry_policy or mc.hedging_policy):
+            self._retry = _RetryState(mc.retry_policy, mc.hedging_policy)
+        return timeout
+
+    async def _await_config(self, started: float) -> None:
+        """Wait for the channel's first service config, apply it, then start."""
+        ctx = self._method.channel
+        try:
+            await ctx.wait_for_config()
+        except RpcError as exc:
+            self._pick_task = None
+            self._finish(exc.code(), exc.details() or "", None)
+            return
+        self._pick_task = None
+        self._config_pending = False
+        if self._code is not None:
+            return
+        mc = self._method.method_config()
+        if mc is not None:
+            timeout = self._apply_method_config(mc, None)
+            if timeout is not None:
+                deadline = started + timeout
+                if self._deadline is None or deadline < self._deadline:
+                    self._deadline = deadline
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer = self._loop.call_at(deadline, self._on_deadline)
+                    if deadline <= self._loop.time():
+                        self._on_deadline()
+                        return
+            limit = self._max_send
+            if limit is not None:
+                sizes = (
+                    [len(self._request_frame) - 5]
+                    if self._unary_request
+                    else [len(f) - 5 for f in self._replay or ()]
+                )
+                if any(size > limit for size in sizes):
+                    self._finish(
+                        StatusCode.RESOURCE_EXHAUSTED,
+                        f"trying to send message larger than max ({max(sizes)} vs. {limit})",
+                        None,
+                    )
+                    return
+            if (
+                self._retry is not None
+                and not self._unary_request
+                and self._replay_size
+                and not self._buffer(self._replay_size)
+            ):
+                self._retry.committed = True
+                self._release_buffer()
+        self._start_first()
+
     def _start_first(self) -> None:
+        if self._config_pending:
+            self._pick_task = self._loop.create_task(self._await_config(self._loop.time()))
+            return
         r = self._retry
         if r is not None:
             if self._unary_request and not self._buffer(len(self._request_frame)):
@@ -392,7 +463,17 @@ class Call:
             picked = await m.channel.wait_for_pick(m.pick_info, self._wait_for_ready)
         except RpcError as exc:
             self._pick_task = None
-            self._finish(exc.code(), exc.details() or "", None)
+            code, details = exc.code(), exc.details() or ""
+            r = self._retry
+            # CONFORMANCE 116: a fail-fast pick failure is an attempt's failure too.
+            if (
+                r is not None
+                and r.policy is not None
+                and r.hedging is None
+                and self._retry_decision(code, None, False)
+            ):
+                return
+            self._finish(code, details, None)
             return
         self._pick_task = None
         if self._code is None:
@@ -456,6 +537,8 @@ class Call:
                 stream.send(frame, False)
             if self._half_closed:
                 stream.send(b"", True)
+            if r is not None and r.committed:
+                self._replay = None  # the committed attempt has it all: nothing to replay
         transport.start_stream(stream)
         self._notify()
 
@@ -481,14 +564,14 @@ class Call:
             timer.cancel()
         if r.hedging is not None:
             self._stream = stream
-            for other in r.hedges:
+            hedges, r.hedges = r.hedges, []
+            for other in hedges:
                 if other is not stream:
                     # CONFORMANCE 125: the losers are cancelled with RST_STREAM(CANCEL).
                     other.cancel(StatusCode.CANCELLED, "another hedged attempt won")
                     t = r.attempt_timers.pop(other, None)
                     if t is not None:
                         t.cancel()
-            r.hedges = []
         self._release_buffer()
         self._replay = None if not self._unary_request else self._replay
 
@@ -526,12 +609,16 @@ class Call:
 
     def _retry_failed_attempt(self, stream: ClientStream, code: StatusCode) -> bool:
         """A6 retry decision for a finished, failed attempt; True when a retry is scheduled."""
+        return self._retry_decision(code, stream.trailing_metadata, stream.per_attempt_timeout)
+
+    def _retry_decision(
+        self, code: StatusCode, trailing: Metadata | None, per_attempt_timeout: bool
+    ) -> bool:
         r = self._retry
         assert r is not None and r.policy is not None
         policy = r.policy
-        trailing = stream.trailing_metadata
         pushback = _pushback(trailing)
-        if stream.per_attempt_timeout and code not in policy.retryable_status_codes:
+        if per_attempt_timeout and code not in policy.retryable_status_codes:
             code = next(iter(policy.retryable_status_codes))  # counts as retryable
         ctx = self._method.channel
         decision = decide_retry(
@@ -644,9 +731,8 @@ class Call:
             ctx.record_event(
                 "hedge", f"{self._method.path}: hedged attempt failed {code.name} (fatal)"
             )
-            for other in r.hedges:
-                other.cancel(StatusCode.CANCELLED, "a hedged attempt failed fatally")
-            r.hedges = []
+        # Finish first: the outstanding attempts are cancelled by _finish, and their
+        # own completion callbacks then find the call already done.
         self._stream = stream
         self._finish(code, stream.details, stream.trailing_metadata)
 
@@ -759,9 +845,9 @@ class Call:
             for t in r.attempt_timers.values():
                 t.cancel()
             r.attempt_timers.clear()
-            for other in r.hedges:
+            hedges, r.hedges = r.hedges, []
+            for other in hedges:
                 other.cancel(code, details)
-            r.hedges = []
             self._release_buffer()
         if self._timer is not None:
             self._timer.cancel()
@@ -1006,9 +1092,14 @@ class Call:
             target = stream if stream is not None else (r.hedges[0] if r.hedges else None)
             if target is not None:
                 self._commit(target)
-                self._method.channel.record_event(
-                    "retry", f"{self._method.path}: replay buffer limit exceeded; committed"
-                )
+            else:
+                # No attempt is running (the pick or a backoff is pending): the next
+                # attempt is the last one; it sends the buffer, which is then dropped.
+                r.committed = True
+                self._release_buffer()
+            self._method.channel.record_event(
+                "retry", f"{self._method.path}: replay buffer limit exceeded; committed"
+            )
         elif (
             r is None
             and stream is not None

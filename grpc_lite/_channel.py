@@ -155,6 +155,9 @@ class Channel(BalancerHost):
         self._call_config: ServiceConfig | None = None
         self.retry_throttler: RetryThrottler | None = None
         self.retry_buffer_used = 0
+        # Set once the first resolver result (or error) decided the service config.
+        self.config_known = False
+        self._config_event = asyncio.Event()
         self._apply_call_config(self._default_config)
         self._addresses: list[str] = []
         self._resolver_error: str | None = None
@@ -324,6 +327,7 @@ class Channel(BalancerHost):
             + (" ..." if len(self._addresses) > 16 else ""),
         )
         config, config_error = self._choose_config(state)
+        self._config_decided()
         if config_error is not None and config is None:
             # A21 / CONFORMANCE 144: a fresh channel with an invalid config and no
             # default treats it as a resolution failure; the addresses still go on.
@@ -383,6 +387,23 @@ class Channel(BalancerHost):
             # CONFORMANCE 155: a new config starts a full bucket (grpc-go's choice).
             self.retry_throttler = RetryThrottler.from_config(throttling)
 
+    def _config_decided(self) -> None:
+        if not self.config_known:
+            self.config_known = True
+            self._config_event.set()
+
+    async def wait_for_config(self) -> None:
+        """Until the first resolver result decided the service config (calls wait for it)."""
+        if self.config_known:
+            return
+        if self._closed:
+            raise RpcError(StatusCode.CANCELLED, "the channel is closed")
+        if self._idle:
+            self._serializer.schedule(self._exit_idle)
+        await self._config_event.wait()
+        if self._closed:
+            raise RpcError(StatusCode.CANCELLED, "the channel is closed")
+
     def method_config(self, path: str) -> MethodConfig | None:
         config = self._call_config
         return config.method_config(path) if config is not None else None
@@ -411,6 +432,7 @@ class Channel(BalancerHost):
             return
         message = f"name resolution failed for target {self.target!r}: {exc}"
         self._resolver_error = message
+        self._config_decided()  # RPCs proceed with the default config and fail at the pick
         self._trace.record("resolver", message)
         self._ensure_balancer(
             *(self._lb_policy(self._service_config) if self._balancer is None else ("", None))
@@ -706,6 +728,7 @@ class Channel(BalancerHost):
         self._serializer.close()
         self._picker.picker = ErrorPicker(RpcError(StatusCode.CANCELLED, "the channel is closed"))
         self._picker.wake_all()
+        self._config_event.set()
         self._state.update_state(_S.SHUTDOWN)
         if resolver_wrapper is not None:
             await resolver_wrapper.wait_closed()
