@@ -28,6 +28,15 @@ from ._channel import Channel
 from ._connectivity import ConnectivityState
 from ._credentials import ChannelCredentials, ssl_channel_credentials
 from ._credentials import prepare_context as _prepare_context
+from ._interceptors import (
+    ClientCallDetails,
+    ClientInterceptor,
+    InterceptedCall,
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
 from ._stub import Stub
 from .metadata import Metadata
 from .status import AioRpcError, RpcError, StatusCode, UsageError
@@ -46,19 +55,26 @@ __all__ = [
     "Channel",
     "ChannelConnectivity",
     "ChannelCredentials",
+    "ClientCallDetails",
+    "ClientInterceptor",
     "Compression",
     "ConnectivityState",
+    "InterceptedCall",
     "Metadata",
     "RpcError",
     "StatusCode",
     "StreamStreamCall",
+    "StreamStreamClientInterceptor",
     "StreamStreamMultiCallable",
     "StreamUnaryCall",
+    "StreamUnaryClientInterceptor",
     "StreamUnaryMultiCallable",
     "Stub",
     "UnaryStreamCall",
+    "UnaryStreamClientInterceptor",
     "UnaryStreamMultiCallable",
     "UnaryUnaryCall",
+    "UnaryUnaryClientInterceptor",
     "UnaryUnaryMultiCallable",
     "UsageError",
     "insecure_channel",

@@ -1233,11 +1233,16 @@ class StreamStreamCall(Call, Generic[RequestT, ResponseT]):
             yield msg
 
 
-class _MultiCallable:
-    __slots__ = ("_method",)
+# (kind, multi-callable's method, request, call kwargs) -> an intercepted call
+Intercept = Callable[[str, "Method", Any, dict[str, Any]], Any]
 
-    def __init__(self, method: Method) -> None:
+
+class _MultiCallable:
+    __slots__ = ("_intercept", "_method")
+
+    def __init__(self, method: Method, intercept: Intercept | None = None) -> None:
         self._method = method
+        self._intercept = intercept
 
     def _kwargs(
         self,
@@ -1269,11 +1274,10 @@ class UnaryUnaryMultiCallable(_MultiCallable):
     ) -> UnaryUnaryCall[Any, Any]:
         m = self._method
         m.channel.check_open()
-        return UnaryUnaryCall(
-            m,
-            request,
-            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
-        )
+        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
+        if self._intercept is not None:
+            return self._intercept("unary_unary", m, request, kwargs)  # type: ignore[no-any-return]
+        return UnaryUnaryCall(m, request, **kwargs)
 
 
 class UnaryStreamMultiCallable(_MultiCallable):
@@ -1291,11 +1295,10 @@ class UnaryStreamMultiCallable(_MultiCallable):
     ) -> UnaryStreamCall[Any, Any]:
         m = self._method
         m.channel.check_open()
-        return UnaryStreamCall(
-            m,
-            request,
-            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
-        )
+        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
+        if self._intercept is not None:
+            return self._intercept("unary_stream", m, request, kwargs)  # type: ignore[no-any-return]
+        return UnaryStreamCall(m, request, **kwargs)
 
 
 class StreamUnaryMultiCallable(_MultiCallable):
@@ -1313,11 +1316,10 @@ class StreamUnaryMultiCallable(_MultiCallable):
     ) -> StreamUnaryCall[Any, Any]:
         m = self._method
         m.channel.check_open()
-        return StreamUnaryCall(
-            m,
-            request_iterator,
-            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
-        )
+        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
+        if self._intercept is not None:
+            return self._intercept("stream_unary", m, request_iterator, kwargs)  # type: ignore[no-any-return]
+        return StreamUnaryCall(m, request_iterator, **kwargs)
 
 
 class StreamStreamMultiCallable(_MultiCallable):
@@ -1335,8 +1337,7 @@ class StreamStreamMultiCallable(_MultiCallable):
     ) -> StreamStreamCall[Any, Any]:
         m = self._method
         m.channel.check_open()
-        return StreamStreamCall(
-            m,
-            request_iterator,
-            **m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression),
-        )
+        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
+        if self._intercept is not None:
+            return self._intercept("stream_stream", m, request_iterator, kwargs)  # type: ignore[no-any-return]
+        return StreamStreamCall(m, request_iterator, **kwargs)

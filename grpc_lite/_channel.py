@@ -29,7 +29,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from . import _call, balancer, resolver
+from . import _call, _interceptors, balancer, resolver
 from ._balancer_wrapper import BalancerHost, BalancerWrapper
 from ._call import (
     Call,
@@ -60,6 +60,12 @@ log = logging.getLogger("grpc_lite")
 
 _S = ConnectivityState
 DEFAULT_LB_POLICY = "pick_first"
+_CALL_CLASSES: dict[str, Any] = {
+    "unary_unary": _call.UnaryUnaryCall,
+    "unary_stream": _call.UnaryStreamCall,
+    "stream_unary": _call.StreamUnaryCall,
+    "stream_stream": _call.StreamStreamCall,
+}
 # How long close() waits for its sockets to close before aborting them.
 _CLOSE_WAIT = 0.5
 
@@ -93,8 +99,7 @@ class Channel(BalancerHost):
         # so a bad argument never leaves a half-configured channel.
         self.options: ChannelOptions = parse_options(options)
         self._raw_options: dict[str, Any] = dict(options or ())
-        if interceptors:
-            raise ValueError("client interceptors are not supported by this version of grpc_lite")
+        self._interceptors = _interceptors.validate(interceptors)
         _call.compression_encoding(compression)
         self._compression = compression
         self.target = target
@@ -629,7 +634,8 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> UnaryUnaryMultiCallable:
         return UnaryUnaryMultiCallable(
-            self._method(method, request_serializer, response_deserializer)
+            self._method(method, request_serializer, response_deserializer),
+            self._intercept if self._interceptors else None,
         )
 
     def unary_stream(
@@ -640,7 +646,8 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> UnaryStreamMultiCallable:
         return UnaryStreamMultiCallable(
-            self._method(method, request_serializer, response_deserializer)
+            self._method(method, request_serializer, response_deserializer),
+            self._intercept if self._interceptors else None,
         )
 
     def stream_unary(
@@ -651,7 +658,8 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> StreamUnaryMultiCallable:
         return StreamUnaryMultiCallable(
-            self._method(method, request_serializer, response_deserializer)
+            self._method(method, request_serializer, response_deserializer),
+            self._intercept if self._interceptors else None,
         )
 
     def stream_stream(
@@ -662,8 +670,37 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> StreamStreamMultiCallable:
         return StreamStreamMultiCallable(
-            self._method(method, request_serializer, response_deserializer)
+            self._method(method, request_serializer, response_deserializer),
+            self._intercept if self._interceptors else None,
         )
+
+    def _intercept(self, kind: str, method: Method, request: Any, kwargs: dict[str, Any]) -> Any:
+        """Start a call through the channel's interceptors (grpc.aio semantics)."""
+        details = _interceptors.ClientCallDetails(
+            method=method.path,
+            timeout=kwargs["timeout"],
+            metadata=kwargs["metadata"],
+            credentials=None,
+            wait_for_ready=kwargs["wait_for_ready"],
+        )
+        call_cls = _CALL_CLASSES[kind]
+
+        def invoke(final: _interceptors.ClientCallDetails, final_request: Any) -> Call:
+            self.check_open()
+            target = method
+            if final.method != method.path:
+                target = self._method(final.method, method.serializer, method.deserializer)
+            call: Call = call_cls(
+                target,
+                final_request,
+                timeout=final.timeout,
+                metadata=final.metadata,
+                wait_for_ready=final.wait_for_ready,
+                compression=kwargs["compression"],
+            )
+            return call
+
+        return _interceptors.InterceptedCall(kind, self._interceptors, details, request, invoke)
 
     def _method(self, path: str, serializer: Any, deserializer: Any) -> Method:
         return Method(
