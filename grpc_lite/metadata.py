@@ -221,6 +221,8 @@ def encode_outgoing(metadata: MetadataType | Metadata | None) -> list[tuple[str,
             key, value = item
         except (TypeError, ValueError):
             raise ValueError(f"metadata item {item!r} is not a (key, value) pair") from None
+        if not isinstance(key, str):
+            raise ValueError(f"metadata key {key!r} must be a str, not {type(key).__name__}")
         is_bin = cache.get(key)
         if is_bin is None:
             is_bin = _check_key(key)
@@ -234,6 +236,10 @@ def encode_outgoing(metadata: MetadataType | Metadata | None) -> list[tuple[str,
                 )
             out.append((key, _b64_unpadded(value)))
         elif isinstance(value, str):
+            if value[:1] == " " or value[-1:] == " ":
+                # RFC 9113 8.2.1: a field value must not start or end with whitespace
+                # (a strict server fails the whole connection); item 21 allows stripping.
+                value = value.strip(" ")
             if not (value.isascii() and value.isprintable()):
                 raise ValueError(
                     f"metadata value for key {key!r} must be printable ASCII (0x20-0x7E); "

@@ -181,9 +181,16 @@ def test_encode_outgoing_rejects_non_printable_ascii(value: str) -> None:
 
 
 def test_encode_outgoing_all_printable_ascii_accepted() -> None:
-    """Item 21: every character 0x20-0x7E is allowed in a value."""
+    """Item 21: every character 0x20-0x7E is allowed in a value (inside it: RFC 9113 8.2.1
+    forbids surrounding whitespace, which item 21 lets us strip)."""
     value = "".join(chr(c) for c in range(0x20, 0x7F))
-    assert encode_outgoing([("k", value)]) == [("k", value)]
+    assert encode_outgoing([("k", value)]) == [("k", value.strip(" "))]
+    assert encode_outgoing([("k", "a" + value)]) == [("k", "a" + value)]
+
+
+def test_encode_outgoing_strips_surrounding_spaces() -> None:
+    """Item 21 / RFC 9113 8.2.1: leading and trailing spaces are stripped before sending."""
+    assert encode_outgoing([("k", "  v w  "), ("e", " ")]) == [("k", "v w"), ("e", "")]
 
 
 @pytest.mark.parametrize("value", [b"bytes", 5, None, 1.5])
@@ -301,7 +308,9 @@ def test_metadata_round_trip_property(pairs: list[tuple[str, str | bytes]]) -> N
     """Items 21-23: what encode_outgoing sends, decode_incoming gives back (values, order)."""
     wire = encode_outgoing(pairs)
     assert all(v.isascii() for _, v in wire)
-    assert list(decode_incoming(wire)) == pairs
+    # Surrounding spaces are stripped on the way out (RFC 9113 8.2.1, item 21).
+    expected = [(k, v.strip(" ") if isinstance(v, str) else v) for k, v in pairs]
+    assert list(decode_incoming(wire)) == expected
 
 
 def test_decode_incoming_accepts_grpcio_padded_encoding() -> None:

@@ -66,6 +66,9 @@ class StreamState(enum.IntEnum):
     CLOSED = 4
 
 
+_HALF_CLOSED_REMOTE = 3  # StreamState.HALF_CLOSED_REMOTE; CLOSED (4) is above it
+
+
 class ConnectionListener(Protocol):
     """What the owner of a connection is told (grpc-go: OnGoAway / OnClose)."""
 
@@ -105,7 +108,7 @@ class H2Stream:
         self._conn: Connection | None = None
         self._header_block = header_block
         self._header_list_size = header_list_size
-        self._out: deque[memoryview] = deque()
+        self._out: deque[bytes | memoryview] = deque()
         self._out_bytes = 0
         self._out_end = False
         self._send_window = 0
@@ -165,8 +168,10 @@ class Connection:
         self._write = write
         self._local_stream_window = stream_window
         self._local_connection_window = connection_window
+        self._credit_threshold = stream_window >> 2
         # Mutable, owned by this object.
         self.state = ConnectionState.CONNECTING
+        self._dead = False  # state is CLOSED (a plain flag for the receive loop)
         self.close_reason = ""
         self._reader = fr.FrameReader()
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
@@ -266,7 +271,7 @@ class Connection:
         if stream._out_end:
             return
         if data:
-            stream._out.append(memoryview(data))
+            stream._out.append(data)
             stream._out_bytes += len(data)
         if end_stream:
             stream._out_end = True
@@ -293,14 +298,14 @@ class Connection:
 
     def consumed(self, stream: H2Stream, nbytes: int) -> None:
         """The application consumed ``nbytes`` of ``stream``'s data: return credit (13)."""
-        if stream.h2_state is StreamState.CLOSED or stream.remote_closed:
-            return
-        stream._recv_credit += nbytes
-        if stream._recv_credit >= self._local_stream_window >> 2:
-            self._out.append(fr.encode_window_update(stream.id, stream._recv_credit))
-            stream._recv_window += stream._recv_credit
-            stream._recv_credit = 0
-            self._flush()
+        credit = stream._recv_credit + nbytes
+        stream._recv_credit = credit
+        if credit < self._credit_threshold or stream.h2_state >= _HALF_CLOSED_REMOTE:
+            return  # batched; a stream the server finished needs no credit
+        self._out.append(fr.encode_window_update(stream.id, credit))
+        stream._recv_window += credit
+        stream._recv_credit = 0
+        self._flush()
 
     def drain(self, reason: str) -> None:
         """Start no new streams; close once the open ones finish (grpc-go: GracefulClose)."""
@@ -353,7 +358,7 @@ class Connection:
                 handler = handlers.get(ftype)
                 if handler is not None:  # unknown frame types are ignored (RFC 9113 4.1)
                     handler(flags, stream_id, payload)
-                if self.closed:  # a handler may have closed the connection
+                if self._dead:  # a handler may have closed the connection
                     break
         except fr.FrameError as exc:
             self._connection_error(exc.code, exc.message)
@@ -403,6 +408,22 @@ class Connection:
     def _send_stream_data(self, stream: H2Stream) -> None:
         """Send queued DATA within both windows and the peer's frame size (12)."""
         out = stream._out
+        if len(out) == 1 and stream._out_end:
+            # Hot path: a whole unary request (or last message) that fits every limit.
+            chunk = out[0]
+            n = len(chunk)
+            if (
+                n <= stream._send_window
+                and n <= self._send_window
+                and (n <= self.peer_max_frame_size)
+            ):
+                out.clear()
+                self._out.append(fr.encode_data(stream.id, chunk, True))
+                stream._send_window -= n
+                self._send_window -= n
+                stream._out_bytes -= n
+                self._local_end(stream)
+                return
         append = self._out.append
         max_frame = self.peer_max_frame_size
         before = stream._out_bytes
@@ -418,10 +439,11 @@ class Connection:
                 last = not out and stream._out_end
                 append(fr.encode_data(stream.id, chunk, last))
             else:
-                out[0] = chunk[allowed:]
+                view = memoryview(chunk)
+                out[0] = view[allowed:]
                 n = allowed
                 last = False
-                append(fr.encode_data(stream.id, chunk[:allowed], False))
+                append(fr.encode_data(stream.id, view[:allowed], False))
             stream._send_window -= n
             self._send_window -= n
             stream._out_bytes -= n
@@ -500,6 +522,7 @@ class Connection:
 
     def _terminate(self, grpc_code: int, reason: str) -> None:
         self.state = ConnectionState.CLOSED
+        self._dead = True
         self.close_reason = reason
         streams = list(self._streams.values())
         pending = list(self._pending)
@@ -545,7 +568,7 @@ class Connection:
         stream = self._lookup(stream_id, "DATA")
         if stream is None:
             return
-        if stream.remote_closed:
+        if stream.h2_state >= _HALF_CLOSED_REMOTE:
             self._stream_error(stream, fr.STREAM_CLOSED, "DATA after END_STREAM")
             return
         if flow_len > stream._recv_window:
@@ -621,7 +644,7 @@ class Connection:
         stream = self._lookup(stream_id, "HEADERS")
         if stream is None:
             return
-        if stream.remote_closed:
+        if stream.h2_state >= _HALF_CLOSED_REMOTE:
             self._stream_error(stream, fr.STREAM_CLOSED, "HEADERS after END_STREAM")
             return
         end_stream = bool(flags & fr.FLAG_END_STREAM)

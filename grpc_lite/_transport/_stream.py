@@ -127,7 +127,7 @@ class ClientStream(H2Stream):
             conn.send_data(self, data, end_stream)
         elif conn is None and self.code is None:
             if data:
-                self._out.append(memoryview(data))
+                self._out.append(data)
                 self._out_bytes += len(data)
             if end_stream:
                 self._out_end = True
