@@ -1238,29 +1238,37 @@ Intercept = Callable[[str, "Method", Any, dict[str, Any]], Any]
 
 
 class _MultiCallable:
+    """Base of the four multi-callables: ``_kind`` names the call kind, ``_call_class``
+    the call object it makes."""
+
     __slots__ = ("_intercept", "_method")
+    _kind = ""
+    _call_class: Any = None
 
     def __init__(self, method: Method, intercept: Intercept | None = None) -> None:
         self._method = method
         self._intercept = intercept
 
-    def _kwargs(
+    def _start(
         self,
+        request: Any,
         timeout: float | None,
         metadata: MetadataType | Metadata | None,
         wait_for_ready: bool | None,
         compression: Compression | None,
-    ) -> dict[str, Any]:
-        return {
-            "timeout": timeout,
-            "metadata": metadata,
-            "wait_for_ready": wait_for_ready,
-            "compression": compression,
-        }
+    ) -> Any:
+        m = self._method
+        m.channel.check_open()
+        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
+        if self._intercept is not None:
+            return self._intercept(self._kind, m, request, kwargs)
+        return self._call_class(m, request, **kwargs)
 
 
 class UnaryUnaryMultiCallable(_MultiCallable):
     __slots__ = ()
+    _kind = "unary_unary"
+    _call_class = UnaryUnaryCall
 
     def __call__(
         self,
@@ -1272,16 +1280,13 @@ class UnaryUnaryMultiCallable(_MultiCallable):
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> UnaryUnaryCall[Any, Any]:
-        m = self._method
-        m.channel.check_open()
-        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
-        if self._intercept is not None:
-            return self._intercept("unary_unary", m, request, kwargs)  # type: ignore[no-any-return]
-        return UnaryUnaryCall(m, request, **kwargs)
+        return self._start(request, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
 
 
 class UnaryStreamMultiCallable(_MultiCallable):
     __slots__ = ()
+    _kind = "unary_stream"
+    _call_class = UnaryStreamCall
 
     def __call__(
         self,
@@ -1293,16 +1298,13 @@ class UnaryStreamMultiCallable(_MultiCallable):
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> UnaryStreamCall[Any, Any]:
-        m = self._method
-        m.channel.check_open()
-        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
-        if self._intercept is not None:
-            return self._intercept("unary_stream", m, request, kwargs)  # type: ignore[no-any-return]
-        return UnaryStreamCall(m, request, **kwargs)
+        return self._start(request, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
 
 
 class StreamUnaryMultiCallable(_MultiCallable):
     __slots__ = ()
+    _kind = "stream_unary"
+    _call_class = StreamUnaryCall
 
     def __call__(
         self,
@@ -1314,16 +1316,13 @@ class StreamUnaryMultiCallable(_MultiCallable):
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> StreamUnaryCall[Any, Any]:
-        m = self._method
-        m.channel.check_open()
-        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
-        if self._intercept is not None:
-            return self._intercept("stream_unary", m, request_iterator, kwargs)  # type: ignore[no-any-return]
-        return StreamUnaryCall(m, request_iterator, **kwargs)
+        return self._start(request_iterator, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
 
 
 class StreamStreamMultiCallable(_MultiCallable):
     __slots__ = ()
+    _kind = "stream_stream"
+    _call_class = StreamStreamCall
 
     def __call__(
         self,
@@ -1335,9 +1334,4 @@ class StreamStreamMultiCallable(_MultiCallable):
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> StreamStreamCall[Any, Any]:
-        m = self._method
-        m.channel.check_open()
-        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
-        if self._intercept is not None:
-            return self._intercept("stream_stream", m, request_iterator, kwargs)  # type: ignore[no-any-return]
-        return StreamStreamCall(m, request_iterator, **kwargs)
+        return self._start(request_iterator, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
