@@ -112,14 +112,8 @@ class CallContext(Protocol):
 
     def check_open(self) -> None: ...
 
-    def call_defaults(
-        self,
-        path: str,
-        timeout: float | None,
-        metadata: MetadataType | Metadata | None,
-        wait_for_ready: bool | None,
-        compression: Compression | None,
-    ) -> dict[str, Any]: ...
+    @property
+    def default_compression(self) -> Compression | None: ...
 
     @property
     def config_generation(self) -> int: ...
@@ -1044,10 +1038,21 @@ class Call:
                 self._details = f"failed to deserialize the response: {exc}"
             raise self._error() from None
 
-    async def _unary_result(self) -> Any:
-        # Hot path: one awaited future; the response was parsed when it arrived.
-        if self._code is None:
-            await self._wait_done()
+    def _unary_result(self) -> Generator[Any, None, Any]:
+        """``await call``: the response, or the failure raised."""
+        # Hot path: a plain generator over one future (no coroutine frames); the
+        # response was parsed when it arrived.
+        while self._code is None:
+            fut = self._loop.create_future()
+            if self._done_waiters is None:
+                self._done_waiters = [fut]
+            else:
+                self._done_waiters.append(fut)
+            try:
+                yield from fut
+            except asyncio.CancelledError:
+                self.cancel()  # a cancelled awaiting task cancels its RPC
+                raise
         if self._code is StatusCode.OK and not self._cancelled:
             return self._response
         self._raise_if_failed()
@@ -1158,7 +1163,7 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
             self._start_first()
 
     def __await__(self) -> Generator[Any, None, ResponseT]:
-        return self._unary_result().__await__()
+        return self._unary_result()
 
 
 class UnaryStreamCall(Call, Generic[RequestT, ResponseT]):
@@ -1201,7 +1206,7 @@ class StreamUnaryCall(Call, Generic[RequestT, ResponseT]):
         await self._done_writing()
 
     def __await__(self) -> Generator[Any, None, ResponseT]:
-        return self._unary_result().__await__()
+        return self._unary_result()
 
 
 class StreamStreamCall(Call, Generic[RequestT, ResponseT]):
@@ -1258,11 +1263,26 @@ class _MultiCallable:
         compression: Compression | None,
     ) -> Any:
         m = self._method
-        m.channel.check_open()
-        kwargs = m.channel.call_defaults(m.path, timeout, metadata, wait_for_ready, compression)
+        ctx = m.channel
+        ctx.check_open()
+        if compression is None:
+            compression = ctx.default_compression
         if self._intercept is not None:
+            kwargs = {
+                "timeout": timeout,
+                "metadata": metadata,
+                "wait_for_ready": wait_for_ready,
+                "compression": compression,
+            }
             return self._intercept(self._kind, m, request, kwargs)
-        return self._call_class(m, request, **kwargs)
+        return self._call_class(
+            m,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
 
 
 class UnaryUnaryMultiCallable(_MultiCallable):

@@ -51,7 +51,6 @@ from ._subchannel import Subchannel
 from ._transport._keepalive import KeepaliveParams
 from .balancer import BalancerState, ChannelState, ErrorPicker, PickInfo, PickResult
 from .health import WATCH_METHOD
-from .metadata import Metadata, MetadataType
 from .resolver import Address, BuildOptions, ResolverState
 from .service_config import MethodConfig, ServiceConfig, parse_service_config
 from .status import RpcError, StatusCode, UsageError
@@ -194,20 +193,9 @@ class Channel(BalancerHost):
         if self._closed:
             raise UsageError("Channel is closed.")
 
-    def call_defaults(
-        self,
-        path: str,
-        timeout: float | None,
-        metadata: MetadataType | Metadata | None,
-        wait_for_ready: bool | None,
-        compression: Compression | None,
-    ) -> dict[str, Any]:
-        return {
-            "timeout": timeout,
-            "metadata": metadata,
-            "wait_for_ready": wait_for_ready,
-            "compression": compression if compression is not None else self._compression,
-        }
+    @property
+    def default_compression(self) -> Compression | None:
+        return self._compression
 
     def pick(self, info: PickInfo) -> PickResult | None:
         # Hot path: the current picker, no allocation beyond what the picker does.

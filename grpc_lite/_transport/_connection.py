@@ -81,6 +81,18 @@ class ConnectionListener(Protocol):
     def ping_acked(self, data: bytes) -> None: ...
 
 
+class HeaderBlock:
+    """One decoded header block.  Identical blocks that leave the HPACK table alone
+    are decoded once and shared (see ``Connection._decode_block``), so ``parsed``
+    lets the stream layer cache its own reading of the fields too."""
+
+    __slots__ = ("fields", "parsed")
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self.fields = fields
+        self.parsed: object = None
+
+
 class H2Stream:
     """HTTP/2 state of one client stream.  Subclassed by the gRPC stream.
 
@@ -108,7 +120,7 @@ class H2Stream:
         self._conn: Connection | None = None
         self._header_block = header_block
         self._header_list_size = header_list_size
-        self._out: deque[bytes | memoryview] = deque()
+        self._out: list[bytes | memoryview] = []
         self._out_bytes = 0
         self._out_end = False
         self._send_window = 0
@@ -116,7 +128,7 @@ class H2Stream:
         self._recv_credit = 0
 
     # -- callbacks from the connection (overridden by the gRPC layer)
-    def _on_headers(self, fields: list[tuple[str, str]], end_stream: bool) -> None:
+    def _on_headers(self, block: HeaderBlock, end_stream: bool) -> None:
         raise NotImplementedError
 
     def _on_data(self, data: bytes | memoryview, end_stream: bool) -> None:
@@ -177,7 +189,7 @@ class Connection:
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
         self._decoder.max_allowed_table_size = 4096
         self._out: list[bytes] = []
-        self._block_cache: dict[bytes, list[tuple[str, str]]] = {}
+        self._block_cache: dict[bytes, HeaderBlock] = {}
         self._receiving = False
         self._streams: dict[int, H2Stream] = {}
         self._pending: deque[H2Stream] = deque()
@@ -435,7 +447,7 @@ class Connection:
                 break
             n = len(chunk)
             if n <= allowed:
-                out.popleft()
+                del out[0]
                 last = not out and stream._out_end
                 append(fr.encode_data(stream.id, chunk, last))
             else:
@@ -609,7 +621,7 @@ class Connection:
             self._continuation = None
             self._header_block_done(stream_id, cont[1], b"".join(cont[2]))
 
-    def _decode_block(self, block: bytes) -> list[tuple[str, str]]:
+    def _decode_block(self, block: bytes) -> HeaderBlock:
         """HPACK-decode ``block``, with a cache for blocks that cannot change the table.
 
         A block whose every byte is in 0x81-0xFE is a run of one-byte *indexed*
@@ -633,14 +645,14 @@ class Connection:
             raise fr.FrameError(fr.PROTOCOL_ERROR, f"header list too large: {exc}") from None
         except (hpack.exceptions.HPACKError, IndexError, ValueError) as exc:
             raise fr.FrameError(fr.COMPRESSION_ERROR, f"HPACK decoding failed: {exc}") from None
-        fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
+        decoded = HeaderBlock([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
         if not block.translate(None, _INDEXED_BYTES) and len(cache) < 256:
-            cache[block] = fields
-        return fields
+            cache[block] = decoded
+        return decoded
 
     def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
         # Decode first, whatever the stream: the HPACK table must stay in sync.
-        fields = self._decode_block(block)
+        decoded = self._decode_block(block)
         stream = self._lookup(stream_id, "HEADERS")
         if stream is None:
             return
@@ -650,7 +662,7 @@ class Connection:
         end_stream = bool(flags & fr.FLAG_END_STREAM)
         if end_stream:
             self._remote_end(stream)
-        stream._on_headers(fields, end_stream)
+        stream._on_headers(decoded, end_stream)
 
     def _remote_end(self, stream: H2Stream) -> None:
         if stream.h2_state is StreamState.HALF_CLOSED_LOCAL:

@@ -15,7 +15,7 @@ from .. import _codec
 from ..metadata import Metadata, decode_incoming
 from ..status import StatusCode, decode_grpc_message, parse_grpc_status, status_from_http
 from . import _frames as fr
-from ._connection import H2Stream, StreamState
+from ._connection import H2Stream, HeaderBlock, StreamState
 
 # Response headers that are protocol, not metadata (CONFORMANCE 24).
 _PROTOCOL_HEADERS = frozenset(
@@ -95,7 +95,9 @@ class ClientStream(H2Stream):
         super().__init__(header_block, header_list_size)
         self.listener = listener
         self._unary = unary_response
-        self._decoder = _codec.MessageDecoder(max_receive, None)
+        # Created when a message needs buffering or decompression; a DATA frame that
+        # is exactly one plain message (the usual unary response) needs none.
+        self._decoder: _codec.MessageDecoder | None = None
         self._encoding: str | None = None
         # Messages received and not yet taken by the reader.
         self.messages: deque[bytes] = deque()
@@ -173,32 +175,16 @@ class ClientStream(H2Stream):
 
     # ------------------------------------------------------------------ connection callbacks
 
-    def _on_headers(self, fields: list[tuple[str, str]], end_stream: bool) -> None:
+    def _on_headers(self, block: HeaderBlock, end_stream: bool) -> None:
         if self.code is not None:
             return
-        http_status = None
-        content_type = None
-        grpc_status = None
-        grpc_message = None
-        md: list[tuple[str, str]] = _EMPTY_METADATA_PAIRS
-        for name, value in fields:
-            if name in _PROTOCOL_HEADERS:
-                if name == ":status":
-                    http_status = value
-                elif name == "content-type":
-                    content_type = value
-                elif name == "grpc-status":
-                    grpc_status = value
-                elif name == "grpc-message":
-                    grpc_message = value
-                elif name == "grpc-encoding":
-                    self._encoding = value
-            elif name[:1] == ":":
-                continue
-            else:
-                if md is _EMPTY_METADATA_PAIRS:
-                    md = []
-                md.append((name, value))
+        parsed = block.parsed
+        if parsed is None:
+            parsed = block.parsed = _parse_fields(block.fields)
+        fields: _Parsed = parsed  # type: ignore[assignment]
+        http_status, content_type, grpc_status, grpc_message, encoding, md = fields
+        if encoding is not None:
+            self._encoding = encoding
 
         if self.headers_received:
             if not end_stream:
@@ -233,6 +219,8 @@ class ClientStream(H2Stream):
             return
         if self._encoding is not None and self._encoding != "identity":
             self._decoder = _codec.MessageDecoder(self._max_receive, self._encoding)
+        else:
+            self._decoder = None
         try:
             self.initial_metadata = decode_incoming(md) if md else None
         except ValueError as exc:
@@ -267,7 +255,7 @@ class ClientStream(H2Stream):
             )
             return
         details = decode_grpc_message(grpc_message) if grpc_message else ""
-        if parsed is StatusCode.OK and self._decoder.has_partial:
+        if parsed is StatusCode.OK and self._decoder is not None and self._decoder.has_partial:
             self._finish(StatusCode.INTERNAL, "stream ended in the middle of a message", trailing)
             return
         if parsed is StatusCode.OK and self._unary and self._received != 1:
@@ -286,8 +274,23 @@ class ClientStream(H2Stream):
         if not self.headers_received:
             self._fail(StatusCode.INTERNAL, "DATA frame before response headers")
             return
+        decoder = self._decoder
         try:
-            msgs = self._decoder.feed(data)
+            if decoder is None:
+                n = len(data)
+                # Hot path: one whole uncompressed message, nothing buffered.
+                if (
+                    n >= 5
+                    and data[0] == 0
+                    and int.from_bytes(data[1:5], "big") == n - 5
+                    and (self._max_receive is None or n - 5 <= self._max_receive)
+                ):
+                    msgs = [bytes(data[5:])]
+                else:
+                    decoder = self._decoder = _codec.MessageDecoder(self._max_receive, None)
+                    msgs = decoder.feed(data)
+            else:
+                msgs = decoder.feed(data)
         except _codec.CodecError as exc:
             self._fail(exc.code, exc.message)
             return
@@ -345,6 +348,32 @@ class ClientStream(H2Stream):
 
     def _on_send_drained(self) -> None:
         self.listener.stream_writable(self)
+
+
+_Parsed = tuple[str | None, str | None, str | None, str | None, str | None, list[tuple[str, str]]]
+
+
+def _parse_fields(fields: list[tuple[str, str]]) -> _Parsed:
+    """Split a header block into the protocol headers and the metadata (CONFORMANCE 24)."""
+    http_status = content_type = grpc_status = grpc_message = encoding = None
+    md: list[tuple[str, str]] = _EMPTY_METADATA_PAIRS
+    for name, value in fields:
+        if name in _PROTOCOL_HEADERS:
+            if name == ":status":
+                http_status = value
+            elif name == "content-type":
+                content_type = value
+            elif name == "grpc-status":
+                grpc_status = value
+            elif name == "grpc-message":
+                grpc_message = value
+            elif name == "grpc-encoding":
+                encoding = value
+        elif name[:1] != ":":
+            if md is _EMPTY_METADATA_PAIRS:
+                md = []
+            md.append((name, value))
+    return http_status, content_type, grpc_status, grpc_message, encoding, md
 
 
 def _http_error(http_status: str, content_type: str | None) -> tuple[StatusCode, str]:

@@ -88,6 +88,10 @@ class _Departing:
             await self.server.stop_async(0.5)
         elif self.mode == "immediate":
             assert self.server is not None
+            # grpcio's immediate stop answers a call it is serving with CANCELLED (the
+            # server's own status, rightly not retried on an UNAVAILABLE-only policy), so
+            # the stop starts between two calls, as the graceful one does.
+            await asyncio.sleep(PERIOD / 2)
             await self.server.stop_async(None)
         else:
             assert self.child is not None
@@ -128,9 +132,10 @@ async def test_scale_down_costs_no_call(grpc_server_factory: ServerFactory, mode
     20 ms (2 s deadline each), round_robin over .1/.2/.3 with the seed's CapitalCase
     RetryPolicy (MaxAttempts 2 on UNAVAILABLE). At call 30 backend .2 goes away, at call 70
     backend .3: by grpcio's graceful stop (0.5 s grace, begun 10 ms after the call's tick),
-    by SIGKILL of its process, or by grpcio's immediate stop (both while the call of that
-    tick is in flight). Zero calls fail; all three backends served before the first
-    departure; every call started after the second departure completed is served by .1."""
+    by SIGKILL of its process (while the call of that tick is in flight), or by grpcio's
+    immediate stop (between two calls: grpcio cancels a call it is serving). Zero calls
+    fail; all three backends served before the first departure; every call started after
+    the second departure completed is served by .1."""
     children: list[ChildGreeter] = []
     try:
         survivor, departing = _start_backends(grpc_server_factory, mode, children)
