@@ -71,14 +71,11 @@ def encode_fields(fields: Iterable[tuple[str, str]]) -> bytes:
     return b"".join([encode_field(n, v) for n, v in fields])
 
 
-# grpc-timeout values repeat a lot (same timeout on every call of a loop): cache them.
-_timeout_cache: dict[str, bytes] = {}
+# grpc-timeout: a literal field without indexing with a new name; only the value varies
+# per call (the remaining time), so the name part is encoded once.
+_TIMEOUT_PREFIX = b"\x00" + _string(b"grpc-timeout")
 
 
 def encode_timeout_field(value: str) -> bytes:
-    block = _timeout_cache.get(value)
-    if block is None:
-        block = encode_field("grpc-timeout", value)
-        if len(_timeout_cache) < 4096:
-            _timeout_cache[value] = block
-    return block
+    """The ``grpc-timeout`` field (the value is at most 9 ASCII characters)."""
+    return _TIMEOUT_PREFIX + bytes((len(value),)) + value.encode("ascii")
