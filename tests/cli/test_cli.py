@@ -169,3 +169,56 @@ def test_demo_runs_with_zero_failures() -> None:
     assert summary["failed"] == 0, summary
     assert set(summary["per_backend"]) == {"backend-1", "backend-2", "backend-3"}
     assert summary["calls"] > 100
+
+
+@pytest.mark.timeout(60)
+async def test_watch_json_follows_a_backend_that_stops_and_returns() -> None:
+    """`watch --json` on a backend that starts, stops and comes back: the subchannel's
+    events go CONNECTING -> READY, then leave READY when it stops, and reach READY again
+    when it returns; the summary counts calls made while it was up."""
+    import asyncio
+
+    from grpc_lite.testing import Backend
+
+    backend = await Backend().start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "grpc_lite",
+            "watch",
+            backend.address,
+            "--json",
+            "--lb",
+            "round_robin",
+            "--call",
+            "/helloworld.Greeter/SayHello",
+            "--interval",
+            "200ms",
+            "--duration",
+            "6s",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.sleep(1.5)
+        await backend.stop()
+        await asyncio.sleep(1.5)
+        await backend.start()
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        await backend.stop()
+    assert proc.returncode == 0, err.decode()
+    objects = [json.loads(line) for line in out.decode().splitlines()]
+    subject = f"subchannel {backend.address}"
+    moves = [
+        o["description"].split(":")[0]
+        for o in objects
+        if o["type"] == "event" and o["subject"] == subject and "->" in o["description"]
+    ]
+    assert moves[:2] == ["IDLE -> CONNECTING", "CONNECTING -> READY"], moves
+    left = moves.index("READY -> IDLE")
+    assert "CONNECTING -> READY" in moves[left:], moves
+    summary = objects[-1]
+    assert summary["type"] == "summary"
+    assert summary["calls_ok"] >= 5
+    assert summary["per_backend"][backend.address]["ok"] == summary["calls_ok"]
