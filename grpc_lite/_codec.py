@@ -137,14 +137,25 @@ class MessageDecoder:
     transport's protocol callbacks only.
     """
 
-    __slots__ = ("_body", "_compressed", "_encoding", "_header", "_length", "_max_length")
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_compressed",
+        "_encoding",
+        "_header",
+        "_length",
+        "_max_length",
+    )
 
     def __init__(self, max_length: int | None, encoding: str | None) -> None:
         self._max_length = max_length
         # None means "no compression negotiated": a compressed flag is then an error.
         self._encoding = None if encoding is None or encoding == "identity" else encoding
         self._header = bytearray()  # an incomplete 5-byte prefix
-        self._body = bytearray()  # the received part of the current message's payload
+        # The received pieces of the current message's payload (views of the DATA
+        # payloads, which stay alive until the message is joined).
+        self._body: list[bytes | memoryview] = []
+        self._body_size = 0
         self._length = -1  # payload length of the current message; -1 while reading a prefix
         self._compressed = False
 
@@ -158,7 +169,7 @@ class MessageDecoder:
     def bytes_buffered(self) -> int:
         """Bytes of the current incomplete message received so far, its prefix included."""
         if self._length >= 0:
-            return _HEADER_SIZE + len(self._body)
+            return _HEADER_SIZE + self._body_size
         return len(self._header)
 
     def _start(self, flag: int, length: int) -> None:
@@ -239,16 +250,21 @@ class MessageDecoder:
                     out.append(self._finish(bytes(data[pos:end])))
                     pos = end
                     continue
-                body += data[pos:]
+                body.append(data[pos:])
+                self._body_size = n - pos
                 break
-            need = length - len(body)
+            need = length - self._body_size
             if n - pos >= need:
-                body += data[pos : pos + need]
+                # The message is complete: join its pieces once (one copy, however many
+                # DATA frames carried it).
+                body.append(data[pos : pos + need])
                 pos += need
-                payload = bytes(body)
+                payload = b"".join(body)
                 body.clear()
+                self._body_size = 0
                 out.append(self._finish(payload))
                 continue
-            body += data[pos:]
+            body.append(data[pos:])
+            self._body_size += n - pos
             break
         return out

@@ -208,7 +208,7 @@ class Connection:
         self._send_window = fr.DEFAULT_WINDOW
         self._recv_window = connection_window
         self._recv_credit = 0
-        self._handlers: dict[int, Callable[[int, int, bytes], None]] = {
+        self._handlers: dict[int, Callable[[int, int, bytes | memoryview], None]] = {
             fr.DATA: self._recv_data,
             fr.HEADERS: self._recv_headers,
             fr.PRIORITY: self._recv_priority,
@@ -564,7 +564,7 @@ class Connection:
             return None
         raise fr.FrameError(fr.STREAM_CLOSED, f"{kind} frame on closed stream {stream_id}")
 
-    def _recv_data(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_data(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         flow_len = len(payload)
         if stream_id == 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "DATA frame on stream 0")
@@ -597,7 +597,7 @@ class Connection:
             self._remote_end(stream)
         stream._on_data(data, end_stream)
 
-    def _recv_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_headers(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id == 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "HEADERS frame on stream 0")
         fragment = fr.strip_padding(flags, payload, fr.HEADERS)
@@ -610,11 +610,11 @@ class Connection:
             return
         self._header_block_done(stream_id, flags, bytes(fragment))
 
-    def _recv_continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_continuation(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         cont = self._continuation
         if cont is None or cont[0] != stream_id:
             raise fr.FrameError(fr.PROTOCOL_ERROR, f"unexpected CONTINUATION on stream {stream_id}")
-        cont[2].append(payload)
+        cont[2].append(bytes(payload))
         if sum(map(len, cont[2])) > self._decoder.max_header_list_size + 65536:
             raise fr.FrameError(fr.ENHANCE_YOUR_CALM, "header block too large")
         if flags & fr.FLAG_END_HEADERS:
@@ -674,13 +674,13 @@ class Connection:
             self._remember_reset(stream.id)
             self._close_stream(stream)
 
-    def _recv_priority(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_priority(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id == 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "PRIORITY frame on stream 0")
         if len(payload) != 5:
             raise fr.FrameError(fr.FRAME_SIZE_ERROR, "PRIORITY frame must be 5 bytes")
 
-    def _recv_rst_stream(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_rst_stream(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if len(payload) != 4:
             raise fr.FrameError(fr.FRAME_SIZE_ERROR, "RST_STREAM frame must be 4 bytes")
         if stream_id == 0:
@@ -693,7 +693,7 @@ class Connection:
         self._close_stream(stream)
         stream._on_reset(fr.parse_u32(payload))
 
-    def _recv_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_settings(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id != 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & fr.FLAG_ACK:
@@ -729,10 +729,10 @@ class Connection:
         self._start_pending()
         self._unblock_streams()
 
-    def _recv_push_promise(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_push_promise(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         raise fr.FrameError(fr.PROTOCOL_ERROR, "PUSH_PROMISE received with push disabled")
 
-    def _recv_ping(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_ping(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if len(payload) != 8:
             raise fr.FrameError(fr.FRAME_SIZE_ERROR, "PING frame must be 8 bytes")
         if stream_id != 0:
@@ -742,7 +742,7 @@ class Connection:
         else:
             self._out.append(fr.encode_ping(bytes(payload), ack=True))  # (16)
 
-    def _recv_goaway(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_goaway(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id != 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "GOAWAY on a stream")
         last, code, debug = fr.parse_goaway(payload)
@@ -783,7 +783,7 @@ class Connection:
         self._streams.pop(stream.id, None)
         self._blocked.pop(stream, None)
 
-    def _recv_window_update(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _recv_window_update(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if len(payload) != 4:
             raise fr.FrameError(fr.FRAME_SIZE_ERROR, "WINDOW_UPDATE frame must be 4 bytes")
         increment = fr.parse_u32(payload) & fr.MAX_WINDOW

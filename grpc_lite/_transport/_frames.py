@@ -220,14 +220,44 @@ class FrameReader:
         self._buf = b""
         self.max_frame_size = max_frame_size
 
-    def feed(self, data: bytes) -> list[tuple[int, int, int, bytes]]:
-        buf = self._buf + data if self._buf else data
-        frames = []
-        pos = 0
-        end = len(buf)
+    def feed(self, data: bytes) -> list[tuple[int, int, int, bytes | memoryview]]:
+        """Every complete frame in the input so far.
+
+        Payloads are zero-copy views of ``data`` (immutable ``bytes`` from the socket);
+        only a frame split across two reads is copied, and only that frame.
+        """
+        frames: list[tuple[int, int, int, bytes | memoryview]] = []
         max_size = self.max_frame_size
+        view = memoryview(data)
+        pending = self._buf
+        if pending:
+            # Complete the frame split across reads, taking just what it still needs.
+            if len(pending) < HEADER_SIZE:
+                take = HEADER_SIZE - len(pending)
+                pending += data[:take]
+                view = view[take:]
+                if len(pending) < HEADER_SIZE:
+                    self._buf = pending
+                    return frames
+            len_type, flags, stream_id = _unpack_header(pending, 0)
+            length = len_type >> 8
+            if length > max_size:
+                self._buf = b""
+                raise FrameError(
+                    FRAME_SIZE_ERROR, f"frame of {length} bytes exceeds the maximum of {max_size}"
+                )
+            need = HEADER_SIZE + length - len(pending)
+            if len(view) < need:
+                self._buf = pending + bytes(view)
+                return frames
+            pending += bytes(view[:need])
+            view = view[need:]
+            self._buf = b""
+            frames.append((len_type & 0xFF, flags, stream_id & MAX_STREAM_ID, pending[9:]))
+        pos = 0
+        end = len(view)
         while end - pos >= HEADER_SIZE:
-            len_type, flags, stream_id = _unpack_header(buf, pos)
+            len_type, flags, stream_id = _unpack_header(view, pos)
             length = len_type >> 8
             if length > max_size:
                 self._buf = b""
@@ -237,9 +267,10 @@ class FrameReader:
             stop = pos + HEADER_SIZE + length
             if stop > end:
                 break
-            frames.append((len_type & 0xFF, flags, stream_id & MAX_STREAM_ID, buf[pos + 9 : stop]))
+            frames.append((len_type & 0xFF, flags, stream_id & MAX_STREAM_ID, view[pos + 9 : stop]))
             pos = stop
-        self._buf = buf[pos:] if pos < end else b""
+        if pos < end:
+            self._buf = bytes(view[pos:])
         return frames
 
     @property
