@@ -20,6 +20,7 @@ from ._retry import PUSHBACK_HEADER, PUSHBACK_STOP, Retry, decide_retry, parse_p
 from ._transport import ClientStream, Http2Transport
 from ._transport._connection import SEND_HIGH_WATER
 from ._transport._hpack import encode_field, encode_fields, encode_timeout_field
+from ._transport._stream import DETACHED
 from .balancer import PickInfo, PickResult
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
 from .status import RpcError, StatusCode, UsageError
@@ -216,6 +217,8 @@ class _RetryState:
         "committed",
         "hedges",
         "hedging",
+        "max_attempts",
+        "per_attempt_timeout",
         "policy",
         "since_pushback",
         "stopped",
@@ -233,18 +236,10 @@ class _RetryState:
         self.attempt_timers: dict[ClientStream, asyncio.TimerHandle] = {}
         self.hedges: list[ClientStream] = []
         self.buffered = 0  # request bytes held for replay, counted against the limits
-
-    @property
-    def max_attempts(self) -> int:
-        if self.hedging is not None:
-            return self.hedging.max_attempts
-        assert self.policy is not None
-        return self.policy.max_attempts
-
-    @property
-    def per_attempt_timeout(self) -> float | None:
-        policy = self.hedging if self.hedging is not None else self.policy
-        return policy.per_attempt_recv_timeout if policy is not None else None
+        chosen = hedging if hedging is not None else policy
+        assert chosen is not None
+        self.max_attempts = chosen.max_attempts
+        self.per_attempt_timeout = chosen.per_attempt_recv_timeout
 
 
 _GRPC_ENCODING_FIELDS = {enc: encode_field("grpc-encoding", enc) for enc in ("gzip", "deflate")}
@@ -370,8 +365,10 @@ class Call:
             timeout = mc.timeout
         if not self._wfr_given and mc.wait_for_ready is not None:
             self._wait_for_ready = mc.wait_for_ready
-        self._max_send = _smaller(self._max_send, mc.max_request_message_bytes)
-        self._max_receive = _smaller(self._max_receive, mc.max_response_message_bytes)
+        if mc.max_request_message_bytes is not None:
+            self._max_send = _smaller(self._max_send, mc.max_request_message_bytes)
+        if mc.max_response_message_bytes is not None:
+            self._max_receive = _smaller(self._max_receive, mc.max_response_message_bytes)
         if self._method.channel.options.enable_retries and (mc.retry_policy or mc.hedging_policy):
             self._retry = _RetryState(mc.retry_policy, mc.hedging_policy)
         return timeout
@@ -534,7 +531,8 @@ class Call:
             if r is not None and r.committed:
                 self._replay = None  # the committed attempt has it all: nothing to replay
         transport.start_stream(stream)
-        self._notify()
+        if self._waiters:
+            self._notify()
 
     def _restart(self) -> None:
         r = self._retry
@@ -553,9 +551,10 @@ class Call:
         if r.timer is not None:
             r.timer.cancel()
             r.timer = None
-        timer = r.attempt_timers.pop(stream, None)
-        if timer is not None:
-            timer.cancel()
+        if r.attempt_timers:
+            timer = r.attempt_timers.pop(stream, None)
+            if timer is not None:
+                timer.cancel()
         if r.hedging is not None:
             self._stream = stream
             hedges, r.hedges = r.hedges, []
@@ -566,7 +565,8 @@ class Call:
                     t = r.attempt_timers.pop(other, None)
                     if t is not None:
                         t.cancel()
-        self._release_buffer()
+        if r.buffered:
+            self._release_buffer()
         self._replay = None if not self._unary_request else self._replay
 
     def _release_buffer(self) -> None:
@@ -739,7 +739,7 @@ class Call:
                 self._commit(stream)  # (109, 125) response headers commit the call
         elif stream is self._stream:
             self._replay = None  # the server saw the call: no transparent retry
-        if stream is self._stream:
+        if stream is self._stream and self._waiters:
             self._notify()
 
     def stream_message(self, stream: ClientStream) -> None:
@@ -784,9 +784,10 @@ class Call:
         code = stream.code
         assert code is not None
         if r is not None:
-            timer = r.attempt_timers.pop(stream, None)
-            if timer is not None:
-                timer.cancel()
+            if r.attempt_timers:
+                timer = r.attempt_timers.pop(stream, None)
+                if timer is not None:
+                    timer.cancel()
             if (
                 code is not StatusCode.OK
                 and r.policy is not None
@@ -831,18 +832,22 @@ class Call:
             if not stream.done:
                 stream.cancel(code, details)
             self._initial_metadata = stream.initial_metadata
+            stream.listener = DETACHED  # no call <-> stream cycle left for the GC
         r = self._retry
         if r is not None:
             if r.timer is not None:
                 r.timer.cancel()
                 r.timer = None
-            for t in r.attempt_timers.values():
-                t.cancel()
-            r.attempt_timers.clear()
-            hedges, r.hedges = r.hedges, []
-            for other in hedges:
-                other.cancel(code, details)
-            self._release_buffer()
+            if r.attempt_timers:
+                for t in r.attempt_timers.values():
+                    t.cancel()
+                r.attempt_timers.clear()
+            if r.hedges:
+                hedges, r.hedges = r.hedges, []
+                for other in hedges:
+                    other.cancel(code, details)
+            if r.buffered:
+                self._release_buffer()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -857,8 +862,10 @@ class Call:
                 task.cancel()
         self._replay = None
         self._method.channel.call_finished(self, code, self._picked)
-        self._notify_done()
-        self._notify()
+        if self._done_waiters:
+            self._notify_done()
+        if self._waiters:
+            self._notify()
         callbacks = self._done_callbacks
         if callbacks:
             self._done_callbacks = None

@@ -488,13 +488,18 @@ class Connection:
                 self._send_stream_data(stream)
 
     def _close_stream(self, stream: H2Stream) -> None:
+        # Hot path (every stream ends here): skip the bookkeeping that has nothing to do.
         stream.h2_state = StreamState.CLOSED
         self._streams.pop(stream.id, None)
-        self._blocked.pop(stream, None)
-        stream._out.clear()
-        stream._out_bytes = 0
-        self._start_pending()
-        self._maybe_finish_drain()
+        if self._blocked:
+            self._blocked.pop(stream, None)
+        if stream._out:
+            stream._out.clear()
+            stream._out_bytes = 0
+        if self._pending:
+            self._start_pending()
+        if self.state is ConnectionState.DRAINING:
+            self._maybe_finish_drain()
 
     def _start_pending(self) -> None:
         while (
@@ -577,7 +582,7 @@ class Connection:
             self._out.append(fr.encode_window_update(0, self._recv_credit))
             self._recv_window += self._recv_credit
             self._recv_credit = 0
-        stream = self._lookup(stream_id, "DATA")
+        stream = self._streams.get(stream_id) or self._lookup(stream_id, "DATA")
         if stream is None:
             return
         if stream.h2_state >= _HALF_CLOSED_REMOTE:
@@ -587,7 +592,7 @@ class Connection:
             self._stream_error(stream, fr.FLOW_CONTROL_ERROR, "DATA beyond the stream window")
             return
         stream._recv_window -= flow_len
-        data = fr.strip_padding(flags, payload, fr.DATA)
+        data = fr.strip_padding(flags, payload, fr.DATA) if flags & fr.FLAG_PADDED else payload
         padding = flow_len - len(data)
         end_stream = bool(flags & fr.FLAG_END_STREAM)
         if padding and not end_stream:
@@ -600,7 +605,9 @@ class Connection:
     def _recv_headers(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id == 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "HEADERS frame on stream 0")
-        fragment = fr.strip_padding(flags, payload, fr.HEADERS)
+        fragment = (
+            fr.strip_padding(flags, payload, fr.HEADERS) if flags & fr.FLAG_PADDED else payload
+        )
         if flags & fr.FLAG_PRIORITY:
             if len(fragment) < 5:
                 raise fr.FrameError(fr.FRAME_SIZE_ERROR, "HEADERS priority fields truncated")
@@ -653,7 +660,7 @@ class Connection:
     def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
         # Decode first, whatever the stream: the HPACK table must stay in sync.
         decoded = self._decode_block(block)
-        stream = self._lookup(stream_id, "HEADERS")
+        stream = self._streams.get(stream_id) or self._lookup(stream_id, "HEADERS")
         if stream is None:
             return
         if stream.h2_state >= _HALF_CLOSED_REMOTE:

@@ -62,6 +62,31 @@ class StreamListener(Protocol):
     def stream_writable(self, stream: "ClientStream") -> None: ...
 
 
+class _Detached:
+    """The listener of a stream whose call has finished: nothing is told any more.
+
+    Swapping it in breaks the call <-> stream reference cycle, so both are freed by
+    reference counting when the call is dropped instead of waiting for the cycle GC.
+    """
+
+    __slots__ = ()
+
+    def stream_headers(self, stream: "ClientStream") -> None:
+        pass
+
+    def stream_message(self, stream: "ClientStream") -> None:
+        pass
+
+    def stream_done(self, stream: "ClientStream") -> None:
+        pass
+
+    def stream_writable(self, stream: "ClientStream") -> None:
+        pass
+
+
+DETACHED = _Detached()
+
+
 class ClientStream(H2Stream):
     """The client side of one gRPC stream (one attempt of a call)."""
 
