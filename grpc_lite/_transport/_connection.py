@@ -171,6 +171,7 @@ class Connection:
         listener: ConnectionListener,
         write: Callable[[bytes], None],
         *,
+        writev: Callable[[list[bytes | memoryview]], None] | None = None,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         max_header_list_size: int = DEFAULT_MAX_HEADER_LIST,
@@ -178,6 +179,9 @@ class Connection:
         # Immutable after __init__.
         self._listener = listener
         self._write = write
+        # When given, flushes hand over their pieces unjoined (the asyncio edge joins
+        # them into a reused buffer); sans-IO users get one bytes object per flush.
+        self._writev = writev
         self._local_stream_window = stream_window
         self._local_connection_window = connection_window
         self._credit_threshold = stream_window >> 2
@@ -188,7 +192,7 @@ class Connection:
         self._reader = fr.FrameReader()
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
         self._decoder.max_allowed_table_size = 4096
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         self._block_cache: dict[bytes, HeaderBlock] = {}
         self._receiving = False
         self._streams: dict[int, H2Stream] = {}
@@ -387,7 +391,12 @@ class Connection:
         if self._receiving or not self._out:
             return
         out = self._out
-        data = out[0] if len(out) == 1 else b"".join(out)
+        if self._writev is not None:
+            self._out = []
+            self._writev(out)
+            return
+        first = out[0]
+        data = first if len(out) == 1 and isinstance(first, bytes) else b"".join(out)
         out.clear()
         self._write(data)
 
@@ -449,13 +458,17 @@ class Connection:
             if n <= allowed:
                 del out[0]
                 last = not out and stream._out_end
-                append(fr.encode_data(stream.id, chunk, last))
+                piece: bytes | memoryview = chunk
             else:
                 view = memoryview(chunk)
                 out[0] = view[allowed:]
                 n = allowed
                 last = False
-                append(fr.encode_data(stream.id, view[:allowed], False))
+                piece = view[:allowed]
+            # Header and payload go out as separate pieces: a large message is copied
+            # once, into the socket buffer, not once more per frame.
+            append(fr.frame_header(n, fr.DATA, fr.FLAG_END_STREAM if last else 0, stream.id))
+            append(piece)
             stream._send_window -= n
             self._send_window -= n
             stream._out_bytes -= n

@@ -19,6 +19,14 @@ from . import _frames as fr
 from ._connection import Connection, ConnectionState, H2Stream
 from ._keepalive import Action, Keepalive, KeepaliveParams
 
+# The kernel send buffer: large enough that a message of a few MiB is taken by the
+# kernel in one send() instead of being copied into asyncio's write buffer and drained
+# from there in pieces (each piece a memmove and a heap resize).
+_SEND_BUFFER = 4 << 20
+# The reused buffer that joins one socket write: its starting size, and the size above
+# which it is dropped again after use.
+_SEND_BUFFER_INITIAL = 64 * 1024
+_SEND_BUFFER_KEEP = 4 << 20
 # How long a TLS close may wait for the server's close_notify before the socket is dropped.
 _TLS_CLOSE_GRACE = 0.2
 
@@ -51,9 +59,11 @@ class Http2Transport(asyncio.Protocol):
         self._on_close = on_close
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
-        self._wbuf: list[bytes] | None = None
+        self._wbuf: list[bytes | memoryview] | None = None
         self._tls = False
         self._lost = False
+        self._sendbuf = bytearray(_SEND_BUFFER_INITIAL)
+        self._sendview = memoryview(self._sendbuf)
         self._lost_event = asyncio.Event()
         self.conn: Connection | None = None
         self._ready: asyncio.Future[None] = self._loop.create_future()
@@ -70,10 +80,53 @@ class Http2Transport(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
             except OSError:  # pragma: no cover - platform dependent
                 pass
-        self.conn = Connection(self, self._write)
+        self.conn = Connection(self, self._write, writev=self._writev)
         self.conn.initiate()
+
+    def _writev(self, chunks: list[bytes | memoryview]) -> None:
+        buf = self._wbuf
+        if buf is None:
+            self._wbuf = []
+            self._loop.call_soon(self._flush_writes)
+            self._send(chunks)
+        else:
+            buf.extend(chunks)
+
+    def _send(self, chunks: list[bytes | memoryview]) -> None:
+        """Write ``chunks`` as one socket write.
+
+        On plain TCP they are copied into one reused buffer: asyncio's selector
+        transport either sends it at once or copies what the kernel did not take, so
+        the buffer is free again when write() returns, and a large message costs no
+        fresh allocation (a 1 MiB temporary per call makes the heap grow and shrink,
+        page faults included).  TLS transports may keep the object, so they get bytes.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if len(chunks) == 1:
+            transport.write(chunks[0])
+            return
+        if self._tls:
+            transport.write(b"".join(chunks))
+            return
+        total = sum(map(len, chunks))
+        if total > len(self._sendbuf):
+            self._sendbuf = bytearray(max(total, 2 * len(self._sendbuf)))
+            self._sendview = memoryview(self._sendbuf)
+        view = self._sendview
+        pos = 0
+        for chunk in chunks:
+            end = pos + len(chunk)
+            view[pos:end] = chunk
+            pos = end
+        transport.write(view[:pos])
+        if len(self._sendbuf) > _SEND_BUFFER_KEEP:  # do not hold a huge buffer forever
+            self._sendbuf = bytearray(_SEND_BUFFER_INITIAL)
+            self._sendview = memoryview(self._sendbuf)
 
     def _write(self, data: bytes) -> None:
         # Coalesce the frames produced in one loop iteration into one socket write
@@ -93,8 +146,8 @@ class Http2Transport(asyncio.Protocol):
     def _flush_writes(self) -> None:
         buf = self._wbuf
         self._wbuf = None
-        if buf and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
+        if buf:
+            self._send(buf)
 
     def data_received(self, data: bytes) -> None:
         keepalive = self._keepalive

@@ -222,3 +222,67 @@ async def test_watch_json_follows_a_backend_that_stops_and_returns() -> None:
     assert summary["type"] == "summary"
     assert summary["calls_ok"] >= 5
     assert summary["per_backend"][backend.address]["ok"] == summary["calls_ok"]
+
+
+@pytest.mark.timeout(60)
+async def test_watch_ends_cleanly_on_ctrl_c_with_a_summary() -> None:
+    """Ctrl-C (SIGINT) ends `watch` cleanly: exit status 0 and the summary is printed."""
+    import asyncio
+    import signal
+
+    from grpc_lite.testing import Backend
+
+    async with Backend() as backend:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "grpc_lite",
+            "watch",
+            backend.address,
+            "--call",
+            "/helloworld.Greeter/SayHello",
+            "--interval",
+            "100ms",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert b"channel" in first
+        await asyncio.sleep(0.4)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "summary:" in text
+    assert backend.address in text.split("summary:")[1]
+
+
+@pytest.mark.timeout(60)
+async def test_health_watch_streams_changes() -> None:
+    """`health --watch` prints each backend's status as it changes."""
+    import asyncio
+
+    from grpc_lite.testing import Backend
+
+    async with Backend() as backend:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "grpc_lite",
+            "health",
+            backend.address,
+            "--watch",
+            "--duration",
+            "3s",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert first.decode().rstrip().endswith(f"{backend.address}: SERVING")
+        backend.set_health("", "NOT_SERVING")
+        second = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert second.decode().rstrip().endswith(f"{backend.address}: NOT_SERVING")
+        _out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
