@@ -67,7 +67,8 @@ def greeter_server(grpc_server_factory: ServerFactory) -> RunningServer:
 @pytest.fixture
 def greeter_backends(grpc_server_factory: ServerFactory) -> list[RunningServer]:
     """Three Greeter backends on 127.0.0.1, .2 and .3, all on the same port; each says its
-    own address. Skips where the extra loopback addresses cannot be bound."""
+    own address. Fails where the extra loopback addresses cannot be bound (Linux binds the
+    whole 127.0.0.0/8 on lo; the control-plane tests need it)."""
     if not loopback_aliases_available():
-        pytest.skip("127.0.0.2/127.0.0.3 not bindable on this machine")
+        pytest.fail("127.0.0.2/127.0.0.3 not bindable on this machine")
     return grpc_server_factory.many(("127.0.0.1", "127.0.0.2", "127.0.0.3"), kind="greeter")

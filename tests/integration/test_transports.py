@@ -273,7 +273,7 @@ def abstract_interop_server() -> Iterator[tuple[str, TestServiceServicer]]:
         server.add_insecure_port(f"unix-abstract:{name}")
     except RuntimeError as exc:  # pragma: no cover - non-Linux
         executor.shutdown(wait=False)
-        pytest.skip(f"grpcio cannot bind unix-abstract here: {exc}")
+        pytest.fail(f"grpcio cannot bind unix-abstract here (Linux needed): {exc}")
     server.start()
     try:
         yield name, servicer

@@ -12,12 +12,8 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +21,7 @@ import pytest
 
 from grpc_lite.resolver import BuildOptions, Resolver, parse_target
 from grpc_lite.resolver.dns import DnsResolutionError, DnsResolverBuilder
+from tests.dnsmasq import Dnsmasq, free_udp_tcp_port, start_dnsmasq
 from tests.resolver.conftest import FakeResolverChannel
 
 pytestmark = pytest.mark.integration
@@ -37,51 +34,6 @@ TIMEOUT = 10.0
 POLL = 0.02
 
 
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return int(port)
-    raise RuntimeError("no free port")
-
-
-@dataclass
-class Dnsmasq:
-    port: int
-    hosts_file: Path
-    log_file: Path
-    proc: subprocess.Popen[bytes]
-
-    def set_hosts(self, name: str, ips: list[str]) -> None:
-        """Rewrite the hosts file and make dnsmasq re-read it (SIGHUP)."""
-        self.hosts_file.write_text("".join(f"{ip} {name}\n" for ip in ips))
-        self.proc.send_signal(signal.SIGHUP)
-
-    def queries(self, qtype: str, name: str) -> int:
-        """How many `qtype name` queries dnsmasq logged."""
-        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return text.count(f"query[{qtype}] {name} from")
-
-    def all_queries(self) -> int:
-        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return text.count("query[")
-
-
-def _wait_sync(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(POLL)
-
-
 async def _wait(cond: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + TIMEOUT
     while not cond():
@@ -92,61 +44,12 @@ async def _wait(cond: Callable[[], bool], what: str) -> None:
 
 @pytest.fixture
 def dnsmasq(tmp_path: Path) -> Iterator[Dnsmasq]:
-    if DNSMASQ is None:
-        pytest.skip("dnsmasq not installed (Debian package dnsmasq-base)")
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 svc.test\n127.0.0.2 svc.test\n127.0.0.3 svc.test\n")
-    log = tmp_path / "dnsmasq.log"
-    # dnsmasq splits a --txt-record value into character-strings at commas (and drops
-    # them); the config below is written without commas except for that one split, so the
-    # record carries two strings that the resolver must concatenate (A2).
-    txt = (
-        'grpc_config=[{"serviceConfig":'
-        + ","
-        + json.dumps(SERVICE_CONFIG, separators=(",", ":"))
-        + "}]"
-    )
-    assert txt.count(",") == 1
-    port = _free_port()
-    args = [
-        DNSMASQ,
-        "--no-daemon",
-        "--no-resolv",
-        "--no-hosts",
-        f"--addn-hosts={hosts}",
-        f"--txt-record=_grpc_config.svc.test,{txt}",
-        # Authoritative for .test: unknown names get NXDOMAIN rather than REFUSED.
-        "--local=/test/",
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--log-queries",
-        f"--log-facility={log}",
-        f"--pid-file={tmp_path / 'dnsmasq.pid'}",
-    ]
-    if os.geteuid() == 0:
-        args.append("--user=root")  # so it can keep writing the log in tmp_path
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = Dnsmasq(port=port, hosts_file=hosts, log_file=log, proc=proc)
-    try:
-        _wait_sync(
-            lambda: proc.poll() is not None or (log.exists() and "read " in log.read_text()),
-            "dnsmasq to start",
-        )
-        if proc.poll() is not None:
-            stderr = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"dnsmasq exited with {proc.returncode}: {stderr}")
+    """dnsmasq on 127.0.0.1 serving svc.test and its TXT config (tests/dnsmasq.py).
+
+    CI installs dnsmasq (.ci/run); a missing binary is an error, never a skip.
+    """
+    with start_dnsmasq(tmp_path, service_config=SERVICE_CONFIG) as server:
         yield server
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def _build(target: str, ch: FakeResolverChannel, **options: Any) -> Resolver:
@@ -236,7 +139,7 @@ async def test_ip_literal_and_localhost_ask_no_dns(dnsmasq: Dnsmasq) -> None:
 async def test_localhost_works_without_a_reachable_dns_server() -> None:
     """localhost resolves through the hosts file even when the DNS server is down."""
     ch = FakeResolverChannel()
-    r = _build(f"dns://127.0.0.1:{_free_port()}/localhost:50051", ch)
+    r = _build(f"dns://127.0.0.1:{free_udp_tcp_port()}/localhost:50051", ch)
     try:
         await _wait(lambda: bool(ch.states or ch.errors), "localhost")
         assert ch.errors == []
