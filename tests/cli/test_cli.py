@@ -177,10 +177,35 @@ async def test_watch_json_follows_a_backend_that_stops_and_returns() -> None:
     events go CONNECTING -> READY, then leave READY when it stops, and reach READY again
     when it returns; the summary counts calls made while it was up."""
     import asyncio
+    import signal
 
     from grpc_lite.testing import Backend
 
     backend = await Backend().start()
+    subject = f"subchannel {backend.address}"
+    lines: list[str] = []
+
+    async def until(description: str = "", calls: int = 0) -> None:
+        """Read watch's output until the subchannel reports ``description``, or until a
+        snapshot shows at least ``calls`` calls answered by it."""
+        assert proc.stdout is not None
+        while True:
+            raw = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert raw, f"watch ended before {description or calls!r}"
+            lines.append(raw.decode())
+            event = json.loads(raw)
+            if description:
+                if event.get("subject") == subject and event["description"].startswith(description):
+                    return
+            elif event["type"] == "snapshot":
+                answered = [
+                    sc["calls_succeeded"]
+                    for sc in event["subchannels"]
+                    if sc["address"] == backend.address
+                ]
+                if answered and answered[0] >= calls:
+                    return
+
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -196,20 +221,24 @@ async def test_watch_json_follows_a_backend_that_stops_and_returns() -> None:
             "--interval",
             "200ms",
             "--duration",
-            "6s",
+            "20s",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        await asyncio.sleep(1.5)
+        await until("CONNECTING -> READY")
+        await until(calls=3)
         await backend.stop()
-        await asyncio.sleep(1.5)
+        await until("READY -> IDLE")
         await backend.start()
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await until("CONNECTING -> READY")
+        await until(calls=5)
+        proc.send_signal(signal.SIGINT)
+        rest, err = await asyncio.wait_for(proc.communicate(), 30)
+        out = "".join(lines).encode() + rest
     finally:
         await backend.stop()
     assert proc.returncode == 0, err.decode()
     objects = [json.loads(line) for line in out.decode().splitlines()]
-    subject = f"subchannel {backend.address}"
     moves = [
         o["description"].split(":")[0]
         for o in objects

@@ -383,7 +383,7 @@ async def test_client_cancel_reaches_the_handler(backend: Backend) -> None:
     async def hang(request: bytes, context: ServicerContext) -> bytes:
         context.add_done_callback(ended.append)
         started.set()
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # hangs until the client cancels
         return b""
 
     backend.add_unary_unary("/custom.Svc/Hang", hang)
