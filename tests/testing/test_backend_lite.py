@@ -425,7 +425,7 @@ async def test_delay_and_deadline(backend: Backend, channel: grpc_lite.Channel) 
 
     async def slow(request: bytes, context: ServicerContext) -> bytes:
         context.add_done_callback(ended.append)
-        await asyncio.sleep(5)
+        await asyncio.Event().wait()  # never answers: the server's deadline must cut it
         return b"late"
 
     backend.add_unary_unary("/custom.Svc/Slow", slow)
