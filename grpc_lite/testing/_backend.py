@@ -81,6 +81,7 @@ class Backend:
         greeter: bool = True,
         health: bool = True,
         test_service: bool = True,
+        reflection: bool = True,
         max_concurrent_streams: int | None = 100,
         initial_window_size: int = 1 << 20,
         connection_window_size: int = 16 << 20,
@@ -111,6 +112,8 @@ class Backend:
 
         self._methods: dict[str, MethodHandler] = {}
         self._services: set[str] = set()
+        #: Full service name -> the FileDescriptor that defines it (for reflection).
+        self.service_files: dict[str, Any] = {}
         self._fail: _FailRule | None = None
         self._health: dict[str, int] = {}
         self._health_watchers: dict[str, set[asyncio.Queue[int]]] = {}
@@ -129,6 +132,8 @@ class Backend:
             _services.add_health(self)
         if test_service:
             _services.add_test_service(self)
+        if reflection:
+            _services.add_reflection(self)
         if health:
             # The whole server and each built-in service start SERVING.
             self.set_health("", "SERVING")
@@ -243,6 +248,8 @@ class Backend:
 
         Requests are parsed and responses serialized with the descriptor's message classes.
         """
+        # Server reflection describes the services from these files.
+        self.service_files[service.full_name] = service.file
         for method in service.methods:
             fn = getattr(servicer, method.name, None)
             if fn is None:

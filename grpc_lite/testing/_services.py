@@ -21,7 +21,9 @@ import socket
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .._proto import health_pb2, helloworld_pb2, testing_pb2
+from google.protobuf import descriptor_pb2
+
+from .._proto import health_pb2, helloworld_pb2, reflection_v1_pb2, testing_pb2
 from ..status import StatusCode
 from ._context import ServicerContext
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
 TEST_SERVICE = testing_pb2.DESCRIPTOR.services_by_name["TestService"]
+REFLECTION = reflection_v1_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
 
 STREAM_REPLIES = 3
 ECHO_INITIAL_KEY = "x-grpc-test-echo-initial"
@@ -204,6 +207,88 @@ class _TestService:
             await self._maybe_abort(request.response_status, context)
             async for response in self._responses(request, context):
                 yield response
+
+
+class _Reflection:
+    """grpc.reflection.v1 ServerReflection over the services the backend serves."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def _files_for(self, file: Any) -> list[bytes]:
+        """``file`` and everything it imports, each once, dependencies first."""
+        out: list[bytes] = []
+        seen: set[str] = set()
+
+        def add(fd: Any) -> None:
+            if fd.name in seen:
+                return
+            seen.add(fd.name)
+            for dep in fd.dependencies:
+                add(dep)
+            proto = descriptor_pb2.FileDescriptorProto()
+            fd.CopyToProto(proto)
+            out.append(proto.SerializeToString())
+
+        add(file)
+        return out
+
+    def _file_for_symbol(self, symbol: str) -> Any:
+        files = self._backend.service_files
+        for service, file in files.items():
+            if symbol == service or symbol.startswith(service + "."):
+                return file
+        for file in files.values():  # a message type defined in a served file
+            package = file.package + "." if file.package else ""
+            if symbol.startswith(package) and symbol[len(package) :] in file.message_types_by_name:
+                return file
+        return None
+
+    def _answer(
+        self, request: reflection_v1_pb2.ServerReflectionRequest
+    ) -> reflection_v1_pb2.ServerReflectionResponse:
+        r = reflection_v1_pb2
+        response = r.ServerReflectionResponse(valid_host=request.host, original_request=request)
+        kind = request.WhichOneof("message_request")
+        files = self._backend.service_files
+        if kind == "list_services":
+            names = sorted(files) if files else []
+            response.list_services_response.service.extend(
+                r.ServiceResponse(name=name) for name in names
+            )
+            return response
+        file = None
+        if kind == "file_containing_symbol":
+            file = self._file_for_symbol(request.file_containing_symbol)
+        elif kind == "file_by_filename":
+            wanted = request.file_by_filename
+            for candidate in files.values():
+                stack = [candidate]
+                while stack and file is None:
+                    fd = stack.pop()
+                    if fd.name == wanted:
+                        file = fd
+                    stack.extend(fd.dependencies)
+                if file is not None:
+                    break
+        if file is None:
+            response.error_response.error_code = int(StatusCode.NOT_FOUND)
+            response.error_response.error_message = f"not found: {kind}"
+            return response
+        response.file_descriptor_response.file_descriptor_proto.extend(self._files_for(file))
+        return response
+
+    async def ServerReflectionInfo(
+        self,
+        requests: AsyncIterator[reflection_v1_pb2.ServerReflectionRequest],
+        context: ServicerContext,
+    ) -> AsyncIterator[reflection_v1_pb2.ServerReflectionResponse]:
+        async for request in requests:
+            yield self._answer(request)
+
+
+def add_reflection(backend: Backend) -> None:
+    backend.add_service(REFLECTION, _Reflection(backend))
 
 
 def add_greeter(backend: Backend) -> None:

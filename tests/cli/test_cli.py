@@ -315,3 +315,33 @@ async def test_health_watch_streams_changes() -> None:
         assert second.decode().rstrip().endswith(f"{backend.address}: NOT_SERVING")
         _out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()
+
+
+@pytest.mark.timeout(30)
+async def test_call_through_reflection_v1() -> None:
+    """`call` against a server with grpc.reflection.v1 (grpc_lite.testing.Backend): the
+    request type comes from v1 reflection (no fallback needed) and the reply is JSON."""
+    import asyncio
+
+    from grpc_lite.testing import Backend
+
+    async with Backend(backend_id="b-1") as backend:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "grpc_lite",
+            "call",
+            backend.address,
+            "/helloworld.Greeter/SayHello",
+            "--data",
+            '{"name": "you"}',
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+        assert backend.calls["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"] >= 1
+        assert backend.calls["/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] == 0
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().strip().splitlines()
+    assert json.loads("\n".join(lines[:-1])) == {"message": "Hello you from b-1"}
+    assert json.loads(lines[-1]) == {"status": "OK"}
