@@ -814,7 +814,7 @@ class Call:
         if self._transparent_retries >= _MAX_TRANSPARENT_RETRIES:
             return False
         self._transparent_retries += 1
-        if stream.headers_received is False and "REFUSED_STREAM" in stream.details:
+        if stream.refused:
             self._refused_retries += 1
             return self._refused_retries <= _MAX_REFUSED_RETRIES
         return True

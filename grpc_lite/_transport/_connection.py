@@ -154,10 +154,6 @@ class H2Stream:
     def send_buffered(self) -> int:
         return self._out_bytes
 
-    @property
-    def remote_closed(self) -> bool:
-        return self.h2_state >= StreamState.HALF_CLOSED_REMOTE
-
 
 _GRPC_INTERNAL = 13
 _GRPC_UNAVAILABLE = 14

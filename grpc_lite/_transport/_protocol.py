@@ -129,19 +129,8 @@ class Http2Transport(asyncio.Protocol):
             self._sendview = memoryview(self._sendbuf)
 
     def _write(self, data: bytes) -> None:
-        # Coalesce the frames produced in one loop iteration into one socket write
-        # (grpc-go's loopy writer batches the same way): 100 calls started by 100
-        # tasks woken by one read cost two send()s instead of 100.
-        buf = self._wbuf
-        if buf is None:
-            # The first write of this loop iteration goes out at once (latency of a
-            # lone call); later ones wait for the end of the iteration (throughput).
-            self._wbuf = []
-            self._loop.call_soon(self._flush_writes)
-            if self._transport is not None:
-                self._transport.write(data)
-        else:
-            buf.append(data)
+        # Only used if the connection has no writev; it shares the coalescing below.
+        self._writev([data])
 
     def _flush_writes(self) -> None:
         buf = self._wbuf

@@ -104,6 +104,7 @@ class ClientStream(H2Stream):
         "listener",
         "messages",
         "per_attempt_timeout",
+        "refused",
         "trailing_metadata",
         "unprocessed",
     )
@@ -139,6 +140,8 @@ class ClientStream(H2Stream):
         # True when the server never processed the stream (REFUSED_STREAM before
         # headers, GOAWAY above last_stream_id, never sent): transparently retryable.
         self.unprocessed = False
+        # The server refused the stream (REFUSED_STREAM before any headers, 121).
+        self.refused = False
         # Set by the call when its perAttemptRecvTimeout cancelled this attempt.
         self.per_attempt_timeout = False
 
@@ -351,6 +354,7 @@ class ClientStream(H2Stream):
         if code == fr.REFUSED_STREAM and not self.headers_received:
             # The server application never saw it (CONFORMANCE 121).
             self.unprocessed = True
+            self.refused = True
             self._finish(
                 StatusCode.UNAVAILABLE, "stream refused by the server (REFUSED_STREAM)", None
             )
