@@ -24,7 +24,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import hpack
 import hpack.exceptions
@@ -35,8 +35,10 @@ from ._hpack import TABLE_SIZE_ZERO
 log = logging.getLogger("grpc_lite")
 
 # Our receive windows.  The stream window bounds what one slow reader can make us
-# buffer; the connection window is larger so several streams progress at once.
-DEFAULT_STREAM_WINDOW = 1 << 20
+# buffer; the connection window is larger so several streams progress at once.  4 MiB
+# is gRPC's default largest message: a message up to that size arrives without a
+# WINDOW_UPDATE round trip (credit goes back in quarter-window batches).
+DEFAULT_STREAM_WINDOW = 4 << 20
 DEFAULT_CONNECTION_WINDOW = 1 << 24
 # Largest header list we accept from the server (SETTINGS_MAX_HEADER_LIST_SIZE).
 DEFAULT_MAX_HEADER_LIST = 1 << 20
@@ -134,6 +136,11 @@ class H2Stream:
     def _on_data(self, data: bytes | memoryview, end_stream: bool) -> None:
         raise NotImplementedError
 
+    def _on_data_run(self, chunks: list[bytes | memoryview], total: int) -> None:
+        """Several DATA payloads in a row, none ending the stream (``total`` bytes)."""
+        for chunk in chunks:
+            self._on_data(chunk, False)
+
     def _on_reset(self, code: int) -> None:
         """The server reset the stream (RST_STREAM received)."""
         raise NotImplementedError
@@ -185,7 +192,7 @@ class Connection:
         self.state = ConnectionState.CONNECTING
         self._dead = False  # state is CLOSED (a plain flag for the receive loop)
         self.close_reason = ""
-        self._reader = fr.FrameReader()
+        self._reader = fr.FrameReader(coalesce_data=True)
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
         self._decoder.max_allowed_table_size = 4096
         self._out: list[bytes | memoryview] = []
@@ -208,8 +215,9 @@ class Connection:
         self._send_window = fr.DEFAULT_WINDOW
         self._recv_window = connection_window
         self._recv_credit = 0
-        self._handlers: dict[int, Callable[[int, int, bytes | memoryview], None]] = {
+        self._handlers: dict[int, Callable[[int, int, Any], None]] = {
             fr.DATA: self._recv_data,
+            fr.DATA_RUN: self._recv_data_run,
             fr.HEADERS: self._recv_headers,
             fr.PRIORITY: self._recv_priority,
             fr.RST_STREAM: self._recv_rst_stream,
@@ -585,12 +593,7 @@ class Connection:
         # Connection-level flow control counts every DATA byte, padding included (13).
         if flow_len > self._recv_window:
             raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
-        self._recv_window -= flow_len
-        self._recv_credit += flow_len
-        if self._recv_credit >= self._local_connection_window >> 2:
-            self._out.append(fr.encode_window_update(0, self._recv_credit))
-            self._recv_window += self._recv_credit
-            self._recv_credit = 0
+        self._connection_flow(flow_len)
         stream = self._streams.get(stream_id) or self._lookup(stream_id, "DATA")
         if stream is None:
             return
@@ -610,6 +613,41 @@ class Connection:
         if end_stream:
             self._remote_end(stream)
         stream._on_data(data, end_stream)
+
+    def _connection_flow(self, flow_len: int) -> None:
+        """Count received DATA bytes against the connection window; return credit in
+        batches.  The connection window is credited on receipt, not on consumption
+        (as grpc-go does), so one slow stream cannot stall the others."""
+        self._recv_window -= flow_len
+        credit = self._recv_credit + flow_len
+        if credit >= self._local_connection_window >> 2:
+            self._out.append(fr.encode_window_update(0, credit))
+            self._recv_window += credit
+            credit = 0
+        self._recv_credit = credit
+
+    def _recv_data_run(self, flags: int, stream_id: int, payloads: list[bytes | memoryview]) -> None:
+        """Flagless DATA frames of one stream back to back (FrameReader's DATA_RUN).
+
+        The usual case (an open stream with window for all of them) is accounted once and
+        handed to the stream as one run; anything else goes frame by frame through
+        ``_recv_data``, so errors are raised at exactly the frame that causes them."""
+        total = sum(map(len, payloads))
+        stream = self._streams.get(stream_id)
+        if (
+            stream is None
+            or total > self._recv_window
+            or total > stream._recv_window
+            or stream.h2_state >= _HALF_CLOSED_REMOTE
+        ):
+            for payload in payloads:
+                self._recv_data(0, stream_id, payload)
+                if self._dead:
+                    return
+            return
+        self._connection_flow(total)
+        stream._recv_window -= total
+        stream._on_data_run(payloads, total)
 
     def _recv_headers(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id == 0:

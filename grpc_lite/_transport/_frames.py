@@ -8,7 +8,7 @@ what can be checked from one frame alone (sizes, padding, fixed lengths).
 """
 
 import struct
-from typing import Final
+from typing import Any, Final
 
 # Frame types (RFC 9113 section 6).
 DATA: Final = 0x0
@@ -21,6 +21,9 @@ PING: Final = 0x6
 GOAWAY: Final = 0x7
 WINDOW_UPDATE: Final = 0x8
 CONTINUATION: Final = 0x9
+# Not a wire type (those are 8 bits): a run of DATA frames that FrameReader coalesced
+# (see FrameReader.feed); its payload is a list of the frames' payloads.
+DATA_RUN: Final = 0x100
 
 FRAME_NAMES: Final = {
     DATA: "DATA",
@@ -33,6 +36,7 @@ FRAME_NAMES: Final = {
     GOAWAY: "GOAWAY",
     WINDOW_UPDATE: "WINDOW_UPDATE",
     CONTINUATION: "CONTINUATION",
+    DATA_RUN: "DATA",
 }
 
 # Flags.
@@ -212,29 +216,43 @@ class FrameReader:
     complete frame in the buffered input; a partial frame stays buffered.  A
     frame longer than ``max_frame_size`` (our advertised SETTINGS_MAX_FRAME_SIZE)
     raises :class:`FrameError` (FRAME_SIZE_ERROR) as soon as its header is seen.
+
+    With ``coalesce_data``, consecutive DATA frames of one stream that carry no flags
+    (no END_STREAM, no padding) come out as one ``(DATA_RUN, 0, stream_id, [payload,
+    ...])`` entry: a large message arrives as dozens of 16 KiB frames back to back, and
+    the connection can then account for and hand over the whole run at once.  Flattening
+    the runs gives exactly the frames of a reader without ``coalesce_data``.
     """
 
-    __slots__ = ("_buf", "max_frame_size")
+    __slots__ = ("_buf", "coalesce_data", "max_frame_size")
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, coalesce_data: bool = False
+    ) -> None:
         self._buf = b""
         self.max_frame_size = max_frame_size
+        self.coalesce_data = coalesce_data
 
-    def feed(self, data: bytes) -> list[tuple[int, int, int, bytes | memoryview]]:
+    def feed(self, data: bytes | memoryview) -> list[tuple[int, int, int, Any]]:
         """Every complete frame in the input so far.
 
         Payloads are zero-copy views of ``data`` (immutable ``bytes`` from the socket);
         only a frame split across two reads is copied, and only that frame.
         """
-        frames: list[tuple[int, int, int, bytes | memoryview]] = []
+        frames: list[tuple[int, int, int, Any]] = []
         max_size = self.max_frame_size
         view = memoryview(data)
         pending = self._buf
+        # The stream of the last entry when it is a flagless DATA frame (or a run of
+        # them) that the next flagless DATA frame of that stream may join; else -1.
+        run_sid = -1
+        run: list[bytes | memoryview] | None = None
+        coalesce = self.coalesce_data
         if pending:
             # Complete the frame split across reads, taking just what it still needs.
             if len(pending) < HEADER_SIZE:
                 take = HEADER_SIZE - len(pending)
-                pending += data[:take]
+                pending += bytes(view[:take])
                 view = view[take:]
                 if len(pending) < HEADER_SIZE:
                     self._buf = pending
@@ -253,7 +271,11 @@ class FrameReader:
             pending += bytes(view[:need])
             view = view[need:]
             self._buf = b""
-            frames.append((len_type & 0xFF, flags, stream_id & MAX_STREAM_ID, pending[9:]))
+            ftype = len_type & 0xFF
+            stream_id &= MAX_STREAM_ID
+            frames.append((ftype, flags, stream_id, pending[9:]))
+            if coalesce and ftype == DATA and not flags:
+                run_sid = stream_id
         pos = 0
         end = len(view)
         while end - pos >= HEADER_SIZE:
@@ -267,7 +289,23 @@ class FrameReader:
             stop = pos + HEADER_SIZE + length
             if stop > end:
                 break
-            frames.append((len_type & 0xFF, flags, stream_id & MAX_STREAM_ID, view[pos + 9 : stop]))
+            ftype = len_type & 0xFF
+            stream_id &= MAX_STREAM_ID
+            if coalesce and ftype == DATA and not flags:
+                if stream_id == run_sid:
+                    if run is None:
+                        run = [frames[-1][3], view[pos + 9 : stop]]
+                        frames[-1] = (DATA_RUN, 0, stream_id, run)
+                    else:
+                        run.append(view[pos + 9 : stop])
+                else:
+                    frames.append((DATA, 0, stream_id, view[pos + 9 : stop]))
+                    run_sid = stream_id
+                    run = None
+            else:
+                frames.append((ftype, flags, stream_id, view[pos + 9 : stop]))
+                run_sid = -1
+                run = None
             pos = stop
         if pos < end:
             self._buf = bytes(view[pos:])

@@ -322,10 +322,33 @@ class ClientStream(H2Stream):
         except _codec.CodecError as exc:
             self._fail(exc.code, exc.message)
             return
+        self._deliver(msgs, len(data), end_stream)
+
+    def _on_data_run(self, chunks: list[bytes | memoryview], total: int) -> None:
+        if self.code is not None:
+            return
+        if not self.headers_received:
+            self._fail(StatusCode.INTERNAL, "DATA frame before response headers")
+            return
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = _codec.MessageDecoder(self._max_receive, None)
+        try:
+            msgs = decoder.feed_run(chunks, total)
+        except _codec.CodecError as exc:
+            self._fail(exc.code, exc.message)
+            return
+        self._deliver(msgs, total, False)
+
+    def _deliver(self, msgs: list[bytes], nbytes: int, end_stream: bool) -> None:
+        """Hand decoded messages to the listener and return ``nbytes`` of flow-control
+        credit (or owe it while a streaming reader lags)."""
         conn = self._conn
         if self._unary:
-            if conn is not None and data and not end_stream:
-                conn.consumed(self, len(data))
+            # Credit only while the one response message is incomplete: after it the
+            # server sends trailers, which flow control does not cover.
+            if conn is not None and nbytes and not end_stream and not msgs:
+                conn.consumed(self, nbytes)
             for msg in msgs:
                 self._received += 1
                 if self._received > 1:
@@ -337,9 +360,9 @@ class ClientStream(H2Stream):
                     return
         else:
             if self.messages or msgs:
-                self._owed += len(data)
-            elif conn is not None and data and not end_stream:
-                conn.consumed(self, len(data))
+                self._owed += nbytes
+            elif conn is not None and nbytes and not end_stream:
+                conn.consumed(self, nbytes)
             if msgs:
                 self.messages.extend(msgs)
                 self.listener.stream_message(self)
