@@ -155,13 +155,14 @@ class ReceiveBuffers:
     def take(self, size: int) -> bytearray:
         """A buffer of at least ``size`` bytes (contents undefined)."""
         free = self._free
-        try:
-            buf = free.pop()
-        except IndexError:
-            return bytearray(size)
-        if len(buf) >= size:
-            return buf
-        free.append(buf)  # too small for this message; keep it for smaller ones
+        for i in range(len(free) - 1, -1, -1):
+            try:
+                buf = free.pop(i)
+            except IndexError:  # another thread took it
+                break
+            if len(buf) >= size:
+                return buf
+            free.append(buf)  # too small for this message; kept for smaller ones
         return bytearray(size)
 
     def give(self, buf: bytearray) -> None:

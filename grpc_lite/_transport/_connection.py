@@ -626,7 +626,9 @@ class Connection:
             credit = 0
         self._recv_credit = credit
 
-    def _recv_data_run(self, flags: int, stream_id: int, payloads: list[bytes | memoryview]) -> None:
+    def _recv_data_run(
+        self, flags: int, stream_id: int, payloads: list[bytes | memoryview]
+    ) -> None:
         """Flagless DATA frames of one stream back to back (FrameReader's DATA_RUN).
 
         The usual case (an open stream with window for all of them) is accounted once and
