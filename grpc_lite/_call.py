@@ -304,9 +304,13 @@ class Call:
         loop = ctx.loop
         self._loop = loop
         self._method = method
-        md = encode_outgoing(metadata)
-        self._md_block = encode_fields(md) if md else b""
-        self._md_size = sum(len(k) + len(v) + 32 for k, v in md) if md else 0
+        if metadata:
+            md = encode_outgoing(metadata)
+            self._md_block = encode_fields(md) if md else b""
+            self._md_size = sum(len(k) + len(v) + 32 for k, v in md)
+        else:
+            self._md_block = b""
+            self._md_size = 0
         opts = ctx.options
         self._encoding = compression_encoding(compression) if compression is not None else None
         self._max_send = opts.max_send_message_length
@@ -862,8 +866,12 @@ class Call:
                 task.cancel()
         self._replay = None
         self._method.channel.call_finished(self, code, self._picked)
-        if self._done_waiters:
-            self._notify_done()
+        done_waiters = self._done_waiters
+        if done_waiters:  # _notify_done, inline: every unary call ends here
+            self._done_waiters = None
+            for fut in done_waiters:
+                if not fut.done():
+                    fut.set_result(None)
         if self._waiters:
             self._notify()
         callbacks = self._done_callbacks
@@ -877,14 +885,6 @@ class Call:
         waiters = self._waiters
         if waiters:
             self._waiters = None
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
-
-    def _notify_done(self) -> None:
-        waiters = self._done_waiters
-        if waiters:
-            self._done_waiters = None
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
@@ -1167,6 +1167,12 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
         frame = self._serialize(request)
         if frame is not None:
             self._request_frame = frame
+            if self._retry is None and not self._config_pending:
+                # Hot path (_start_first and _begin with nothing to decide): pick now.
+                picked = method.channel.pick(method.pick_info)
+                if picked is not None:
+                    self._start_on(picked)
+                    return
             self._start_first()
 
     def __await__(self) -> Generator[Any, None, ResponseT]:

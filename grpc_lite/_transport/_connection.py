@@ -447,7 +447,10 @@ class Connection:
                 stream._send_window -= n
                 self._send_window -= n
                 stream._out_bytes -= n
-                self._local_end(stream)
+                if stream.h2_state is StreamState.OPEN:
+                    stream.h2_state = StreamState.HALF_CLOSED_LOCAL
+                else:
+                    self._local_end(stream)
                 return
         append = self._out.append
         max_frame = self.peer_max_frame_size
@@ -593,7 +596,14 @@ class Connection:
         # Connection-level flow control counts every DATA byte, padding included (13).
         if flow_len > self._recv_window:
             raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
-        self._connection_flow(flow_len)
+        # _connection_flow, inline: this is the path of every small response.
+        self._recv_window -= flow_len
+        credit = self._recv_credit + flow_len
+        if credit >= self._local_connection_window >> 2:
+            self._out.append(fr.encode_window_update(0, credit))
+            self._recv_window += credit
+            credit = 0
+        self._recv_credit = credit
         stream = self._streams.get(stream_id) or self._lookup(stream_id, "DATA")
         if stream is None:
             return
@@ -689,11 +699,10 @@ class Connection:
         it clears the cache.
         """
         cache = self._block_cache
-        if not block.translate(None, _INDEXED_BYTES):
-            fields = cache.get(block)
-            if fields is not None:
-                return fields
-        elif cache:
+        fields = cache.get(block)
+        if fields is not None:
+            return fields  # only table-neutral blocks are ever cached
+        if cache and block.translate(None, _INDEXED_BYTES):
             cache.clear()
         try:
             raw = self._decoder.decode(block, raw=True)
@@ -708,7 +717,7 @@ class Connection:
 
     def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
         # Decode first, whatever the stream: the HPACK table must stay in sync.
-        decoded = self._decode_block(block)
+        decoded = self._block_cache.get(block) or self._decode_block(block)
         stream = self._streams.get(stream_id) or self._lookup(stream_id, "HEADERS")
         if stream is None:
             return
@@ -717,7 +726,10 @@ class Connection:
             return
         end_stream = bool(flags & fr.FLAG_END_STREAM)
         if end_stream:
-            self._remote_end(stream)
+            if stream.h2_state is StreamState.HALF_CLOSED_LOCAL:
+                self._close_stream(stream)  # _remote_end's usual case, inline
+            else:
+                self._remote_end(stream)
         stream._on_headers(decoded, end_stream)
 
     def _remote_end(self, stream: H2Stream) -> None:

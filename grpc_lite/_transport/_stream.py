@@ -218,6 +218,17 @@ class ClientStream(H2Stream):
             if not end_stream:
                 self._fail(StatusCode.INTERNAL, "received a second HEADERS frame mid-stream")
                 return
+            if (
+                grpc_status == "0"
+                and self._received == 1
+                and self._decoder is None
+                and not md
+                and not grpc_message
+            ):
+                # Hot path: a unary response's plain OK trailers (what _trailers decides
+                # for them, without its checks).
+                self._finish(StatusCode.OK, "", None)
+                return
             self._trailers(grpc_status, grpc_message, md, None)
             return
 
