@@ -752,8 +752,8 @@ class Call:
         if self._unary_response:
             # Parse the single response as it arrives, so a bad one cancels the
             # stream at once (CONFORMANCE 39); the status still decides the result.
-            raw = stream.take_message()
-            assert raw is not None
+            # (A unary stream never holds credit back, so there is none to return here.)
+            raw = stream.messages.popleft()
             des = self._method.deserializer
             if des is None:
                 self._response = raw

@@ -324,6 +324,13 @@ class ClientStream(H2Stream):
                     and int.from_bytes(data[1:5], "big") == n - 5
                     and (self._max_receive is None or n - 5 <= self._max_receive)
                 ):
+                    if self._unary and not self._received and not end_stream:
+                        # Hottest path: a unary call's response, whole in one frame
+                        # (what _deliver does with it; no credit, the message is in).
+                        self._received = 1
+                        self.messages.append(bytes(data[5:]))
+                        self.listener.stream_message(self)
+                        return
                     msgs = [bytes(data[5:])]
                 else:
                     decoder = self._decoder = _codec.MessageDecoder(self._max_receive, None)
