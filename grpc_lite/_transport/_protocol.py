@@ -2,9 +2,10 @@
 
 grpc-go counterpart: ``newHTTP2Client`` (dial, TLS, wait for the server preface).
 
-:class:`Http2Transport` is an ``asyncio.Protocol`` that feeds a sans-IO
-:class:`~._connection.Connection`.  Socket reads arrive in ``data_received``;
-there is no reader task.  The owner (a subchannel) learns about GOAWAY and
+:class:`Http2Transport` is an ``asyncio.BufferedProtocol`` that feeds a sans-IO
+:class:`~._connection.Connection`.  Socket reads land in one buffer shared by the
+loop's connections (``_ReadBuffer``) and arrive in ``buffer_updated``; there is no
+reader task.  The owner (a subchannel) learns about GOAWAY and
 close through the callbacks given to :func:`dial`.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from typing import cast
 
@@ -38,7 +40,27 @@ class TransportError(ConnectionError):
     """A connection attempt failed; the message says why."""
 
 
-class Http2Transport(asyncio.Protocol):
+class _ReadBuffer(threading.local):
+    """The buffer socket reads land in: one per thread (so one per event loop), shared
+    by every connection on it.
+
+    asyncio fills a buffered protocol's buffer and hands it over in one synchronous
+    step (``get_buffer``, ``recv_into``, ``buffer_updated``), and the receive path
+    copies whatever it keeps (partial frames, header blocks, message bodies; nothing
+    holds a view of the buffer once ``buffer_updated`` returns), so reads on one loop
+    can never overlap in it.  No read allocates, and an idle connection holds no read
+    buffer at all.
+    """
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(_READ_BUFFER))
+
+
+_READ_BUFFER = 256 * 1024  # what asyncio's own non-buffered reads ask for
+_read_buffer = _ReadBuffer()
+
+
+class Http2Transport(asyncio.BufferedProtocol):
     """One HTTP/2 connection to one address.
 
     Who may call: coroutines and callbacks on the loop that dialled it.
@@ -138,7 +160,19 @@ class Http2Transport(asyncio.Protocol):
         if buf:
             self._send(buf)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        keepalive = self._keepalive
+        if keepalive is not None:
+            keepalive.last_read = self._loop.time()
+        conn = self.conn
+        if conn is not None:
+            conn.receive_data(_read_buffer.view[:nbytes])
+
     def data_received(self, data: bytes) -> None:
+        """Reads through transports that do not use the buffered API."""
         keepalive = self._keepalive
         if keepalive is not None:
             keepalive.last_read = self._loop.time()
