@@ -356,7 +356,7 @@ class Connection:
             return
         self._terminate(_GRPC_UNAVAILABLE, reason)
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | memoryview) -> None:
         """Process bytes from the server.  Never raises: errors close the connection."""
         if self.state is ConnectionState.CLOSED:
             return
