@@ -60,6 +60,21 @@ _READ_BUFFER = 256 * 1024  # what asyncio's own non-buffered reads ask for
 _read_buffer = _ReadBuffer()
 
 
+class _WriteBuffer(threading.local):
+    """The buffer one socket write is joined in: one per thread, shared by the loop's
+    connections (``Http2Transport._send`` fills it and hands it to ``write`` in one
+    synchronous step), so idle connections hold none."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(_SEND_BUFFER_INITIAL))
+
+    def replace(self, size: int) -> None:
+        self.view = memoryview(bytearray(size))
+
+
+_write_buffer = _WriteBuffer()
+
+
 class Http2Transport(asyncio.BufferedProtocol):
     """One HTTP/2 connection to one address.
 
@@ -84,8 +99,6 @@ class Http2Transport(asyncio.BufferedProtocol):
         self._wbuf: list[bytes | memoryview] | None = None
         self._tls = False
         self._lost = False
-        self._sendbuf = bytearray(_SEND_BUFFER_INITIAL)
-        self._sendview = memoryview(self._sendbuf)
         self._lost_event = asyncio.Event()
         self.conn: Connection | None = None
         self._ready: asyncio.Future[None] = self._loop.create_future()
@@ -120,11 +133,13 @@ class Http2Transport(asyncio.BufferedProtocol):
     def _send(self, chunks: list[bytes | memoryview]) -> None:
         """Write ``chunks`` as one socket write.
 
-        On plain TCP they are copied into one reused buffer: asyncio's selector
-        transport either sends it at once or copies what the kernel did not take, so
-        the buffer is free again when write() returns, and a large message costs no
-        fresh allocation (a 1 MiB temporary per call makes the heap grow and shrink,
-        page faults included).  TLS transports may keep the object, so they get bytes.
+        On plain TCP they are joined into the thread's reused write buffer (see
+        ``_WriteBuffer``), so a large message costs no fresh allocation (a 1 MiB
+        temporary per call makes the heap grow and shrink, page faults included).  If
+        the transport could not send it all at once it may keep a view of the buffer
+        (asyncio 3.12+ and uvloop queue what they are given), so the buffer is then
+        left to the transport and a new one is used next time.  TLS transports get
+        bytes.
         """
         transport = self._transport
         if transport is None or transport.is_closing():
@@ -135,20 +150,21 @@ class Http2Transport(asyncio.BufferedProtocol):
         if self._tls:
             transport.write(b"".join(chunks))
             return
+        wbuf = _write_buffer
         total = sum(map(len, chunks))
-        if total > len(self._sendbuf):
-            self._sendbuf = bytearray(max(total, 2 * len(self._sendbuf)))
-            self._sendview = memoryview(self._sendbuf)
-        view = self._sendview
+        if total > len(wbuf.view):
+            wbuf.replace(max(total, 2 * len(wbuf.view)))
+        view = wbuf.view
         pos = 0
         for chunk in chunks:
             end = pos + len(chunk)
             view[pos:end] = chunk
             pos = end
         transport.write(view[:pos])
-        if len(self._sendbuf) > _SEND_BUFFER_KEEP:  # do not hold a huge buffer forever
-            self._sendbuf = bytearray(_SEND_BUFFER_INITIAL)
-            self._sendview = memoryview(self._sendbuf)
+        if transport.get_write_buffer_size():
+            wbuf.replace(_SEND_BUFFER_INITIAL)  # the transport may hold a view of it
+        elif len(view) > _SEND_BUFFER_KEEP:  # do not hold a huge buffer forever
+            wbuf.replace(_SEND_BUFFER_INITIAL)
 
     def _write(self, data: bytes) -> None:
         # Only used if the connection has no writev; it shares the coalescing below.

@@ -1,7 +1,8 @@
-"""The shared read buffer (grpc_lite/_transport/_protocol.py): every connection on a loop
-reads into one buffer, so nothing may keep a view of it past a read.  Large messages with
-distinct contents, interleaved across streams and across two connections on one loop, must
-arrive intact.  CONFORMANCE 40/42 (message framing)."""
+"""The shared read and write buffers (grpc_lite/_transport/_protocol.py).  Every connection
+on a loop reads into one buffer, so nothing may keep a view of it past a read; writes are
+joined in one buffer, which must not be reused while a transport still holds it.  Large
+messages with distinct contents, interleaved across streams and across two connections on
+one loop, must arrive intact.  CONFORMANCE 40/42 (message framing)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,40 @@ async def test_interleaved_large_messages_on_two_connections_arrive_intact(
     assert sum(reads) > 15 * 1_000_000
     assert len(reads) > 50
     assert max(reads) <= len(_protocol._read_buffer.view)
+
+
+# ------------------------------------------------------------------ the shared write buffer
+
+
+class QueueingTransport:
+    """Like asyncio 3.12+ and uvloop when the socket is full: write() keeps the object it
+    was given (a view of the shared write buffer) to send later."""
+
+    def __init__(self, backlog: bool) -> None:
+        self.backlog = backlog
+        self.queued: list[Any] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: Any) -> None:
+        self.queued.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return sum(len(d) for d in self.queued) if self.backlog else 0
+
+
+@pytest.mark.parametrize("backlog", [True, False])
+async def test_a_write_the_transport_still_holds_is_never_overwritten(backlog: bool) -> None:
+    transport = _protocol.Http2Transport("test", None, None)
+    fake = QueueingTransport(backlog)
+    transport._transport = fake  # type: ignore[assignment]
+    first = [b"a" * 40_000, b"b" * 40_000]
+    transport._send(list(first))
+    held = fake.queued[0]
+    transport._send([b"c" * 50_000, b"d" * 30_000])
+    if backlog:  # still queued in the transport: untouched by the second write
+        assert bytes(held) == b"".join(first)
+    else:  # sent at once: the buffer is reused
+        assert bytes(fake.queued[1]) == b"c" * 50_000 + b"d" * 30_000
+        assert held.obj is fake.queued[1].obj
