@@ -4,6 +4,7 @@ Sans-IO: bytes in, bytes out. Spec: PROTOCOL-HTTP2 (Length-Prefixed-Message), co
 CONFORMANCE items 10, 40, 42-46.
 """
 
+import io
 import struct
 import zlib
 
@@ -11,11 +12,9 @@ from grpc_lite.status import StatusCode
 
 __all__ = [
     "ACCEPT_ENCODING",
-    "RECEIVE_BUFFERS",
     "SUPPORTED_ENCODINGS",
     "CodecError",
     "MessageDecoder",
-    "ReceiveBuffers",
     "compress",
     "decompress",
     "frame_message",
@@ -131,69 +130,27 @@ def decompress(data: bytes | memoryview, encoding: str, max_length: int | None) 
     return b"".join(parts)
 
 
-class ReceiveBuffers:
-    """Reusable buffers for assembling messages that span several DATA frames.
-
-    A message that arrives in pieces is copied into one of these as it comes, so the
-    socket reads that carried it are freed at once, and the only large allocation per
-    message is its final ``bytes``.  (Holding the reads until one final join makes
-    every large message cost twice its size in short-lived heap, and glibc then returns
-    the heap top to the kernel and faults it back in, call after call: a 1 MiB response
-    went three times slower in such runs.)  Like grpc-go's shared buffer pool, one pool
-    serves the whole process; it keeps at most ``max_buffers`` buffers of at most
-    ``max_size`` bytes each.  ``take``/``give`` are single list operations, safe with
-    event loops in several threads.
-    """
-
-    __slots__ = ("_free", "max_buffers", "max_size")
-
-    def __init__(self, max_buffers: int = 2, max_size: int = 8 << 20) -> None:
-        self._free: list[bytearray] = []
-        self.max_buffers = max_buffers
-        self.max_size = max_size
-
-    def take(self, size: int) -> bytearray:
-        """A buffer of at least ``size`` bytes (contents undefined)."""
-        free = self._free
-        for i in range(len(free) - 1, -1, -1):
-            try:
-                buf = free.pop(i)
-            except IndexError:  # another thread took it
-                break
-            if len(buf) >= size:
-                return buf
-            free.append(buf)  # too small for this message; kept for smaller ones
-        return bytearray(size)
-
-    def give(self, buf: bytearray) -> None:
-        """Return a buffer from ``take``; kept only while the pool has room."""
-        if len(buf) > self.max_size:
-            return
-        free = self._free
-        if len(free) < self.max_buffers:
-            free.append(buf)
-        elif free and len(free[0]) < len(buf):
-            free[0] = buf  # keep the larger one
-
-
-RECEIVE_BUFFERS = ReceiveBuffers()
-
-
 class MessageDecoder:
     """Incremental deframer for one response stream.
 
     Feed it the payloads of DATA frames in order; it returns every complete message
     (decompressed), buffering an incomplete one. Owned by one stream; called from the
     transport's protocol callbacks only.  ``feed`` never keeps a reference to the data
-    it is given: a message that arrives in pieces is copied into a buffer from
-    ``buffers`` as it comes (see :class:`ReceiveBuffers`).
+    it is given (socket reads land in a buffer shared by every connection).
+
+    A message that arrives in pieces is written as it comes into an ``io.BytesIO`` sized
+    to the message up front; ``getvalue()`` then hands over that very buffer as the
+    message's ``bytes`` (CPython shares it, no copy).  So the pieces are copied once,
+    while the rest is still on its way, and nothing is copied once the last piece is in;
+    the only large allocation per message is the message itself.  (Keeping the socket
+    reads until one final join cost twice the message size in short-lived heap, and
+    glibc then returned the heap top to the kernel and faulted it back in, call after
+    call: 1 MiB responses ran three times slower in such processes.)
     """
 
     __slots__ = (
         "_body",
-        "_body_buf",
         "_body_size",
-        "_buffers",
         "_compressed",
         "_encoding",
         "_header",
@@ -201,21 +158,14 @@ class MessageDecoder:
         "_max_length",
     )
 
-    def __init__(
-        self,
-        max_length: int | None,
-        encoding: str | None,
-        buffers: ReceiveBuffers = RECEIVE_BUFFERS,
-    ) -> None:
+    def __init__(self, max_length: int | None, encoding: str | None) -> None:
         self._max_length = max_length
         # None means "no compression negotiated": a compressed flag is then an error.
         self._encoding = None if encoding is None or encoding == "identity" else encoding
         self._header = bytearray()  # an incomplete 5-byte prefix
-        # The current message's payload while it arrives in pieces: a view of a buffer
-        # from ``buffers`` (``_body_buf``) filled up to ``_body_size``.
-        self._buffers = buffers
-        self._body: memoryview | None = None
-        self._body_buf: bytearray | None = None
+        # The current message's payload while it arrives in pieces (``_body_size``
+        # bytes of it so far).
+        self._body: io.BytesIO | None = None
         self._body_size = 0
         self._length = -1  # payload length of the current message; -1 while reading a prefix
         self._compressed = False
@@ -272,23 +222,22 @@ class MessageDecoder:
 
     def _keep(self, piece: bytes | memoryview, length: int) -> None:
         """Start buffering a ``length``-byte payload with its first ``piece``."""
-        buf = self._body_buf = self._buffers.take(length)
-        body = self._body = memoryview(buf)
-        n = len(piece)
-        body[:n] = piece
-        self._body_size = n
+        body = self._body = io.BytesIO()
+        # Size the buffer to the whole message now (one allocation, zero-filled), so
+        # writes never reallocate it and getvalue() can hand it over as it is.
+        body.seek(length - 1)
+        body.write(b"\0")
+        body.seek(0)
+        body.write(piece)
+        self._body_size = len(piece)
 
     def _complete(self) -> bytes:
-        """The buffered payload is whole: the message, and the buffer goes back."""
-        body, buf = self._body, self._body_buf
-        assert body is not None and buf is not None
-        self._body = self._body_buf = None
+        """The buffered payload is whole: the message (the buffer itself, no copy)."""
+        body = self._body
+        assert body is not None
+        self._body = None
         self._body_size = 0
-        try:
-            return self._finish(body[: self._length])
-        finally:
-            body.release()
-            self._buffers.give(buf)
+        return self._finish(body.getvalue())
 
     def feed_run(self, chunks: list[bytes | memoryview], total: int) -> list[bytes]:
         """``feed`` each of ``chunks`` (``total`` bytes in all) in turn.
@@ -300,12 +249,8 @@ class MessageDecoder:
         for i, chunk in enumerate(chunks):
             body = self._body
             if body is not None and self._length - self._body_size > total:
-                pos = self._body_size
-                for piece in chunks[i:]:
-                    end = pos + len(piece)
-                    body[pos:end] = piece
-                    pos = end
-                self._body_size = pos
+                body.writelines(chunks[i:])
+                self._body_size += total
                 return out
             total -= len(chunk)
             msgs = self.feed(chunk)
@@ -358,7 +303,7 @@ class MessageDecoder:
                 break
             fill = self._body_size
             take = min(length - fill, n - pos)
-            body[fill : fill + take] = data[pos : pos + take]
+            body.write(data[pos : pos + take])
             pos += take
             self._body_size = fill + take
             if fill + take == length:

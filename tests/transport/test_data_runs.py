@@ -1,12 +1,13 @@
 """Large messages on the receive path: FrameReader's DATA runs, the connection's run
 handling (the same outcome as frame by frame, errors included), the message decoder's
-pooled assembly buffers, and the credit a unary stream returns.  CONFORMANCE 13 (flow
+assembly of split messages, and the credit a unary stream returns.  CONFORMANCE 13 (flow
 control), 40/42 (message framing)."""
 
 from __future__ import annotations
 
 import itertools
 import random
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -296,10 +297,10 @@ def test_feed_run_matches_feed_and_keeps_no_reference_to_its_input(
     input buffers may be overwritten right after each call (the decoder copies)."""
     stream = b"".join(grpc_message(p) for p in payloads)
     chunks = _split(stream, cuts)
-    plain = _codec.MessageDecoder(None, None, _codec.ReceiveBuffers())
+    plain = _codec.MessageDecoder(None, None)
     expected = [m for c in chunks for m in plain.feed(c)]
     assert expected == payloads
-    runs = _codec.MessageDecoder(None, None, _codec.ReceiveBuffers())
+    runs = _codec.MessageDecoder(None, None)
     got: list[bytes] = []
     i = 0
     for size in [*groups, len(chunks)]:
@@ -315,63 +316,39 @@ def test_feed_run_matches_feed_and_keeps_no_reference_to_its_input(
     assert not runs.has_partial
 
 
-class CountingBuffers(_codec.ReceiveBuffers):
-    def __init__(self) -> None:
-        super().__init__()
-        self.taken: list[bytearray] = []
-
-    def take(self, size: int) -> bytearray:
-        buf = super().take(size)
-        self.taken.append(buf)
-        return buf
-
-
-def test_split_messages_reuse_one_assembly_buffer() -> None:
-    """A large message in pieces costs one fresh allocation (its bytes), not a buffer per
-    message: the second message is assembled in the first one's buffer."""
-    pool = CountingBuffers()
-    dec = _codec.MessageDecoder(None, None, pool)
-    out = []
-    for fill in (b"a", b"b", b"c"):
-        msg = grpc_message(fill * 100_000)
-        for i in range(0, len(msg), 16384):
-            out += dec.feed(msg[i : i + 16384])
-    assert out == [b"a" * 100_000, b"b" * 100_000, b"c" * 100_000]
-    assert len(pool.taken) == 3
-    assert pool.taken[0] is pool.taken[1] is pool.taken[2]
+def test_split_message_costs_one_allocation_of_its_size() -> None:
+    """A 1 MiB message in 16 KiB pieces: the pieces are written into the message's own
+    buffer as they come and that buffer becomes the message, so assembling it never holds
+    more than about the message itself (a final join or copy would peak at twice that)."""
+    msg = grpc_message(bytes(range(256)) * 4096)
+    pieces = [msg[i : i + 16384] for i in range(0, len(msg), 16384)]
+    dec = _codec.MessageDecoder(None, None)
+    out: list[bytes] = []
+    tracemalloc.start()
+    try:
+        for piece in pieces:
+            out += dec.feed(piece)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out == [bytes(range(256)) * 4096]
+    assert peak < (1 << 20) + (128 << 10), f"assembling 1 MiB peaked at {peak} bytes"
 
 
-def test_compressed_split_message_is_decompressed_from_the_buffer() -> None:
-    pool = CountingBuffers()
-    dec = _codec.MessageDecoder(None, "gzip", pool)
+def test_compressed_split_message_is_decompressed_from_its_buffer() -> None:
+    dec = _codec.MessageDecoder(None, "gzip")
     body = random.Random(1).randbytes(20_000)  # incompressible: stays 20 KB on the wire
     msg = grpc_message(_codec.compress(body, "gzip"), compressed=True)
     out = []
     for i in range(0, len(msg), 1000):
         out += dec.feed(msg[i : i + 1000])
     assert out == [body]
-    assert len(pool.taken) == 1
-
-
-def test_receive_buffers_bounds() -> None:
-    pool = _codec.ReceiveBuffers(max_buffers=2, max_size=1000)
-    a, b, c = pool.take(10), pool.take(500), pool.take(900)
-    assert len(a) == 10 and len(b) == 500 and len(c) == 900
-    pool.give(a)
-    pool.give(b)
-    pool.give(c)  # full: replaces the smaller one it holds (a)
-    pool.give(bytearray(5000))  # over max_size: dropped
-    assert sorted(len(x) for x in pool._free) == [500, 900]
-    big = pool.take(800)  # the last given that fits
-    assert big is c
-    small = pool.take(600)  # b (500) is too small: a new one, b stays pooled
-    assert len(small) == 600 and small is not b
-    assert pool._free == [b]
+    assert not dec.has_partial
 
 
 def test_feed_run_checks_the_size_limit_at_the_prefix() -> None:
     """CONFORMANCE 46: a run starting an oversize message fails before any body is kept."""
-    dec = _codec.MessageDecoder(10, None, _codec.ReceiveBuffers())
+    dec = _codec.MessageDecoder(10, None)
     with pytest.raises(_codec.CodecError) as ei:
         dec.feed_run([memoryview(grpc_message(b"q" * 50))[:20]], 20)
     assert ei.value.code is SC.RESOURCE_EXHAUSTED
