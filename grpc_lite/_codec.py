@@ -26,6 +26,9 @@ _HEADER_SIZE = 5
 _pack_header = _HEADER.pack
 _unpack_header_from = _HEADER.unpack_from
 
+# Split messages up to this size get their whole buffer when their prefix arrives.
+_PRESIZE_MAX = 16 << 20
+
 # The grpc-accept-encoding value the client sends.
 ACCEPT_ENCODING = "identity,deflate,gzip"
 SUPPORTED_ENCODINGS = frozenset({"identity", "deflate", "gzip"})
@@ -223,11 +226,14 @@ class MessageDecoder:
     def _keep(self, piece: bytes | memoryview, length: int) -> None:
         """Start buffering a ``length``-byte payload with its first ``piece``."""
         body = self._body = io.BytesIO()
-        # Size the buffer to the whole message now (one allocation, zero-filled), so
-        # writes never reallocate it and getvalue() can hand it over as it is.
-        body.seek(length - 1)
-        body.write(b"\0")
-        body.seek(0)
+        if length <= _PRESIZE_MAX:
+            # Size the buffer to the whole message now (one allocation, zero-filled), so
+            # writes never reallocate it and getvalue() can hand it over as it is.
+            # Larger messages grow with the data instead: a length prefix alone must not
+            # make us allocate up to 4 GiB (with no receive limit set).
+            body.seek(length - 1)
+            body.write(b"\0")
+            body.seek(0)
         body.write(piece)
         self._body_size = len(piece)
 

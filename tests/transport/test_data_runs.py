@@ -352,3 +352,25 @@ def test_feed_run_checks_the_size_limit_at_the_prefix() -> None:
     with pytest.raises(_codec.CodecError) as ei:
         dec.feed_run([memoryview(grpc_message(b"q" * 50))[:20]], 20)
     assert ei.value.code is SC.RESOURCE_EXHAUSTED
+
+
+def test_a_length_prefix_alone_does_not_allocate_a_huge_buffer() -> None:
+    """Bad input: with no receive limit, a server that announces a 4 GiB message and sends
+    ten bytes costs us ten bytes, not 4 GiB (and a large message that does arrive is
+    whole)."""
+    dec = _codec.MessageDecoder(None, None)
+    tracemalloc.start()
+    try:
+        assert dec.feed(b"\x00\xff\xff\xff\xff" + b"0123456789") == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert dec.has_partial
+    big = bytes(range(256)) * (20 << 12)  # 20 MiB, above the presized size
+    msg = grpc_message(big)
+    dec = _codec.MessageDecoder(None, None)
+    out: list[bytes] = []
+    for i in range(0, len(msg), 1 << 20):
+        out += dec.feed(msg[i : i + (1 << 20)])
+    assert out == [big]
