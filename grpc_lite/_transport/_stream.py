@@ -218,10 +218,11 @@ class ClientStream(H2Stream):
             if not end_stream:
                 self._fail(StatusCode.INTERNAL, "received a second HEADERS frame mid-stream")
                 return
+            decoder = self._decoder
             if (
                 grpc_status == "0"
                 and self._received == 1
-                and self._decoder is None
+                and (decoder is None or not decoder.has_partial)
                 and not md
                 and not grpc_message
             ):
