@@ -71,8 +71,8 @@ def test_decode_response_warm(benchmark: Any) -> None:
         return decode(warm_h), decode(warm_t)
 
     headers, trailers = benchmark(one_response)
-    assert headers == RESPONSE_HEADERS
-    assert trailers == RESPONSE_TRAILERS
+    assert headers.fields == RESPONSE_HEADERS
+    assert trailers.fields == RESPONSE_TRAILERS
 
 
 def test_decode_response_cold(benchmark: Any) -> None:
@@ -86,5 +86,5 @@ def test_decode_response_cold(benchmark: Any) -> None:
         return decode(first_h), decode(first_t)
 
     headers, trailers = benchmark.pedantic(first_response, setup=setup, rounds=2000)
-    assert headers == RESPONSE_HEADERS
-    assert trailers == RESPONSE_TRAILERS
+    assert headers.fields == RESPONSE_HEADERS
+    assert trailers.fields == RESPONSE_TRAILERS
