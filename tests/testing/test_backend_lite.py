@@ -39,7 +39,9 @@ SERVICE_UNKNOWN = HealthCheckResponse.SERVICE_UNKNOWN
 FAST_BACKOFF: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 50),
     ("grpc.max_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 50),
+    # The connect deadline (MIN_CONNECT_TIMEOUT): generous, a busy CI machine can take
+    # more than 50 ms to get the server preface through.
+    ("grpc.min_reconnect_backoff_ms", 1000),
 ]
 
 
