@@ -2,13 +2,13 @@
 on a loop reads into one buffer, so nothing may keep a view of it past a read; writes are
 joined in one buffer, which must not be reused while a transport still holds it.  Large
 messages with distinct contents, interleaved across streams and across two connections on
-one loop, must arrive intact.  CONFORMANCE 40/42 (message framing)."""
+one loop, must arrive intact, over TLS too.  CONFORMANCE 40/42 (message framing)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -116,3 +116,48 @@ async def test_a_write_the_transport_still_holds_is_never_overwritten(backlog: b
     else:  # sent at once: the buffer is reused
         assert bytes(fake.queued[1]) == b"c" * 50_000 + b"d" * 30_000
         assert held.obj is fake.queued[1].obj
+
+
+# ------------------------------------------------------------------ over TLS
+
+
+@pytest.fixture
+def tls_pattern_server(tls_material: Any) -> Iterator[Any]:
+    """A grpcio TLS server streaming the same patterns (asyncio's TLS transport feeds the
+    buffered protocol from its own decrypted data)."""
+    import grpc
+
+    from tests.servers.harness import start_server
+
+    def stream(request: bytes, context: Any) -> Iterator[bytes]:
+        tag, count, size = (int(x) for x in request.split(b","))
+        for i in range(count):
+            yield pattern(tag, i, size)
+
+    def register(server: Any) -> tuple[None, list[str]]:
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Patterns", {"Stream": grpc.unary_stream_rpc_method_handler(stream)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        return None, ["bench.Patterns"]
+
+    running = start_server(register, tls=tls_material)
+    try:
+        yield running
+    finally:
+        running.stop(None).wait(5)
+
+
+async def test_interleaved_large_messages_over_tls_arrive_intact(tls_pattern_server: Any) -> None:
+    creds = grpc_lite.ssl_channel_credentials(root_certificates=tls_pattern_server.tls.ca_pem)
+    target = f"localhost:{tls_pattern_server.port}"
+    async with (
+        grpc_lite.secure_channel(target, creds) as a,
+        grpc_lite.secure_channel(target, creds) as b,
+    ):
+        await asyncio.gather(
+            *(
+                _check(ch, tag, count=3, size=size)
+                for tag, (ch, size) in enumerate([(a, 400_000), (b, 1_048_577), (a, 70_001)] * 3)
+            )
+        )
