@@ -596,14 +596,7 @@ class Connection:
         # Connection-level flow control counts every DATA byte, padding included (13).
         if flow_len > self._recv_window:
             raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
-        # _connection_flow, inline: this is the path of every small response.
-        self._recv_window -= flow_len
-        credit = self._recv_credit + flow_len
-        if credit >= self._local_connection_window >> 2:
-            self._out.append(fr.encode_window_update(0, credit))
-            self._recv_window += credit
-            credit = 0
-        self._recv_credit = credit
+        self._connection_flow(flow_len)
         stream = self._streams.get(stream_id) or self._lookup(stream_id, "DATA")
         if stream is None:
             return
@@ -696,12 +689,14 @@ class Connection:
         Servers send such blocks for nearly every response once their table is
         warm (``:status 200``, ``content-type``, ``grpc-status 0``).  Any other
         block may insert or evict entries, which renumbers the dynamic table, so
-        it clears the cache.
+        it clears the cache.  (``_header_block_done`` does the same lookup inline.)
         """
+        return self._block_cache.get(block) or self._decode_uncached(block)
+
+    def _decode_uncached(self, block: bytes) -> HeaderBlock:
+        """``_decode_block`` for a block not in the cache (only table-neutral blocks are
+        ever cached, so a hit needs no other check)."""
         cache = self._block_cache
-        fields = cache.get(block)
-        if fields is not None:
-            return fields  # only table-neutral blocks are ever cached
         if cache and block.translate(None, _INDEXED_BYTES):
             cache.clear()
         try:
@@ -717,7 +712,7 @@ class Connection:
 
     def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
         # Decode first, whatever the stream: the HPACK table must stay in sync.
-        decoded = self._block_cache.get(block) or self._decode_block(block)
+        decoded = self._block_cache.get(block) or self._decode_uncached(block)
         stream = self._streams.get(stream_id) or self._lookup(stream_id, "HEADERS")
         if stream is None:
             return

@@ -29,6 +29,8 @@ _SEND_BUFFER = 4 << 20
 # which it is dropped again after use.
 _SEND_BUFFER_INITIAL = 64 * 1024
 _SEND_BUFFER_KEEP = 4 << 20
+# The shared buffer socket reads land in: what asyncio's own non-buffered reads ask for.
+_READ_BUFFER = 256 * 1024
 # How long a TLS close may wait for the server's close_notify before the socket is dropped.
 _TLS_CLOSE_GRACE = 0.2
 
@@ -56,7 +58,6 @@ class _ReadBuffer(threading.local):
         self.view = memoryview(bytearray(_READ_BUFFER))
 
 
-_READ_BUFFER = 256 * 1024  # what asyncio's own non-buffered reads ask for
 _read_buffer = _ReadBuffer()
 
 
@@ -66,7 +67,7 @@ class _WriteBuffer(threading.local):
     synchronous step), so idle connections hold none."""
 
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(_SEND_BUFFER_INITIAL))
+        self.replace(_SEND_BUFFER_INITIAL)
 
     def replace(self, size: int) -> None:
         self.view = memoryview(bytearray(size))
@@ -186,15 +187,6 @@ class Http2Transport(asyncio.BufferedProtocol):
         conn = self.conn
         if conn is not None:
             conn.receive_data(_read_buffer.view[:nbytes])
-
-    def data_received(self, data: bytes) -> None:
-        """Reads through transports that do not use the buffered API."""
-        keepalive = self._keepalive
-        if keepalive is not None:
-            keepalive.last_read = self._loop.time()
-        conn = self.conn
-        if conn is not None:
-            conn.receive_data(data)
 
     def eof_received(self) -> bool:
         return False
