@@ -186,6 +186,14 @@ class MessageDecoder:
             return _HEADER_SIZE + self._body_size
         return len(self._header)
 
+    @property
+    def bytes_needed(self) -> int:
+        """Bytes of the current incomplete message still to come, or -1 while its
+        prefix is incomplete (the length is not known yet)."""
+        if self._length >= 0:
+            return self._length - self._body_size
+        return -1
+
     def _start(self, flag: int, length: int) -> None:
         """Check a message prefix before any of its body is kept (items 42, 43, 46)."""
         if flag == 1:

@@ -129,6 +129,11 @@ class H2Stream:
         self._recv_window = 0
         self._recv_credit = 0
 
+    def rest_fits_window(self) -> bool:
+        """True when what the server still has to send on this stream is known to fit
+        in its receive window, so credit can be held back (the gRPC layer knows)."""
+        return False
+
     # -- callbacks from the connection (overridden by the gRPC layer)
     def _on_headers(self, block: HeaderBlock, end_stream: bool) -> None:
         raise NotImplementedError
@@ -188,6 +193,11 @@ class Connection:
         self._local_stream_window = stream_window
         self._local_connection_window = connection_window
         self._credit_threshold = stream_window >> 2
+        # Connection credit (returned on receipt): from a quarter of the window it goes
+        # out with the next frame we send anyway (the next request, usually), from half
+        # of it at once.  A download loop then never spends a write on it.
+        self._conn_credit_soft = connection_window >> 2
+        self._conn_credit_now = connection_window >> 1
         # Mutable, owned by this object.
         self.state = ConnectionState.CONNECTING
         self._dead = False  # state is CLOSED (a plain flag for the receive loop)
@@ -322,6 +332,8 @@ class Connection:
         stream._recv_credit = credit
         if credit < self._credit_threshold or stream.h2_state >= _HALF_CLOSED_REMOTE:
             return  # batched; a stream the server finished needs no credit
+        if stream.rest_fits_window():
+            return  # the rest of its one message can come without it
         self._out.append(fr.encode_window_update(stream.id, credit))
         stream._recv_window += credit
         stream._recv_credit = 0
@@ -394,6 +406,8 @@ class Connection:
     def _flush(self) -> None:
         if self._receiving or not self._out:
             return
+        if self._recv_credit >= self._conn_credit_soft:
+            self._return_connection_credit()  # rides along (see __init__)
         out = self._out
         if self._writev is not None:
             self._out = []
@@ -619,15 +633,19 @@ class Connection:
 
     def _connection_flow(self, flow_len: int) -> None:
         """Count received DATA bytes against the connection window; return credit in
-        batches.  The connection window is credited on receipt, not on consumption
-        (as grpc-go does), so one slow stream cannot stall the others."""
+        batches (see __init__).  The connection window is credited on receipt, not on
+        consumption (as grpc-go does), so one slow stream cannot stall the others."""
         self._recv_window -= flow_len
         credit = self._recv_credit + flow_len
-        if credit >= self._local_connection_window >> 2:
-            self._out.append(fr.encode_window_update(0, credit))
-            self._recv_window += credit
-            credit = 0
         self._recv_credit = credit
+        if credit >= self._conn_credit_now:
+            self._return_connection_credit()
+
+    def _return_connection_credit(self) -> None:
+        credit = self._recv_credit
+        self._out.append(fr.encode_window_update(0, credit))
+        self._recv_window += credit
+        self._recv_credit = 0
 
     def _recv_data_run(
         self, flags: int, stream_id: int, payloads: list[bytes | memoryview]

@@ -87,6 +87,11 @@ class _Detached:
 DETACHED = _Detached()
 
 
+# A padded DATA frame can carry up to 256 flow-controlled bytes that are not data: the
+# pad length octet and 255 bytes of padding.
+_MAX_PADDING = 256
+
+
 class ClientStream(H2Stream):
     """The client side of one gRPC stream (one attempt of a call)."""
 
@@ -170,6 +175,20 @@ class ClientStream(H2Stream):
         if conn is not None and self.h2_state is not StreamState.CLOSED:
             conn.reset_stream(self, fr.CANCEL)
         self._finish(code, details, None)
+
+    def rest_fits_window(self) -> bool:
+        """A unary response whose one message is partly in and whose rest (with the
+        most padding one more frame can carry) fits in the window left: the server
+        can finish without more credit, so none is sent.  A 1 MiB response in the
+        4 MiB default window then costs no WINDOW_UPDATE (it used to send one half the
+        time, right before the last piece came in).  Decided again on every credit
+        check, so a server that pads, or a message larger than the window, still gets
+        the credit it needs (13)."""
+        decoder = self._decoder
+        if not self._unary or decoder is None:
+            return False
+        need = decoder.bytes_needed
+        return need >= 0 and need + _MAX_PADDING <= self._recv_window
 
     def take_message(self) -> bytes | None:
         """Pop the next received message, returning flow-control credit when caught up."""

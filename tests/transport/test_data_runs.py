@@ -234,6 +234,44 @@ def test_run_credits_the_connection_for_every_byte() -> None:
     assert s.listener.taken == [b"z" * 40_000]
 
 
+def _send_in_frames(pair: Pair, stream_id: int, payload: bytes) -> None:
+    message = grpc_message(payload)
+    for pos in range(0, len(message), 16384):
+        pair.server.send_data(stream_id, message[pos : pos + 16384])
+
+
+def test_connection_credit_rides_with_the_next_request_until_half_the_window() -> None:
+    """CONFORMANCE 13: connection credit from a quarter of the window waits for the next
+    frame the client sends anyway (no write of its own); from half of it, it goes out
+    at once, so the server is never held up."""
+    window = 100_000
+    pair = Pair(stream_window=1 << 20, connection_window=window)
+    pair.start(b"q")
+    pair.pump()
+    preface_updates = len(pair.server.frames_of(fr.WINDOW_UPDATE, 0))
+    pair.server.send_headers(1)
+    _send_in_frames(pair, 1, b"a" * 30_000)  # 30 % of the window: no write
+    pair.server.send_trailers(1)
+    before = len(pair.writes)
+    pair.pump()
+    assert len(pair.writes) == before
+    assert len(pair.server.frames_of(fr.WINDOW_UPDATE, 0)) == preface_updates
+    pair.start(b"next")  # one write: the request with the credit
+    assert len(pair.writes) == before + 1
+    new = pair.to_server()
+    assert [type(f).__name__ for f in new] == ["HeadersFrame", "DataFrame", "WindowUpdateFrame"]
+    assert new[2].stream_id == 0 and new[2].window_increment == 30_005
+    pair.pump()
+    # Half the window in one go: credited at once, with no request to carry it.
+    pair.server.send_headers(3)
+    _send_in_frames(pair, 3, b"b" * 50_000)
+    before = len(pair.writes)
+    pair.to_client()
+    assert len(pair.writes) == before + 1
+    [credit] = pair.to_server()
+    assert credit.stream_id == 0 and credit.window_increment == 50_005
+
+
 # ------------------------------------------------------------------ credit of unary streams
 
 
@@ -266,6 +304,45 @@ def test_unary_stream_returns_no_credit_once_its_message_is_complete() -> None:
     pair.server.send_trailers(1)
     pair.pump()
     assert s.code is SC.OK and s.listener.taken == [b"L" * 3000]
+
+
+def test_unary_stream_returns_no_credit_while_the_rest_fits_in_its_window() -> None:
+    """CONFORMANCE 13: a unary response that arrives in pieces but fits in the stream
+    window costs no WINDOW_UPDATE (a 1 MiB response in the 4 MiB default window sent
+    one half the time, right before its last piece, on the critical path).  A streaming
+    call given the same pieces is credited."""
+    for unary, expect_credit in ((True, False), (False, True)):
+        pair = Pair(stream_window=2000)
+        s = pair.start(b"q", unary=unary)
+        pair.pump()
+        pair.server.send_headers(1)
+        message = grpc_message(b"p" * 900)
+        for pos in range(0, len(message), 100):
+            pair.server.send_data(1, message[pos : pos + 100])
+            pair.pump()
+        stream_credit = pair.server.frames_of(fr.WINDOW_UPDATE, 1)
+        assert bool(stream_credit) is expect_credit
+        assert s.listener.taken == [b"p" * 900]
+    # Once the rest of a larger message fits (with room for one frame's padding, 256
+    # bytes), credit stops: the server was given about what it needed to finish.
+    pair = Pair(stream_window=1000)
+    s = pair.start(b"q")
+    pair.pump()
+    pair.server.send_headers(1)
+    message = grpc_message(b"R" * 1500)
+    pos = 0
+    while pos < len(message):
+        room = pair.server.h2.local_flow_control_window(1)
+        assert room > 0, "server stalled: no credit for an incomplete unary message"
+        take = min(room, 100)
+        pair.server.send_data(1, message[pos : pos + take])
+        pos += take
+        pair.pump()
+    pair.server.send_trailers(1)
+    pair.pump()
+    assert s.code is SC.OK and s.listener.taken == [b"R" * 1500]
+    credited = sum(f.window_increment for f in pair.server.frames_of(fr.WINDOW_UPDATE, 1))
+    assert len(message) - 1000 <= credited <= len(message) - 1000 + 256 + 1000 // 4
 
 
 def test_default_stream_window_is_4_mib() -> None:
