@@ -252,6 +252,18 @@ class ServerStream:
             self.context._finish(cancelled=self.reset)
             self.conn.stream_done(self)
 
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """The handler task ended.  One cancelled before its first step (a RST_STREAM in
+        the same read as the HEADERS, a server stop) never ran ``run``, so its cleanup is
+        done here: the forced status if one is due, then the stream leaves the table."""
+        if not self.finished:
+            if self._forced is not None and not self.reset:
+                self._send_status(*self._forced)
+            self.finished = True
+            self._release()
+            self.context._finish(cancelled=self.reset)
+        self.conn.stream_done(self)
+
     def _deserialize(self, raw: bytes) -> Any:
         deserializer = self.handler.request_deserializer
         if deserializer is None:
@@ -604,6 +616,7 @@ class ServerConnection(asyncio.Protocol):
         if ended:
             stream.on_end()
         stream.task = backend._spawn(stream.run())
+        stream.task.add_done_callback(stream._task_done)
 
     # -- helpers for streams ----------------------------------------------------------
 

@@ -397,6 +397,64 @@ async def test_client_cancel_reaches_the_handler(backend: Backend) -> None:
         assert ended[0].cancelled()
 
 
+async def test_stream_reset_before_its_handler_starts_is_forgotten(backend: Backend) -> None:
+    """HEADERS and RST_STREAM in one read: the handler task is cancelled before its first
+    step, so its own cleanup never runs; the stream must still leave the connection's
+    table (it used to stay there for good, and a draining server then never closed)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    started: list[bytes] = []
+
+    async def handler(request: bytes, context: ServicerContext) -> bytes:
+        started.append(request)
+        return request
+
+    backend.add_unary_unary("/custom.Svc/Echo", handler)
+    host, port = backend.address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        headers = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/custom.Svc/Echo"),
+            (":authority", backend.address),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ]
+        streams = []
+        for sid in (1, 3, 5):
+            client.send_headers(sid, headers)
+            client.send_data(sid, b"\x00\x00\x00\x00\x02hi", end_stream=True)
+            client.reset_stream(sid)
+            streams.append(sid)
+        client.ping(b"resets!!")
+        writer.write(client.data_to_send())  # one write: the server reads it at once
+        await writer.drain()
+        # The PING's ACK comes after the server has handled everything before it.
+        acked = False
+        while not acked:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            assert data, "server closed the connection"
+            events = client.receive_data(data)
+            acked = any(isinstance(e, h2.events.PingAckReceived) for e in events)
+        [conn] = list(backend._connections)
+        await wait_until(lambda: not conn.streams, seconds=2)
+        assert started == []  # no handler ever ran
+        # The connection still serves.
+        client.send_headers(7, headers)
+        client.send_data(7, b"\x00\x00\x00\x00\x02ok", end_stream=True)
+        writer.write(client.data_to_send())
+        await writer.drain()
+        await wait_until(lambda: started == [b"ok"])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 async def test_max_concurrent_streams() -> None:
     b = Backend(max_concurrent_streams=2)
     active = 0
