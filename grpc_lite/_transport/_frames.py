@@ -180,6 +180,11 @@ def encode_goaway(last_stream_id: int, code: int, debug: bytes = b"") -> bytes:
 # ---------------------------------------------------------------------------- decoding
 
 
+# The most flow-controlled bytes a padded frame carries beyond its data: the pad length
+# octet and 255 bytes of padding.
+MAX_PADDING: Final = 256
+
+
 def strip_padding(flags: int, payload: bytes | memoryview, ftype: int) -> bytes | memoryview:
     """Remove the Pad Length field and the padding of a DATA/HEADERS frame."""
     if not flags & FLAG_PADDED:

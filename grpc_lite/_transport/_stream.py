@@ -87,11 +87,6 @@ class _Detached:
 DETACHED = _Detached()
 
 
-# A padded DATA frame can carry up to 256 flow-controlled bytes that are not data: the
-# pad length octet and 255 bytes of padding.
-_MAX_PADDING = 256
-
-
 class ClientStream(H2Stream):
     """The client side of one gRPC stream (one attempt of a call)."""
 
@@ -188,7 +183,7 @@ class ClientStream(H2Stream):
         if not self._unary or decoder is None:
             return False
         need = decoder.bytes_needed
-        return need >= 0 and need + _MAX_PADDING <= self._recv_window
+        return need >= 0 and need + fr.MAX_PADDING <= self._recv_window
 
     def take_message(self) -> bytes | None:
         """Pop the next received message, returning flow-control credit when caught up."""

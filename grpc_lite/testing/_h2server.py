@@ -246,23 +246,23 @@ class ServerStream:
                 status = self._forced  # the deadline (or a decode error) came first
             self._send_status(*status)
         finally:
-            if not self.finished:
-                self.finished = True
-                self._release()
-            self.context._finish(cancelled=self.reset)
-            self.conn.stream_done(self)
+            self._end()
+
+    def _end(self) -> None:
+        """The call is over: release the stream and take it out of the table (idempotent)."""
+        if not self.finished:
+            self.finished = True
+            self._release()
+        self.context._finish(cancelled=self.reset)
+        self.conn.stream_done(self)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """The handler task ended.  One cancelled before its first step (a RST_STREAM in
-        the same read as the HEADERS, a server stop) never ran ``run``, so its cleanup is
-        done here: the forced status if one is due, then the stream leaves the table."""
-        if not self.finished:
-            if self._forced is not None and not self.reset:
-                self._send_status(*self._forced)
-            self.finished = True
-            self._release()
-            self.context._finish(cancelled=self.reset)
-        self.conn.stream_done(self)
+        the same read as the HEADERS, a deadline, a server stop) never ran ``run``, so its
+        ending is done here: the forced status if one is due, then ``_end``."""
+        if not self.finished and self._forced is not None and not self.reset:
+            self._send_status(*self._forced)
+        self._end()
 
     def _deserialize(self, raw: bytes) -> Any:
         deserializer = self.handler.request_deserializer

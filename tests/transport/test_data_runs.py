@@ -275,6 +275,21 @@ def test_connection_credit_rides_with_the_next_request_until_half_the_window() -
 # ------------------------------------------------------------------ credit of unary streams
 
 
+def _send_as_credit_allows(
+    pair: Pair, stream_id: int, message: bytes, piece: int | None = None
+) -> None:
+    """The server sends ``message`` as fast as the client's credit allows (at most
+    ``piece`` bytes a frame), the client reading after each frame; it must never stall."""
+    pos = 0
+    while pos < len(message):
+        room = pair.server.h2.local_flow_control_window(stream_id)
+        assert room > 0, "server stalled: no credit for an incomplete message"
+        take = room if piece is None else min(room, piece)
+        pair.server.send_data(stream_id, message[pos : pos + take])
+        pos += take
+        pair.pump()
+
+
 def test_unary_stream_returns_no_credit_once_its_message_is_complete() -> None:
     """CONFORMANCE 13: credit while the one response message is still arriving; none after
     it (only trailers follow).  A streaming call is credited for the same bytes."""
@@ -293,14 +308,7 @@ def test_unary_stream_returns_no_credit_once_its_message_is_complete() -> None:
     s = pair.start(b"q")
     pair.pump()
     pair.server.send_headers(1)
-    message = grpc_message(b"L" * 3000)
-    pos = 0
-    while pos < len(message):
-        room = pair.server.h2.local_flow_control_window(1)
-        assert room > 0, "server stalled: no credit for an incomplete unary message"
-        pair.server.send_data(1, message[pos : pos + room])
-        pos += room
-        pair.pump()
+    _send_as_credit_allows(pair, 1, grpc_message(b"L" * 3000))
     pair.server.send_trailers(1)
     pair.pump()
     assert s.code is SC.OK and s.listener.taken == [b"L" * 3000]
@@ -330,14 +338,7 @@ def test_unary_stream_returns_no_credit_while_the_rest_fits_in_its_window() -> N
     pair.pump()
     pair.server.send_headers(1)
     message = grpc_message(b"R" * 1500)
-    pos = 0
-    while pos < len(message):
-        room = pair.server.h2.local_flow_control_window(1)
-        assert room > 0, "server stalled: no credit for an incomplete unary message"
-        take = min(room, 100)
-        pair.server.send_data(1, message[pos : pos + take])
-        pos += take
-        pair.pump()
+    _send_as_credit_allows(pair, 1, message, piece=100)
     pair.server.send_trailers(1)
     pair.pump()
     assert s.code is SC.OK and s.listener.taken == [b"R" * 1500]
