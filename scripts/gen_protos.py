@@ -232,9 +232,14 @@ def generate(root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PROTO_DIR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO, help="root to write under")
+    parser.add_argument(
+        "--proto-dir", type=Path, default=PROTO_DIR, help="the .proto tree (default: proto/)"
+    )
     args = parser.parse_args(argv)
+    PROTO_DIR = args.proto_dir.resolve()
     for rel in generate(args.out):
         print(rel)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,20 +24,71 @@ def _committed_files() -> set[Path]:
     return found - HAND_WRITTEN
 
 
-def test_generated_protos_are_fresh(tmp_path: Path) -> None:
+def _locked_version(package: str) -> str:
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and name.strip().lower() == package:
+            return version.split(";")[0].strip()
+    raise AssertionError(f"{package} is not pinned in requirements.lock")
+
+
+def test_protoc_is_the_locked_one() -> None:
+    """The stubs depend on grpcio-tools' version (protoc, the *_pb2_grpc.py version check):
+    the suite runs with the locked one, so the freshness test below means the same on every
+    machine. A different version here means the environment was not installed from the lock."""
+    installed = importlib.metadata.version("grpcio-tools")
+    locked = _locked_version("grpcio-tools")
+    assert installed == locked, (
+        f"grpcio-tools {installed} is installed but requirements.lock pins {locked}: "
+        "install with `python -m pip install -r requirements.lock` (scripts/test does), "
+        "or upgrade the lock and the stubs together with scripts/lock"
+    )
+
+
+def _generate(out: Path, proto_dir: Path = REPO / "proto") -> set[Path]:
     subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "gen_protos.py"), "--out", str(tmp_path)],
+        [
+            sys.executable,
+            str(REPO / "scripts" / "gen_protos.py"),
+            "--out",
+            str(out),
+            "--proto-dir",
+            str(proto_dir),
+        ],
         check=True,
         capture_output=True,
     )
-    generated = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    return {p.relative_to(out) for p in out.rglob("*") if p.is_file()}
+
+
+def _stale(out: Path, generated: set[Path]) -> list[str]:
+    return sorted(
+        str(rel) for rel in generated if (out / rel).read_bytes() != (REPO / rel).read_bytes()
+    )
+
+
+def test_generated_protos_are_fresh(tmp_path: Path) -> None:
+    generated = _generate(tmp_path)
     committed = _committed_files()
     assert generated - committed == set(), "missing: run scripts/gen_protos.py"
     assert committed - generated == set(), "stale extra files: run scripts/gen_protos.py"
-    stale = sorted(
-        str(rel) for rel in generated if (tmp_path / rel).read_bytes() != (REPO / rel).read_bytes()
-    )
+    stale = _stale(tmp_path, generated)
     assert stale == [], f"stale generated files (run scripts/gen_protos.py): {stale}"
+
+
+def test_freshness_check_sees_a_changed_proto(tmp_path: Path) -> None:
+    """The check above compares against what the .proto files say today: a new field in
+    helloworld.proto makes both generated helloworld modules stale."""
+    protos = tmp_path / "proto"
+    shutil.copytree(REPO / "proto", protos)
+    hello = protos / "helloworld" / "helloworld.proto"
+    text = hello.read_text()
+    assert "string name = 1;" in text
+    hello.write_text(text.replace("string name = 1;", "string name = 1;\n  int32 extra = 99;"))
+    out = tmp_path / "out"
+    stale = _stale(out, _generate(out, protos))
+    assert "grpc_lite/_proto/helloworld_pb2.py" in stale
+    assert "tests/protos/helloworld/helloworld_pb2.py" in stale
 
 
 _HYGIENE = """

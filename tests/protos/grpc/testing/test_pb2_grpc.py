@@ -6,7 +6,7 @@ import warnings
 from tests.protos.grpc.testing import empty_pb2 as grpc_dot_testing_dot_empty__pb2
 from tests.protos.grpc.testing import messages_pb2 as grpc_dot_testing_dot_messages__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
