@@ -1005,8 +1005,12 @@ class Call:
 
     # ------------------------------------------------------------------ helpers for subclasses
 
-    def _serialize(self, request: Any) -> bytes | None:
-        """Serialize and frame one request; None (and the call failed) when it can't."""
+    def _serialize(self, request: Any, compress: bool = True) -> bytes | None:
+        """Serialize and frame one request; None (and the call failed) when it can't.
+
+        ``compress=False`` sends this message uncompressed (flag 0) even when the call
+        compresses; the receiver handles each message's flag on its own (grpc/grpc
+        doc/compression.md, "message-level" compression)."""
         ser = self._method.serializer
         try:
             payload = ser(request) if ser is not None else request
@@ -1024,7 +1028,7 @@ class Call:
                 None,
             )
             return None
-        if self._encoding is not None:
+        if self._encoding is not None and compress:
             return _codec.frame_message(_codec.compress(bytes(payload), self._encoding), True)
         return _codec.frame_message(bytes(payload))
 
@@ -1077,14 +1081,14 @@ class Call:
                 self._raise_if_failed()
             await self._wait()
 
-    async def _write(self, request: Any) -> None:
+    async def _write(self, request: Any, compress: bool = True) -> None:
         if self._code is not None:
             if self._code is StatusCode.OK:
                 raise asyncio.InvalidStateError("the RPC has already finished")
             self._raise_if_failed()
         if self._half_closed:
             raise UsageError("write() after done_writing()")
-        frame = self._serialize(request)
+        frame = self._serialize(request, compress)
         if frame is None:
             self._raise_if_failed()
             return
@@ -1212,8 +1216,10 @@ class StreamUnaryCall(Call, Generic[RequestT, ResponseT]):
         if requests is not None and self._code is None:
             self._consume_requests(requests)
 
-    async def write(self, request: RequestT) -> None:
-        await self._write(request)
+    async def write(self, request: RequestT, *, compress: bool = True) -> None:
+        """Send one request message. ``compress=False`` sends this one uncompressed even
+        when the call compresses (grpc_lite only; grpc.aio has no per-message flag)."""
+        await self._write(request, compress)
 
     async def done_writing(self) -> None:
         await self._done_writing()
@@ -1231,8 +1237,10 @@ class StreamStreamCall(Call, Generic[RequestT, ResponseT]):
         if requests is not None and self._code is None:
             self._consume_requests(requests)
 
-    async def write(self, request: RequestT) -> None:
-        await self._write(request)
+    async def write(self, request: RequestT, *, compress: bool = True) -> None:
+        """Send one request message. ``compress=False`` sends this one uncompressed even
+        when the call compresses (grpc_lite only; grpc.aio has no per-message flag)."""
+        await self._write(request, compress)
 
     async def done_writing(self) -> None:
         await self._done_writing()
