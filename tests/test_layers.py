@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "_demo": 6,
     "_stub": 6,
     "testing": 6,
+    "interop": 7,  # the interop clients use only the public API (and the test protos)
 }
 
 # Extension packages and the transport see the channel only through Protocols.
