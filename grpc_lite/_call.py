@@ -934,6 +934,12 @@ class Call:
             f"grpc_lite: {code.name}: {self._details}",
         )
 
+    def _compressed_messages_received(self) -> int:
+        """Messages of the committed attempt that arrived with the compressed flag set
+        (grpc_lite's interop client checks the server_compressed_* cases with it)."""
+        stream = self._stream
+        return 0 if stream is None else stream.compressed_messages_received
+
     def _raise_if_failed(self) -> None:
         if self._cancelled:
             raise asyncio.CancelledError()

@@ -159,6 +159,7 @@ class MessageDecoder:
         "_header",
         "_length",
         "_max_length",
+        "compressed_messages",
     )
 
     def __init__(self, max_length: int | None, encoding: str | None) -> None:
@@ -172,6 +173,9 @@ class MessageDecoder:
         self._body_size = 0
         self._length = -1  # payload length of the current message; -1 while reading a prefix
         self._compressed = False
+        # How many messages arrived with the compressed flag (the interop client checks
+        # it; counted on the compressed path only).
+        self.compressed_messages = 0
 
     @property
     def has_partial(self) -> bool:
@@ -209,6 +213,7 @@ class MessageDecoder:
                     f"grpc: received message compressed with unsupported encoding {encoding!r}",
                 )
             self._compressed = True
+            self.compressed_messages += 1
         elif flag == 0:
             self._compressed = False
         else:

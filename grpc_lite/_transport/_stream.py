@@ -109,6 +109,12 @@ class ClientStream(H2Stream):
         "unprocessed",
     )
 
+    @property
+    def compressed_messages_received(self) -> int:
+        """How many received messages had the compressed flag set."""
+        decoder = self._decoder
+        return 0 if decoder is None else decoder.compressed_messages
+
     def __init__(
         self,
         listener: StreamListener,

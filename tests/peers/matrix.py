@@ -98,7 +98,12 @@ def markdown(columns: list[Column]) -> str:
     ]
     for name in CASES:
         lines.append(f"| {name} | " + " | ".join(c.cell(name) for c in columns) + " |")
-    reasons = {(c.peer, name): reason for c in columns for name, reason in c.unsupported.items()}
+    reasons = {
+        (c.peer, name): reason
+        for c in columns
+        for name, reason in c.unsupported.items()
+        if name in CASES
+    }
     if reasons:
         lines.append("")
         lines.append("Unsupported, and why:")
