@@ -39,8 +39,13 @@ GO_SRC = BENCH_DIR / "goserver" / "main.go"
 GO_BIN = BUILD_DIR / "benchserver"
 GO_CLIENT_SRC = BENCH_DIR / "goclient" / "main.go"
 GO_CLIENT_BIN = BUILD_DIR / "benchclient"
-GOPATH = "/usr/share/gocode"
-GO_GRPC_PKG = Path(GOPATH) / "src" / "google.golang.org" / "grpc"
+# The Go module of both programs: it pins grpc-go (go.sum committed).
+GO_MOD = BENCH_DIR / "go.mod"
+GO_SUM = BENCH_DIR / "go.sum"
+GO_INSTALL_HINT = "Go >= 1.26 from https://go.dev/dl/ (benchmarks/go.mod pins grpc-go)"
+GO_BUILD_HINT = (
+    "needs Go >= 1.26, and the Go module proxy or a module cache holding the pinned grpc-go"
+)
 
 BASELINE = "grpc_aio"
 ALL_CLIENTS = ["grpc_lite", "grpc_lite_uvloop", "grpc_aio", "grpc_aio_uvloop", "grpclib", "grpc_go"]
@@ -116,28 +121,30 @@ class Server:
 
 
 def _go_available() -> str | None:
-    """None if the grpc-go server can be built, else the reason."""
+    """None if the grpc-go programs can be built, else the reason."""
     if shutil.which("go") is None:
-        return "`go` not found (apt-get install -y golang-go golang-google-grpc-dev)"
-    if not GO_GRPC_PKG.is_dir():
-        return f"{GO_GRPC_PKG} missing (apt-get install -y golang-google-grpc-dev)"
+        return f"`go` not found (install {GO_INSTALL_HINT})"
+    if not (GO_MOD.is_file() and GO_SUM.is_file()):
+        return f"{GO_MOD.relative_to(REPO_ROOT)} or go.sum missing"
     return None
 
 
 def build_go(src: Path = GO_SRC, binary: Path = GO_BIN) -> Path:
-    """Build one Go program (GOPATH mode, Debian's grpc-go) unless it is up to date."""
-    if binary.exists() and binary.stat().st_mtime >= src.stat().st_mtime:
+    """Build one Go program against the grpc-go pinned in benchmarks/go.mod, unless the
+    binary is newer than its main.go, go.mod and go.sum. The first build downloads the
+    pinned modules through the Go module proxy (GOPROXY) unless they are in the module
+    cache; ``-mod=readonly``: the committed go.sum decides every version."""
+    sources = (src, GO_MOD, GO_SUM)
+    if binary.exists() and binary.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
         return binary
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     log(f"building {src.relative_to(REPO_ROOT)} -> {binary.relative_to(REPO_ROOT)}")
-    env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH, GOFLAGS="")
-    env.setdefault("GOCACHE", str(BUILD_DIR / "gocache"))
     subprocess.run(
-        ["go", "build", "-o", str(binary), str(src)],
-        cwd=REPO_ROOT,
-        env=env,
+        ["go", "build", "-mod=readonly", "-o", str(binary), f"./{src.parent.name}"],
+        cwd=BENCH_DIR,
+        env=dict(os.environ, GO111MODULE="on"),
         check=True,
-        timeout=300,
+        timeout=600,
     )
     return binary
 
@@ -153,7 +160,7 @@ def start_server(kind: str, pin: bool, host: str = "127.0.0.1") -> Server:
             try:
                 binary = build_go()
             except (subprocess.SubprocessError, OSError) as exc:
-                reason = f"go build failed: {exc}"
+                reason = f"go build failed ({GO_BUILD_HINT}): {exc}"
         if reason is not None:
             if kind == "go":
                 raise SystemExit(f"grpc-go server unavailable: {reason}")
@@ -194,13 +201,13 @@ def start_server(kind: str, pin: bool, host: str = "127.0.0.1") -> Server:
 
 
 def _go_server_description() -> str:
+    """grpc-go's version as built into the server binary, and the Go toolchain."""
     version = "?"
-    try:
-        for line in (GO_GRPC_PKG / "version.go").read_text().splitlines():
-            if "Version = " in line:
-                version = line.split('"')[1]
-    except OSError:
-        pass
+    info = subprocess.run(["go", "version", "-m", str(GO_BIN)], capture_output=True, text=True)
+    for line in info.stdout.splitlines():
+        fields = line.split()
+        if fields[:2] == ["dep", "google.golang.org/grpc"] and len(fields) >= 3:
+            version = fields[2].removeprefix("v")
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
     return f"grpc-go {version} ({go.removeprefix('go version ')})"
 
@@ -216,7 +223,7 @@ def client_unavailable(client: str) -> str | None:
             try:
                 build_go(GO_CLIENT_SRC, GO_CLIENT_BIN)
             except (subprocess.SubprocessError, OSError) as exc:
-                reason = f"go build failed: {exc}"
+                reason = f"go build failed ({GO_BUILD_HINT}): {exc}"
         return reason
     probes = {
         "grpc_lite": "import grpc_lite; grpc_lite.insecure_channel",
@@ -317,7 +324,6 @@ def run_cell(
     errfile = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
     env = dict(
         os.environ,
-        GRPC_GO_RETRY="on",  # grpc-go 1.33 applies retry policies only with this set
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
         ),

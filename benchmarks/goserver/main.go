@@ -21,9 +21,10 @@
 // code is needed and the clients send ordinary protobuf bytes with
 // content-type application/grpc.
 //
-// Built in GOPATH mode from Debian's golang-google-grpc-dev:
+// Built against the grpc-go pinned in benchmarks/go.mod (go.sum committed), from
+// benchmarks/:
 //
-//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o benchmarks/.build/benchserver benchmarks/goserver/main.go
+//	go build -mod=readonly -o .build/benchserver ./goserver
 //
 // On start it prints "LISTENING <port>" on stdout; it stops on SIGTERM/SIGINT.
 package main
@@ -41,28 +42,37 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 )
 
-// rawCodec passes []byte through unchanged.
+// rawCodec passes []byte through unchanged (an encoding.CodecV2, grpc-go's codec
+// interface since 1.66: messages as mem.BufferSlice).
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v interface{}) ([]byte, error) {
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case []byte:
-		return m, nil
+		// SliceBuffer's Free is a no-op: shared replies are never recycled.
+		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
 	case *[]byte:
-		return *m, nil
+		return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
 	}
 	return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
 }
 
-func (rawCodec) Unmarshal(data []byte, v interface{}) error {
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	p, ok := v.(*[]byte)
 	if !ok {
 		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
 	}
-	// data is owned by the transport only until Unmarshal returns.
-	*p = append((*p)[:0], data...)
+	// data is owned by the transport only until Unmarshal returns: one copy, into
+	// the caller's buffer when it is large enough.
+	n := data.Len()
+	if cap(*p) < n {
+		*p = make([]byte, n)
+	}
+	*p = (*p)[:n]
+	data.CopyTo(*p)
 	return nil
 }
 
@@ -190,7 +200,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	flag.Parse()
 
-	encoding.RegisterCodec(rawCodec{})
+	encoding.RegisterCodecV2(rawCodec{})
 
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
