@@ -24,7 +24,9 @@ channel).  Not thread-safe.
 """
 
 import asyncio
+import dataclasses
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
@@ -43,6 +45,7 @@ from ._call import (
 from ._connectivity import ConnectivityState, ConnectivityStateManager
 from ._options import ChannelOptions, parse_options
 from ._picker import PickerHolder
+from ._proxy import HttpProxy, ProxySettings, proxy_settings
 from ._resolver_wrapper import ResolverWrapper
 from ._retry import RetryThrottler
 from ._serializer import CallbackSerializer
@@ -52,6 +55,8 @@ from ._transport._keepalive import KeepaliveParams
 from .balancer import BalancerState, ChannelState, ErrorPicker, PickInfo, PickResult
 from .health import WATCH_METHOD
 from .resolver import Address, BuildOptions, ResolverState
+from .resolver._static import StaticResolver
+from .resolver._target import join_host_port, parse_host_port, split_host_port
 from .service_config import MethodConfig, ServiceConfig, parse_service_config
 from .status import RpcError, StatusCode, UsageError
 
@@ -98,6 +103,7 @@ class Channel(BalancerHost):
         # so a bad argument never leaves a half-configured channel.
         self.options: ChannelOptions = parse_options(options)
         self._raw_options: dict[str, Any] = dict(options or ())
+        self._raw_options.pop("grpc.http_proxy", None)  # resolvers never see the password
         self._interceptors = _interceptors.validate(interceptors)
         _call.compression_encoding(compression)
         self._compression = compression
@@ -131,6 +137,14 @@ class Channel(BalancerHost):
             )
         self._scheme = "https" if ssl_context is not None else "http"
         opts = self.options
+        # HTTP CONNECT proxy (A1): a dns target goes whole through the proxy, unresolved
+        # (_tunnel_target); any other target's addresses are checked one by one
+        # (_address_proxies).  Both None: no proxy, nothing changes.
+        self._tunnel_target: tuple[str, HttpProxy] | None = None
+        self._address_proxies: ProxySettings | None = None
+        proxy_note = self._choose_proxy(
+            proxy_settings(opts.http_proxy, opts.enable_http_proxy, os.environ)
+        )
         self._keepalive = (
             KeepaliveParams(
                 time=opts.keepalive_time,
@@ -144,6 +158,9 @@ class Channel(BalancerHost):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serializer = CallbackSerializer()
         self._trace = TraceLog()
+        if proxy_note is not None:
+            self._trace.record("channel", proxy_note)
+            log.debug("grpc_lite: channel %s: %s", target, proxy_note)
         self._state = ConnectivityStateManager(_S.IDLE, subject="channel")
         self._state.add_listener(self._state_changed)
         self._picker = PickerHolder()
@@ -179,6 +196,50 @@ class Channel(BalancerHost):
 
     def __repr__(self) -> str:
         return f"<grpc_lite.Channel {self.target} {self._state.state.name}>"
+
+    def _choose_proxy(self, settings: ProxySettings | None) -> str | None:
+        """Set up the proxy plan (see __init__); a description for the trace, or None."""
+        if settings is None:
+            return None
+        proxy = dataclasses.replace(settings.proxy, user_agent=self.options.user_agent)
+        settings = ProxySettings(proxy, settings.no_proxy)
+        scheme = self._parsed_target.scheme
+        where = f"HTTP CONNECT proxy {proxy.address} (from {proxy.source})"
+        if scheme in ("unix", "unix-abstract"):
+            return None  # C-core and grpc-go: never for Unix sockets
+        if scheme != "dns":
+            self._address_proxies = settings
+            return f"{where} for every address not in no_proxy"
+        # A1 case 1: the proxy resolves the name; the client neither resolves it nor reads
+        # its TXT service config.  no_proxy is checked against the name (C-core MapName).
+        host, port = parse_host_port(
+            self._parsed_target.endpoint, _DNS_DEFAULT_PORT, empty_host="localhost"
+        )
+        hostport = join_host_port(host, port)
+        if settings.for_host(host, port) is None:
+            assert settings.no_proxy is not None
+            return f"{where} not used: {hostport} matches {settings.no_proxy.source}"
+        self._tunnel_target = (hostport, proxy)
+        self._resolver_builder = _TunnelTargetBuilder(hostport)
+        return f"{where} for {hostport}; the proxy resolves the name"
+
+    def _proxies_for(self, addresses: tuple[Address, ...]) -> tuple[HttpProxy | None, ...] | None:
+        """Per address: the proxy to dial it through, or None for a direct connection."""
+        found: list[HttpProxy | None] = []
+        for address in addresses:
+            addr = address.addr
+            proxy: HttpProxy | None = None
+            if not addr.startswith(("unix:", "unix-abstract:")):
+                if self._tunnel_target is not None:
+                    proxy = self._tunnel_target[1]
+                elif self._address_proxies is not None:
+                    try:
+                        host, port = split_host_port(addr)
+                        proxy = self._address_proxies.for_host(host, int(port))
+                    except ValueError:
+                        pass  # the dialer reports a malformed address
+            found.append(proxy)
+        return tuple(found) if any(p is not None for p in found) else None
 
     # ------------------------------------------------------------------ CallContext
 
@@ -470,6 +531,11 @@ class Channel(BalancerHost):
     ) -> Subchannel:
         self.loop  # noqa: B018 - bind the loop
         watch = self._method(WATCH_METHOD, None, None)
+        proxies = (
+            self._proxies_for(addresses)
+            if self._tunnel_target is not None or self._address_proxies is not None
+            else None
+        )
         sc = Subchannel(
             addresses,
             backoff=self.options.backoff,
@@ -481,6 +547,7 @@ class Channel(BalancerHost):
             on_event=self._trace.record,
             health_service=self._health_service if health_check else None,
             keepalive=self._keepalive,
+            proxies=proxies,
             watch_header=(
                 watch.pseudo_block + watch.defs_block,
                 watch.pseudo_size + watch.defs_size,
@@ -593,7 +660,10 @@ class Channel(BalancerHost):
             resolver_error=self._resolver_error,
             subchannels=[
                 SubchannelSnapshot(
-                    address=sc.address,
+                    address=sc.address
+                    if sc.proxy is None
+                    else f"{sc.address} via proxy {sc.proxy}",
+                    proxy=sc.proxy,
                     state=sc.state,
                     health=sc.health if sc._health_task is not None else None,
                     connect_attempts=sc.connect_attempts,
@@ -776,6 +846,25 @@ class Channel(BalancerHost):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+# naming.md: a dns target without a port means 443.
+_DNS_DEFAULT_PORT = 443
+
+
+class _TunnelTargetBuilder(resolver.ResolverBuilder):
+    """Stands in for the dns resolver when a proxy resolves the name (A1 case 1): one
+    address, the target's ``host:port`` as written, and no service config."""
+
+    scheme = "dns"
+
+    def __init__(self, hostport: str) -> None:
+        self._hostport = hostport
+
+    def build(
+        self, target: resolver.Target, channel: resolver.ResolverChannel, options: BuildOptions
+    ) -> resolver.Resolver:
+        return StaticResolver(channel, ResolverState((Address(self._hostport),)))
 
 
 def _host_of(authority: str) -> str:

@@ -6,7 +6,7 @@ value of the wrong type or range raises ValueError naming the key (API.md).
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._backoff import BackoffConfig
@@ -37,6 +37,10 @@ class ChannelOptions:
     default_authority: str | None = None
     primary_user_agent: str | None = None
     ssl_target_name_override: str | None = None
+    # Validated with the environment's at channel creation (_proxy.proxy_settings); kept out
+    # of the repr since it may hold a password.
+    http_proxy: str | None = field(default=None, repr=False)
+    enable_http_proxy: bool = True
 
     @property
     def backoff(self) -> BackoffConfig:
@@ -141,6 +145,8 @@ _CONVERTERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "grpc.default_authority": _string("default_authority"),
     "grpc.primary_user_agent": _string("primary_user_agent"),
     "grpc.ssl_target_name_override": _string("ssl_target_name_override"),
+    "grpc.http_proxy": _string("http_proxy"),
+    "grpc.enable_http_proxy": _switch("enable_http_proxy"),
 }
 
 

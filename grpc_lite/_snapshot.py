@@ -34,6 +34,9 @@ class SubchannelSnapshot:
     calls_started: int
     calls_succeeded: int
     calls_failed: int
+    proxy: str | None = None
+    """The HTTP CONNECT proxy's ``host:port`` when the subchannel connects through one
+    (``address`` then reads "host:port via proxy proxyhost:port")."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from . import _codec
 from ._backoff import BackoffConfig, ExponentialBackoff
 from ._connectivity import ConnectivityState, is_valid_subchannel_transition
+from ._proxy import HttpProxy
 from ._transport import ClientStream, Http2Transport, TransportError, dial
 from ._transport._keepalive import KeepaliveParams
 from .health import watch_health
@@ -69,9 +70,12 @@ class Subchannel:
         health_service: Callable[[], str | None] | None = None,
         watch_header: tuple[bytes, int] | None = None,
         keepalive: KeepaliveParams | None = None,
+        proxies: tuple[HttpProxy | None, ...] | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("a subchannel needs at least one address")
+        if proxies is not None and len(proxies) != len(addresses):
+            raise ValueError("proxies must have one entry per address")
         # Immutable after __init__.
         self._addresses = addresses
         self.address = addresses[0].addr
@@ -83,6 +87,11 @@ class Subchannel:
         self._keepalive = keepalive
         self._health_service = health_service
         self._watch_header = watch_header
+        # The HTTP CONNECT proxy for each address (None: direct), or None when none has one.
+        self._proxies = proxies
+        first = proxies[0] if proxies is not None else None
+        self.proxy: str | None = first.address if first is not None else None
+        self._via = f" via proxy {self.proxy}" if first is not None else ""
         # Owned by this object.
         self.connectivity = _S.IDLE  # the connection FSM
         self.state = _S.IDLE  # what the balancer was last told
@@ -103,7 +112,7 @@ class Subchannel:
         self._closing: list[Http2Transport] = []
 
     def __repr__(self) -> str:
-        return f"<Subchannel {self.address} {self.state.name}>"
+        return f"<Subchannel {self.address}{self._via} {self.state.name}>"
 
     # ------------------------------------------------------------------ balancer.Subchannel
 
@@ -113,7 +122,7 @@ class Subchannel:
 
     @property
     def subject(self) -> str:
-        return f"subchannel {self.address}"
+        return f"subchannel {self.address}{self._via}"
 
     def connect(self) -> None:
         """Start connecting if IDLE (grpc-go: addrConn.connect); a no-op otherwise."""
@@ -251,7 +260,8 @@ class Subchannel:
         self.next_attempt_at = time.time() + delay
         timeout = self._backoff.connect_timeout(delay)
         errors = []
-        for address in self._addresses:
+        proxies = self._proxies
+        for index, address in enumerate(self._addresses):
             self.connect_attempts += 1
             remaining = max(0.001, started + timeout - loop.time())
             try:
@@ -263,6 +273,7 @@ class Subchannel:
                     on_goaway=self._transport_goaway,
                     on_close=self._transport_closed,
                     keepalive=self._keepalive,
+                    proxy=proxies[index] if proxies is not None else None,
                 )
             except TransportError as exc:
                 errors.append(str(exc))

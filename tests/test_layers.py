@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "service_config": 1,
     "_retry": 1,
     "_options": 1,
+    "_proxy": 1,
     "_credentials": 1,
     "_proto": 1,
     "_transport": 2,

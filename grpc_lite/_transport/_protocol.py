@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import cast
 
+from .._proxy import HttpProxy
 from . import _frames as fr
 from ._connection import Connection, ConnectionState, H2Stream
 from ._keepalive import Action, Keepalive, KeepaliveParams
@@ -82,6 +83,10 @@ class Http2Transport(asyncio.BufferedProtocol):
     Who may call: coroutines and callbacks on the loop that dialled it.
     """
 
+    # Bytes that arrived before the protocol took over the socket (an HTTP CONNECT tunnel's
+    # first bytes from the backend); fed to the connection in connection_made.
+    _pending_input = b""
+
     def __init__(
         self,
         address: str,
@@ -121,6 +126,9 @@ class Http2Transport(asyncio.BufferedProtocol):
                 pass
         self.conn = Connection(self, self._write, writev=self._writev)
         self.conn.initiate()
+        if self._pending_input:  # what a proxy relayed along with its CONNECT answer
+            data, self._pending_input = self._pending_input, b""
+            self.conn.receive_data(data)
 
     def _writev(self, chunks: list[bytes | memoryview]) -> None:
         buf = self._wbuf
@@ -339,15 +347,19 @@ async def dial(
     on_goaway: Callable[[Http2Transport], None] | None = None,
     on_close: Callable[[Http2Transport, str], None] | None = None,
     keepalive: KeepaliveParams | None = None,
+    proxy: HttpProxy | None = None,
 ) -> Http2Transport:
     """Connect to ``address`` and wait for the server's SETTINGS (CONFORMANCE 17, 78).
 
     ``address`` is ``host:port``, ``[v6]:port``, ``unix:/path`` or
     ``unix-abstract:name``.  The whole attempt (TCP, TLS, HTTP/2 preface) is
     bounded by ``connect_timeout``; failure raises :class:`TransportError` naming the cause.
+    With ``proxy`` (a ``host:port`` address only), the TCP connection goes to the proxy and
+    an HTTP CONNECT tunnel to ``address`` carries TLS and HTTP/2 (``_proxy.open_tunnel``).
     """
     loop = asyncio.get_running_loop()
     holder: list[Http2Transport] = []
+    tunnel_open = False
 
     def factory() -> Http2Transport:
         proto = Http2Transport(address, on_goaway, on_close, keepalive)
@@ -370,7 +382,7 @@ async def dial(
                     ssl=ssl_context,
                     server_hostname=server_hostname if ssl_context else None,
                 )
-            else:
+            elif proxy is None:
                 host, port = split_host_port(address)
                 await loop.create_connection(
                     factory,
@@ -379,6 +391,9 @@ async def dial(
                     ssl=ssl_context,
                     server_hostname=(server_hostname or host) if ssl_context else None,
                 )
+            else:
+                await _dial_tunnel(loop, proxy, address, factory, ssl_context, server_hostname)
+                tunnel_open = True
             proto = holder[0]
             if ssl_context is not None:
                 sslobj = proto._transport.get_extra_info("ssl_object") if proto._transport else None
@@ -386,7 +401,8 @@ async def dial(
                 if alpn != "h2":
                     proto.abort()
                     raise TransportError(
-                        f"TLS handshake with {address} did not negotiate ALPN 'h2' (got {alpn!r})"
+                        f"TLS handshake with {_label(address, proxy)} did not negotiate "
+                        f"ALPN 'h2' (got {alpn!r})"
                     )
             await proto.wait_ready()
             return proto
@@ -394,21 +410,73 @@ async def dial(
         for proto in holder:
             proto.abort()
             proto._closed("connect timeout")
+        if proxy is not None and not tunnel_open:
+            raise TransportError(
+                f"HTTP CONNECT via proxy {proxy.address} failed: no answer within "
+                f"{connect_timeout:.3g}s (connect timeout)"
+            ) from None
         what = "server preface (SETTINGS)" if holder else "connection"
         raise TransportError(
-            f"connect to {address} timed out after {connect_timeout:.3g}s waiting for the {what}"
+            f"connect to {_label(address, proxy)} timed out after {connect_timeout:.3g}s "
+            f"waiting for the {what}"
         ) from None
     except ssl.SSLError as exc:
         for proto in holder:
             proto.abort()
-        raise TransportError(f"TLS handshake with {address} failed: {exc}") from None
+        raise TransportError(f"TLS handshake with {_label(address, proxy)} failed: {exc}") from None
     except OSError as exc:
         for proto in holder:
             proto.abort()
         if isinstance(exc, TransportError):
             raise
-        raise TransportError(f"failed to connect to {address}: {exc.strerror or exc}") from None
+        raise TransportError(
+            f"failed to connect to {_label(address, proxy)}: {exc.strerror or exc}"
+        ) from None
     except BaseException:
         for proto in holder:
             proto.abort()
+        raise
+
+
+def _label(address: str, proxy: HttpProxy | None) -> str:
+    return address if proxy is None else f"{address} via proxy {proxy.address}"
+
+
+async def _dial_tunnel(
+    loop: asyncio.AbstractEventLoop,
+    proxy: HttpProxy,
+    address: str,
+    factory: Callable[[], Http2Transport],
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+) -> None:
+    """``dial`` through an HTTP CONNECT proxy: the tunnel, then TLS and HTTP/2 inside it."""
+    from ._proxy import open_tunnel  # only proxied connections need it
+
+    host, _ = split_host_port(address)
+    sock, early = await open_tunnel(proxy, address)
+    if early and ssl_context is not None:
+        sock.close()
+        raise TransportError(
+            f"HTTP CONNECT via proxy {proxy.address} failed: {len(early)} bytes arrived "
+            "through the tunnel before the TLS handshake"
+        )
+    made: list[Http2Transport] = []
+
+    def tunnel_factory() -> Http2Transport:
+        proto = factory()
+        proto._pending_input = early
+        made.append(proto)
+        return proto
+
+    try:
+        await loop.create_connection(
+            tunnel_factory,
+            sock=sock,
+            ssl=ssl_context,
+            server_hostname=(server_hostname or host) if ssl_context else None,
+        )
+    except BaseException:
+        if not made:  # no transport took the socket over
+            sock.close()
         raise
