@@ -72,3 +72,17 @@ def greeter_backends(grpc_server_factory: ServerFactory) -> list[RunningServer]:
     if not loopback_aliases_available():
         pytest.fail("127.0.0.2/127.0.0.3 not bindable on this machine")
     return grpc_server_factory.many(("127.0.0.1", "127.0.0.2", "127.0.0.3"), kind="greeter")
+
+
+# --- proxy environment (grpc_lite._proxy) ---------------------------------------------------
+
+_PROXY_VARIABLES = ("grpc_proxy", "https_proxy", "http_proxy", "no_grpc_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels read the proxy variables when created: a developer's http_proxy must not
+    send the suite's loopback calls through their proxy. Proxy tests set them explicitly."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
