@@ -13,6 +13,7 @@ caller bounds the whole exchange with its connect timeout.
 """
 
 import asyncio
+import os
 import re
 import socket
 
@@ -60,7 +61,8 @@ async def _connect_socket(proxy: HttpProxy, failed: str) -> socket.socket:
             await loop.sock_connect(sock, sockaddr)
         except OSError as exc:
             sock.close()
-            errors.append(exc.strerror or str(exc))
+            # asyncio's message is "Connect call failed (addr)": say why instead.
+            errors.append(os.strerror(exc.errno) if exc.errno else str(exc))
             continue
         except BaseException:
             sock.close()
