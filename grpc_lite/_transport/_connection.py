@@ -22,6 +22,7 @@ Connection states::
 
 import enum
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -83,16 +84,123 @@ class ConnectionListener(Protocol):
     def ping_acked(self, data: bytes) -> None: ...
 
 
+# Where a response is, as far as HTTP/2 header blocks go (``H2Stream._phase``): waiting for
+# the response headers (informational 1xx blocks keep it there), or past them, where the
+# only block left is the trailers.
+_PHASE_HEADERS = 1
+_PHASE_TRAILERS = 2
+_PHASE_MALFORMED = 0  # a block valid nowhere (HeaderBlock.valid_in)
+
+# RFC 9113 8.2.1 and RFC 9110 5.1: a field name is a token, in lower case on the HTTP/2
+# wire (grpc-go, through x/net/http2, accepts exactly these).
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
+# RFC 9113 8.2.1: a value with NUL, CR or LF, or starting or ending with SP or HTAB, is
+# malformed; like grpc-go, so is one with any other control character but HTAB (RFC 9110
+# 5.5 makes them invalid too).  0x80-0xFF stay valid (obs-text, CONFORMANCE 21).  Only
+# grpc-message may have surrounding whitespace (see _check_fields).
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z").search
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+# RFC 9113 8.2.2: connection-specific fields; ``te`` is allowed only as "trailers".
+_CONNECTION_SPECIFIC = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
+)
+_REQUEST_PSEUDO = frozenset({":method", ":scheme", ":authority", ":path", ":protocol"})
+# RFC 9110 15: a status code is three digits.
+_STATUSES = frozenset(f"{code:03d}" for code in range(1000))
+# Regular fields already found valid (a pure function of name and value): the usual ones
+# (content-type, grpc-status 0, ...) then cost a set lookup when a block is checked.  Small
+# values only, and cleared when full, so it stays small.
+_VALID_FIELDS: set[tuple[str, str]] = set()
+_VALID_FIELDS_MAX = 1024
+_VALID_FIELD_VALUE_MAX = 128
+
+
+def _quote(text: str) -> str:
+    """A field name for an error message, quoted like Go's %q (control bytes escaped)."""
+    escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 class HeaderBlock:
     """One decoded header block.  Identical blocks that leave the HPACK table alone
     are decoded once and shared (see ``Connection._decode_block``), so ``parsed``
-    lets the stream layer cache its own reading of the fields too."""
+    lets the stream layer cache its own reading of the fields too.
 
-    __slots__ = ("fields", "parsed")
+    The block is checked once, here, against the rules for a response of RFC 9113 8.2
+    and 8.3 that need no context: ``problem`` names the first violation (None when there
+    is none), ``valid_in`` says where in a response the block may come (the response
+    headers, which carry ``:status``, or the trailers, which carry no pseudo-header; 0
+    when malformed) and ``then`` where the response is after it (1xx blocks leave it
+    waiting for the real headers)."""
+
+    __slots__ = ("fields", "parsed", "problem", "then", "valid_in")
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
         self.fields = fields
         self.parsed: object = None
+        status, problem = _check_fields(fields)
+        self.problem = problem
+        if problem is not None:
+            self.valid_in = self.then = _PHASE_MALFORMED
+        elif status is None:
+            self.valid_in = self.then = _PHASE_TRAILERS
+        else:
+            self.valid_in = _PHASE_HEADERS
+            self.then = _PHASE_HEADERS if status[0] == "1" else _PHASE_TRAILERS
+
+
+def _check_fields(fields: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """``(:status value, first problem)`` of a response header block (RFC 9113 8.2.1,
+    8.2.2, 8.3, 8.3.2).  The messages follow grpc-go's (x/net/http2) where it has one."""
+    status: str | None = None
+    regular = False
+    valid = _VALID_FIELDS
+    for field in fields:
+        name = field[0]
+        if name[:1] == ":":
+            if name != ":status" or regular or status is not None or field[1] not in _STATUSES:
+                return status, _pseudo_problem(name, field[1], regular)
+            status = field[1]
+            continue
+        regular = True
+        if field in valid:
+            continue
+        problem = _field_problem(name, field[1])
+        if problem is not None:
+            return status, problem
+        if len(field[1]) <= _VALID_FIELD_VALUE_MAX:
+            if len(valid) >= _VALID_FIELDS_MAX:
+                valid.clear()
+            valid.add(field)
+    return status, None
+
+
+def _pseudo_problem(name: str, value: str, after_regular: bool) -> str:
+    if after_regular:
+        return f"pseudo-header field {_quote(name)} after regular header fields"
+    if name in _REQUEST_PSEUDO:
+        return f"request pseudo-header {_quote(name)} in a response"
+    if name != ":status":
+        return f"invalid pseudo-header {_quote(name)}"
+    if value in _STATUSES:
+        return 'duplicate pseudo-header ":status"'
+    return f'invalid ":status" value {_quote(value)}'
+
+
+def _field_problem(name: str, value: str) -> str | None:
+    """What is wrong with one regular field, or None."""
+    if _FIELD_NAME(name) is None:
+        return f"invalid header field name {_quote(name)}"
+    if name in _CONNECTION_SPECIFIC or (name == "te" and value != "trailers"):
+        return f"connection-specific header field {_quote(name)}"
+    if value and _BAD_VALUE(value) is not None:
+        if _CONTROL(value) is not None:
+            return f"invalid header field value for {_quote(name)} (control character)"
+        if name != "grpc-message":
+            # grpc-message is exempt: gRPC servers (grpc-go, grpc-java, C-core) send a
+            # status message's spaces unescaped, and their clients take it as is.
+            return f"invalid header field value for {_quote(name)} (leading or trailing whitespace)"
+    return None
 
 
 class H2Stream:
@@ -109,6 +217,7 @@ class H2Stream:
         "_out",
         "_out_bytes",
         "_out_end",
+        "_phase",
         "_recv_credit",
         "_recv_window",
         "_send_window",
@@ -125,6 +234,7 @@ class H2Stream:
         self._out: list[bytes | memoryview] = []
         self._out_bytes = 0
         self._out_end = False
+        self._phase = _PHASE_HEADERS  # which header block may come next (HeaderBlock)
         self._send_window = 0
         self._recv_window = 0
         self._recv_credit = 0
@@ -737,6 +847,10 @@ class Connection:
         if stream.h2_state >= _HALF_CLOSED_REMOTE:
             self._stream_error(stream, fr.STREAM_CLOSED, "HEADERS after END_STREAM")
             return
+        if decoded.valid_in != stream._phase:
+            self._malformed(stream, decoded)
+            return
+        stream._phase = decoded.then
         end_stream = bool(flags & fr.FLAG_END_STREAM)
         if end_stream:
             if stream.h2_state is StreamState.HALF_CLOSED_LOCAL:
@@ -744,6 +858,18 @@ class Connection:
             else:
                 self._remote_end(stream)
         stream._on_headers(decoded, end_stream)
+
+    def _malformed(self, stream: H2Stream, block: HeaderBlock) -> None:
+        """A malformed response (RFC 9113 8.1.1): a stream error of type PROTOCOL_ERROR,
+        the call fails INTERNAL naming the offending field (grpc-go: closeStream with
+        ErrCodeProtocol).  Reset even when the block carried END_STREAM, as grpc-go does."""
+        if stream._phase == _PHASE_HEADERS:
+            what = "response headers"
+            problem = block.problem or 'missing ":status" pseudo-header'
+        else:
+            what = "trailers"
+            problem = block.problem or 'pseudo-header ":status" in trailers'
+        self._stream_error(stream, fr.PROTOCOL_ERROR, f"malformed {what}: {problem}")
 
     def _remote_end(self, stream: H2Stream) -> None:
         if stream.h2_state is StreamState.HALF_CLOSED_LOCAL:
