@@ -876,6 +876,7 @@ class H2Peer:
       acknowledge_received_data). False: the test grants credit with ``send_window_update``.
     - ``validate_inbound_headers``: let h2 reject malformed request headers (recorded in
       ``errors``).
+    - ``port``: the port to listen on (default 0: a free one; ``peer.port`` says which).
     """
 
     def __init__(
@@ -889,6 +890,7 @@ class H2Peer:
         auto_ack_data: bool = True,
         validate_inbound_headers: bool = True,
         raise_handler_errors: bool = True,
+        port: int = 0,
     ) -> None:
         self.handler: Handler = handler or echo_unary
         self.settings = dict(settings or {})
@@ -905,7 +907,7 @@ class H2Peer:
         self._server: asyncio.Server | None = None
         self._notifier = _Notifier()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
+        self.port = port
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -915,7 +917,7 @@ class H2Peer:
 
     async def start(self) -> H2Peer:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._make_protocol, "127.0.0.1", 0)
+        self._server = await loop.create_server(self._make_protocol, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
