@@ -2,14 +2,16 @@
 
 Each balancer instance gets its own wrapper, so that once a policy switch has
 closed a balancer, whatever it still publishes is ignored.  Subchannel state
-changes are queued on the channel's serializer before the balancer sees them.
+changes and the balancer's timers are queued on the channel's serializer before
+the balancer sees them.
 """
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVarTuple, Unpack
 
+from ._clock import Clock, LoopClock, TimerHandle
 from ._connectivity import ConnectivityState
-from ._serializer import CallbackSerializer
+from ._serializer import CallbackSerializer, SerializedTimer
 from .balancer import (
     Balancer,
     BalancerBuilder,
@@ -23,6 +25,8 @@ from .status import RpcError
 
 if TYPE_CHECKING:
     from ._subchannel import Subchannel as _Subchannel
+
+_Ts = TypeVarTuple("_Ts")
 
 
 class BalancerHost:
@@ -58,10 +62,12 @@ class BalancerWrapper:
         builder: BalancerBuilder,
         host: BalancerHost,
         serializer: CallbackSerializer,
+        clock: Clock | None = None,
     ) -> None:
         self.name = name
         self._host = host
         self._serializer = serializer
+        self._clock: Clock = clock if clock is not None else LoopClock()
         self._subchannels: set[_Subchannel] = set()
         self.closed = False
         self.last_state: BalancerState | None = None
@@ -113,6 +119,15 @@ class BalancerWrapper:
     def resolve_now(self) -> None:
         if not self.closed:
             self._host.resolve_now()
+
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> TimerHandle:
+        return SerializedTimer(self._serializer, self._clock, delay, self._if_open, callback, args)
+
+    def _if_open(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
+        if not self.closed:
+            callback(*args)
 
     # ------------------------------------------------------------------ channel side
 

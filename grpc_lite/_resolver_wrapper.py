@@ -8,17 +8,21 @@ True and the balancer's verdict is applied later.
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVarTuple, Unpack
 
-from ._serializer import CallbackSerializer
+from ._clock import Clock, LoopClock, TimerHandle
+from ._serializer import CallbackSerializer, SerializedTimer
 from .resolver import BuildOptions, Resolver, ResolverBuilder, ResolverState, Target
+
+_Ts = TypeVarTuple("_Ts")
 
 
 class ResolverWrapper:
     """Implements ``resolver.ResolverChannel`` for one channel (grpc-go: ccResolverWrapper).
 
     Who may call: the resolver, from code on the channel's loop; ``start``,
-    ``resolve_now`` and ``close`` from the channel's serializer.
+    ``resolve_now`` and ``close`` from the channel's serializer. The resolver's timers
+    (``call_later``) run on the serializer too, on ``options.clock`` (the loop's by default).
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class ResolverWrapper:
         self._serializer = serializer
         self._on_state = on_state
         self._on_error = on_error
+        self._clock: Clock = options.clock if options.clock is not None else LoopClock()
         self._resolver: Resolver | None = None
         self._closed = False
 
@@ -69,6 +74,15 @@ class ResolverWrapper:
                 self._on_error(exc)
 
         self._serializer.schedule(run)
+
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> TimerHandle:
+        return SerializedTimer(self._serializer, self._clock, delay, self._if_open, callback, args)
+
+    def _if_open(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
+        if not self._closed:
+            callback(*args)
 
     def resolve_now(self) -> None:
         if self._resolver is not None and not self._closed:

@@ -4,6 +4,10 @@ grpc-go counterpart: internal/grpcsync.CallbackSerializer. Every call from the c
 a resolver or balancer, and every subchannel state change, goes through one serializer per
 channel. Callbacks are synchronous, run in FIFO order and never re-entered: a callback that
 schedules another only enqueues it, and it runs after the current one returns.
+
+`SerializedTimer` is a timer whose callback is queued on a serializer when it fires: the
+timers `BalancerChannel.call_later` and `ResolverChannel.call_later` give plugins, so that a
+plugin's own timer is serialized with every other call into it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import TypeVarTuple, Unpack
 
-__all__ = ["CallbackSerializer"]
+from ._clock import Clock, TimerHandle
+
+__all__ = ["CallbackSerializer", "SerializedTimer"]
 
 _LOGGER = logging.getLogger("grpc_lite")
 
@@ -80,3 +86,61 @@ class CallbackSerializer:
             # A BaseException (KeyboardInterrupt, CancelledError) propagates, but must not
             # leave the serializer believing a drain is still running.
             self._draining = False
+
+
+class SerializedTimer:
+    """A timer whose callback runs on a `CallbackSerializer` (satisfies `TimerHandle`).
+
+    When the clock's timer fires, the callback is *queued* on the serializer, never called
+    from the clock: it runs after whatever callback is running then, like any other
+    serialized work, and whatever it causes (a subchannel report) is queued behind it. With
+    ``delay <= 0`` it is queued at once: it runs as soon as the serializer callback running
+    now returns (at once when none is running). `cancel()` works until the callback starts,
+    including while it waits in the serializer's queue; `cancelled()` is True once it was
+    cancelled or has run.
+
+    Callers: code on the loop that owns the serializer and the clock. Not thread-safe.
+    """
+
+    __slots__ = ("_args", "_callback", "_done", "_handle", "_serializer")
+
+    def __init__(
+        self,
+        serializer: CallbackSerializer,
+        clock: Clock,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+    ) -> None:
+        self._serializer = serializer
+        self._callback: Callable[..., object] | None = callback
+        self._args: tuple[object, ...] = args
+        self._done = False
+        self._handle: TimerHandle | None = None
+        if delay > 0:
+            self._handle = clock.call_later(delay, self._fire)
+        else:
+            self._fire()
+
+    def cancel(self) -> None:
+        self._done = True
+        self._callback = None
+        self._args = ()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def cancelled(self) -> bool:
+        return self._done
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._done and not self._serializer.schedule(self._run):
+            self.cancel()  # the serializer is closed: the callback can never run
+
+    def _run(self) -> None:
+        callback, args = self._callback, self._args
+        if self._done or callback is None:
+            return
+        self.cancel()
+        callback(*args)

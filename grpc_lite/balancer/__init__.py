@@ -19,6 +19,7 @@ from ._api import (
     QueuePicker,
     Subchannel,
     SubchannelState,
+    TimerHandle,
 )
 from ._registry import get, register, unregister_for_testing
 from .pick_first import PickFirstBuilder
@@ -40,6 +41,7 @@ __all__ = [
     "RoundRobinBuilder",
     "Subchannel",
     "SubchannelState",
+    "TimerHandle",
     "get",
     "register",
     "unregister_for_testing",

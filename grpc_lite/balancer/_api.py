@@ -6,10 +6,13 @@ only view of the channel: it creates `Subchannel`s, publishes `BalancerState`s
 (an aggregate connectivity state plus an immutable `Picker`) and asks for
 re-resolution.
 
-Concurrency contract: every method of `Balancer` (and every subchannel state
-listener) is called from the channel's callback serializer, one at a time and
-never re-entered.  Calls from a balancer back into its `BalancerChannel` or a
-`Subchannel` are direct.  `Picker.pick` is called from any coroutine of the
+Concurrency contract: every method of `Balancer`, every subchannel state
+listener and every timer callback (`BalancerChannel.call_later`) is called from
+the channel's callback serializer, one at a time and never re-entered.  Calls
+from a balancer back into its `BalancerChannel` or a `Subchannel` are direct;
+what they cause (a `connect()` moving a subchannel to CONNECTING) is queued and
+reaches the balancer after the running call returns, so a balancer needs no
+re-entrancy guard of its own.  `Picker.pick` is called from any coroutine of the
 channel's loop, concurrently with everything above: pickers are immutable.
 """
 
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVarTuple, Unpack
 
+from .._clock import TimerHandle
 from .._connectivity import ConnectivityState
 from ..resolver import Address, ResolverState
 from ..status import RpcError, StatusCode
@@ -37,7 +41,10 @@ __all__ = [
     "QueuePicker",
     "Subchannel",
     "SubchannelState",
+    "TimerHandle",
 ]
+
+_Ts = TypeVarTuple("_Ts")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,6 +173,22 @@ class BalancerChannel(Protocol):
 
     def resolve_now(self) -> None:
         """Ask the resolver to re-resolve (paced by the resolver)."""
+        ...
+
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> TimerHandle:
+        """Run ``callback(*args)`` on the channel's serializer after `delay` seconds.
+
+        The balancer's timers (grpc-go balancers use ``time.AfterFunc`` under their own
+        mutex): when the timer fires the callback is queued on the serializer, so it runs
+        like any other call into the balancer, one at a time, and what it causes (a
+        ``connect()`` whose state report comes back at once) is delivered after it returns.
+        With ``delay <= 0`` the callback is queued at once: it runs right after the call now
+        running returns (a parent policy uses this to call a child after the child's own
+        call has returned). Cancel with the handle's ``cancel()``; once the balancer is
+        closed its timers never run.
+        """
         ...
 
 

@@ -29,12 +29,13 @@ import functools
 import ipaddress
 import logging
 import random
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._clock import Clock, LoopClock, TimerHandle
+from .._clock import Clock, TimerHandle
 from .._connectivity import ConnectivityState
 from ..resolver import Address, Endpoint
 from ..status import RpcError
@@ -90,7 +91,8 @@ class PickFirstBuilder:
     """Builds pick_first balancers (grpc-go: pickfirstBuilder).
 
     Args:
-        clock: times the Happy Eyeballs delay; the real loop clock by default.
+        clock: deprecated and unused: the Happy Eyeballs timer is the channel's
+            (`BalancerChannel.call_later`), so a test drives it through its fake channel.
         rand: shuffles the endpoints when ``shuffleAddressList`` is set.
         connection_delay: the Happy Eyeballs delay in seconds, clamped to 0.1-2 s (A61).
 
@@ -105,8 +107,14 @@ class PickFirstBuilder:
         rand: random.Random | None = None,
         connection_delay: float = DEFAULT_CONNECTION_DELAY,
     ) -> None:
+        if clock is not None:
+            warnings.warn(
+                "PickFirstBuilder(clock=...) is unused: pick_first's timer runs on the "
+                "channel (BalancerChannel.call_later)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         # Immutable after __init__.
-        self._clock: Clock = clock if clock is not None else LoopClock()
         self._rand = rand if rand is not None else random.Random()
         self._connection_delay = min(
             max(connection_delay, _MIN_CONNECTION_DELAY), _MAX_CONNECTION_DELAY
@@ -115,7 +123,6 @@ class PickFirstBuilder:
     def build(self, channel: BalancerChannel) -> PickFirstBalancer:
         return PickFirstBalancer(
             channel,
-            clock=self._clock,
             rand=self._rand,
             connection_delay=self._connection_delay,
         )
@@ -181,28 +188,24 @@ class _IdlePicker:
 class PickFirstBalancer:
     """The pick_first policy for one channel (grpc-go: pickfirstBalancer in pickfirstleaf.go).
 
-    Callers: the Balancer methods and the subchannel listeners come from the channel's
-    serializer. The Happy Eyeballs timer fires as a plain loop callback outside the
-    serializer; while any of these runs, a subchannel report that arrives synchronously (a
-    `connect()` or `shutdown()` made from the timer can drain the channel's serializer at
-    once) is queued here and handled when the running one returns, so the balancer is never
-    re-entered.
+    Callers: the Balancer methods, the subchannel listeners and the Happy Eyeballs timer
+    (`BalancerChannel.call_later`) all come from the channel's serializer, one at a time; a
+    report caused by a `connect()` or `shutdown()` made here arrives after the running call
+    returns.
     """
 
     def __init__(
         self,
         channel: BalancerChannel,
         *,
-        clock: Clock,
         rand: random.Random,
         connection_delay: float,
     ) -> None:
         # Immutable after __init__.
         self._channel = channel
-        self._clock = clock
         self._rand = rand
         self._connection_delay = connection_delay
-        # Balancer-only state (serializer, or the timer; never both at once).
+        # Serializer-only.
         # grpc-go starts CONNECTING: the channel builds the balancer when it leaves IDLE.
         self._state = _S.CONNECTING
         self._addresses: list[Address] = []
@@ -215,43 +218,10 @@ class PickFirstBalancer:
         # The subchannel the current idle picker connects (IDLE state only).
         self._idle_target: _SubchannelData | None = None
         self._closed = False
-        self._busy = False
-        self._deferred: deque[tuple[_SubchannelData, SubchannelState]] = deque()
 
     # -- Balancer --------------------------------------------------------------------------
 
     def update_channel_state(self, state: ChannelState) -> bool:
-        with _Guard(self):
-            return self._update(state)
-
-    def resolver_error(self, error: RpcError) -> None:
-        with _Guard(self):
-            # After a good update the error changes nothing (item 66); before one, or while
-            # already failing, fail-fast RPCs fail with it (item 58).
-            if self._state is not _S.TRANSIENT_FAILURE and self._addresses:
-                _LOGGER.debug("pick_first: ignoring resolver error %s", error.details())
-                return
-            self._state = _S.TRANSIENT_FAILURE
-            self._report(_S.TRANSIENT_FAILURE, ErrorPicker(error))
-
-    def exit_idle(self) -> None:
-        with _Guard(self):
-            if self._state is _S.IDLE and self._addresses:
-                self._start_first_pass()
-
-    def close(self) -> None:
-        with _Guard(self):
-            self._closed = True
-            self._cancel_timer()
-            self._state = _S.SHUTDOWN
-            for sd in self._subchannels.values():
-                sd.subchannel.shutdown()
-            self._subchannels.clear()
-            self._idle_target = None
-
-    # -- address updates -------------------------------------------------------------------
-
-    def _update(self, state: ChannelState) -> bool:
         if self._closed:
             return True
         self._cancel_timer()
@@ -308,6 +278,28 @@ class PickFirstBalancer:
             self._start_first_pass()
         return True
 
+    def resolver_error(self, error: RpcError) -> None:
+        # After a good update the error changes nothing (item 66); before one, or while
+        # already failing, fail-fast RPCs fail with it (item 58).
+        if self._state is not _S.TRANSIENT_FAILURE and self._addresses:
+            _LOGGER.debug("pick_first: ignoring resolver error %s", error.details())
+            return
+        self._state = _S.TRANSIENT_FAILURE
+        self._report(_S.TRANSIENT_FAILURE, ErrorPicker(error))
+
+    def exit_idle(self) -> None:
+        if self._state is _S.IDLE and self._addresses:
+            self._start_first_pass()
+
+    def close(self) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self._state = _S.SHUTDOWN
+        for sd in self._subchannels.values():
+            sd.subchannel.shutdown()
+        self._subchannels.clear()
+        self._idle_target = None
+
     # -- the first pass --------------------------------------------------------------------
 
     def _start_first_pass(self) -> None:
@@ -344,19 +336,18 @@ class PickFirstBalancer:
     def _schedule_next_attempt(self) -> None:
         self._cancel_timer()
         if self._index + 1 < len(self._addresses):
-            self._timer = self._clock.call_later(
+            self._timer = self._channel.call_later(
                 self._connection_delay, self._on_connection_delay_expired
             )
 
     def _on_connection_delay_expired(self) -> None:
         """Happy Eyeballs (item 83): start the next address without cancelling this one."""
-        with _Guard(self):
-            self._timer = None
-            if self._closed or not self._first_pass:
-                return
-            self._index += 1
-            if self._index < len(self._addresses):
-                self._request_connection()
+        self._timer = None
+        if self._closed or not self._first_pass:
+            return
+        self._index += 1
+        if self._index < len(self._addresses):
+            self._request_connection()
 
     def _end_first_pass_if_possible(self, last_error: str | None) -> None:
         if self._index < len(self._addresses):
@@ -377,13 +368,6 @@ class PickFirstBalancer:
     def _on_subchannel_state(
         self, sd: _SubchannelData, _subchannel: Subchannel, state: SubchannelState
     ) -> None:
-        if self._busy:
-            self._deferred.append((sd, state))
-            return
-        with _Guard(self):
-            self._handle_subchannel_state(sd, state)
-
-    def _handle_subchannel_state(self, sd: _SubchannelData, state: SubchannelState) -> None:
         old, new = sd.state, state.state
         sd.state = new
         if new is _S.TRANSIENT_FAILURE:
@@ -518,35 +502,6 @@ class PickFirstBalancer:
             sd.subchannel.shutdown()
         self._subchannels = {}
         self._idle_target = None
-
-    def _drain_deferred(self) -> None:
-        while self._deferred and not self._closed:
-            sd, state = self._deferred.popleft()
-            self._handle_subchannel_state(sd, state)
-        self._deferred.clear()
-
-
-class _Guard:
-    """Marks the balancer busy; subchannel reports arriving meanwhile wait their turn."""
-
-    __slots__ = ("_balancer", "_outer")
-
-    def __init__(self, balancer: PickFirstBalancer) -> None:
-        self._balancer = balancer
-        self._outer = False
-
-    def __enter__(self) -> None:
-        self._outer = not self._balancer._busy
-        self._balancer._busy = True
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._outer:
-            return
-        try:
-            if exc[0] is None:
-                self._balancer._drain_deferred()
-        finally:
-            self._balancer._busy = False
 
 
 def _parse_config(config: Mapping[str, Any]) -> PickFirstConfig:

@@ -3,18 +3,20 @@
 A `ResolverBuilder` is registered under a URI scheme. When a channel leaves IDLE it builds a
 `Resolver` for its parsed `Target`, handing it a `ResolverChannel`: the only view of the
 channel a resolver gets. The resolver pushes `ResolverState`s (addresses, service config) or
-errors into it, from any code running on the channel's event loop.
+errors into it, from any code running on the channel's event loop. Its timers
+(`ResolverChannel.call_later`) run on the channel's serializer, like `resolve_now()` and
+`close()`, so none of these is ever called while another one runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVarTuple, Unpack
 
 if TYPE_CHECKING:
-    from grpc_lite._clock import Clock
+    from grpc_lite._clock import Clock, TimerHandle
 
 __all__ = [
     "Address",
@@ -26,6 +28,8 @@ __all__ = [
     "ResolverState",
     "Target",
 ]
+
+_Ts = TypeVarTuple("_Ts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,18 @@ class ResolverChannel(Protocol):
 
     def report_error(self, exc: Exception) -> None:
         """Report a resolution failure; the channel keeps its last good state."""
+        ...
+
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> TimerHandle:
+        """Run ``callback(*args)`` on the channel's serializer after `delay` seconds.
+
+        The resolver's timers: the callback is queued on the serializer when the timer fires,
+        so it never runs while `resolve_now()` or `close()` does. ``delay <= 0`` queues it at
+        once. Cancel with the handle's ``cancel()``; once the resolver is closed its timers
+        never run.
+        """
         ...
 
 

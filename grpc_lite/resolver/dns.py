@@ -18,8 +18,9 @@ Behaviour, after grpc-go's internal/resolver/dns:
   0 turns it off). The refresh interval is used as given (API.md: the floor applies to
   on-demand re-resolutions only).
 
-The resolver owns at most one background task (the lookup in flight) and one timer; both
-are cancelled by `close()`. DNS itself is behind the `DnsLookup` protocol, so tests use
+The resolver owns at most one background task (the lookup in flight) and one timer (the
+channel's, `ResolverChannel.call_later`: it fires on the channel's serializer); both are
+cancelled by `close()`. DNS itself is behind the `DnsLookup` protocol, so tests use
 `tests.fakes.dns.FakeDnsLookup` and a fake clock.
 """
 
@@ -252,7 +253,9 @@ class DnsResolverBuilder(ResolverBuilder):
 
     Args:
         lookup_factory: makes the DnsLookup for each resolution; default `AiodnsLookup`.
-        clock: overrides the channel's clock (`BuildOptions.clock`); default the real one.
+        clock: overrides the channel's clock (`BuildOptions.clock`) for reading the time;
+            default the real one. The timers are the channel's (`ResolverChannel.call_later`),
+            so a test that injects a clock gives its fake channel the same one.
         rand: jitter for the resolution backoff and TXT `percentage` draws.
         client_hostname: matched against TXT `clientHostname`; default the host name.
     """
@@ -327,8 +330,8 @@ class DnsResolverBuilder(ResolverBuilder):
 class DnsResolver(Resolver):
     """Resolves one host name for one channel (grpc-go: dnsResolver, internal/resolver/dns).
 
-    Callers: `resolve_now` and `close` from the channel's serializer. Everything else runs
-    on the loop: the lookup task and the clock's timer callback. Lookups never overlap.
+    Callers: `resolve_now`, `close` and the timer callback (`ResolverChannel.call_later`)
+    from the channel's serializer; the lookup task on the loop. Lookups never overlap.
     """
 
     def __init__(
@@ -358,7 +361,7 @@ class DnsResolver(Resolver):
         self._enable_txt = enable_txt
         self._rand = rand
         self._client_hostname = client_hostname
-        # Mutated on the loop by resolve_now/close, the lookup task and the timer.
+        # Mutated by resolve_now/close and the timer (serializer) and the lookup task (loop).
         self._backoff = ExponentialBackoff(RESOLUTION_BACKOFF, rand)
         self._task: asyncio.Task[None] | None = None
         self._closing_task: asyncio.Task[None] | None = None
@@ -422,7 +425,7 @@ class DnsResolver(Resolver):
     def _schedule(self, when: float) -> None:
         self._cancel_timer()
         self._timer_when = when
-        self._timer = self._clock.call_at(when, self._on_timer)
+        self._timer = self._channel.call_later(when - self._clock.now(), self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

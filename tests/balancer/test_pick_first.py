@@ -43,8 +43,8 @@ class Harness:
         auto_connect: bool = False,
     ) -> None:
         self.clock = FakeClock()
-        self.ch = FakeBalancerChannel(auto_connect=auto_connect)
-        self.builder = PickFirstBuilder(clock=self.clock, rand=rand, connection_delay=delay)
+        self.ch = FakeBalancerChannel(auto_connect=auto_connect, clock=self.clock)
+        self.builder = PickFirstBuilder(rand=rand, connection_delay=delay)
         self.b: PickFirstBalancer = self.builder.build(self.ch)
 
     def update(self, *addrs: str, config: object = None) -> bool:
@@ -239,9 +239,16 @@ def test_connection_delay_is_injectable_and_clamped() -> None:
     assert len(fast.ch.subchannels) == 2
 
 
+def test_builder_clock_argument_is_deprecated() -> None:
+    """The timer is the channel's (`BalancerChannel.call_later`): a clock given to the builder
+    is unused, and says so."""
+    with pytest.warns(DeprecationWarning, match="call_later"):
+        PickFirstBuilder(clock=FakeClock())
+
+
 def test_timer_callbacks_do_not_reenter_the_balancer() -> None:
-    """The Happy Eyeballs timer runs outside the serializer; reports that its connect()
-    drains synchronously are handled after it, in order."""
+    """The Happy Eyeballs timer runs on the channel's serializer (`call_later`); the reports
+    its connect() causes are handled after it, in order."""
     h = Harness(auto_connect=True)
     h.update("10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1")
     assert h.ch.subchannel("10.0.0.1:1").state is CONNECTING

@@ -4,7 +4,9 @@ grpc-go counterpart: internal/testutils/balancer.go (``BalancerClientConn``). Li
 channel, the fake runs every subchannel report through a `CallbackSerializer`: a report made
 while a balancer call is running (inside `FakeBalancerChannel.call`, or from another report)
 is queued and delivered after it, never re-entrantly. Tests call balancer methods through
-`call()` so that they run "inside the serializer" as the channel would run them.
+`call()` so that they run "inside the serializer" as the channel would run them. The
+balancer's timers (`call_later`) run on a `FakeClock` (the channel's `clock`), and their
+callbacks go through the same serializer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from grpc_lite._connectivity import ConnectivityState
-from grpc_lite._serializer import CallbackSerializer
+from grpc_lite._serializer import CallbackSerializer, SerializedTimer
 from grpc_lite.balancer import (
     BalancerState,
     Picker,
@@ -23,6 +25,7 @@ from grpc_lite.balancer import (
     SubchannelState,
 )
 from grpc_lite.resolver import Address
+from tests.fakes.clock import CheckingClock, FakeClock
 
 __all__ = ["FakeBalancerChannel", "FakeSubchannel"]
 
@@ -105,11 +108,20 @@ class FakeBalancerChannel:
     - `subchannels`: every subchannel created, in order (`new_subchannel` calls).
     - `states`: every `BalancerState` published (`update_state` calls).
     - `resolve_now_count`: `resolve_now` calls.
+    - `clock`: the FakeClock the balancer's timers run on (a new one unless given).
     """
 
-    def __init__(self, target: str = "fake:///target", *, auto_connect: bool = False) -> None:
+    def __init__(
+        self,
+        target: str = "fake:///target",
+        *,
+        auto_connect: bool = False,
+        clock: FakeClock | None = None,
+    ) -> None:
         self._target = target
         self.auto_connect = auto_connect
+        self.clock = clock if clock is not None else FakeClock()
+        self._timer_clock = CheckingClock(self.clock, self.raise_errors)
         self.serializer = CallbackSerializer(on_error=self._record_error)
         self.subchannels: list[FakeSubchannel] = []
         self.states: list[BalancerState] = []
@@ -139,6 +151,13 @@ class FakeBalancerChannel:
 
     def resolve_now(self) -> None:
         self.resolve_now_count += 1
+
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: object
+    ) -> SerializedTimer:
+        """The channel's timer: `callback` runs on the serializer once `clock` reaches it;
+        what it raised is re-raised from the `clock.advance()` that fired it."""
+        return SerializedTimer(self.serializer, self._timer_clock, delay, callback, *args)
 
     # -- test controls -----------------------------------------------------------------------
 

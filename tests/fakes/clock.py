@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FakeClock", "FakeTimerHandle"]
+__all__ = ["CheckingClock", "FakeClock", "FakeTimerHandle"]
 
 
 class FakeTimerHandle:
@@ -115,6 +115,29 @@ class FakeClock:
         self._now = max(self._now, when)
         handle._run()
         return True
+
+
+class CheckingClock:
+    """Timers on `clock` that call `check()` after each callback.
+
+    The fakes' channels give it to `grpc_lite._serializer.SerializedTimer`: the timer's
+    callback runs on the fake's serializer, which records what it raised, and `check()`
+    re-raises that from the `advance()` that fired the timer, as a plain timer would.
+    """
+
+    def __init__(self, clock: Any, check: Callable[[], None]) -> None:
+        self._clock = clock
+        self._check = check
+
+    def now(self) -> float:
+        return float(self._clock.now())
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any:
+        return self._clock.call_later(delay, self._fire, callback, args)
+
+    def _fire(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        callback(*args)
+        self._check()
 
 
 async def settle(rounds: int = 10) -> None:

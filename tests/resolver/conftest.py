@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
+from grpc_lite._clock import Clock, LoopClock
+from grpc_lite._serializer import CallbackSerializer, SerializedTimer
 from grpc_lite.resolver import ResolverState
-from tests.fakes.clock import FakeClock
+from tests.fakes.clock import CheckingClock, FakeClock
 from tests.fakes.dns import FakeDns
 
 
 class FakeResolverChannel:
-    """Implements grpc_lite.resolver.ResolverChannel; records what the resolver pushed."""
+    """Implements grpc_lite.resolver.ResolverChannel; records what the resolver pushed.
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    The resolver's timers (`call_later`) run on `clock` (the real loop's unless given) and
+    their callbacks on a `CallbackSerializer`, as in the channel; what a callback raised is
+    re-raised from the clock step that fired it.
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None = None, *, clock: Clock | None = None):
+        self.clock: Clock = clock if clock is not None else LoopClock()
+        self._errors: list[Exception] = []
+        self.serializer = CallbackSerializer(on_error=self._errors.append)
+        self._timer_clock = CheckingClock(self.clock, self.raise_errors)
         self._options = dict(options or {})
         self.states: list[ResolverState] = []
         self.errors: list[Exception] = []
@@ -35,6 +46,16 @@ class FakeResolverChannel:
         self.errors.append(exc)
         self.events.append(exc)
 
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: object
+    ) -> SerializedTimer:
+        return SerializedTimer(self.serializer, self._timer_clock, delay, callback, *args)
+
+    def raise_errors(self) -> None:
+        if self._errors:
+            errors, self._errors[:] = list(self._errors), []
+            raise errors[0]
+
     @property
     def addresses(self) -> list[str]:
         """The addresses of the last state."""
@@ -52,5 +73,5 @@ def fake_dns() -> FakeDns:
 
 
 @pytest.fixture
-def resolver_channel() -> FakeResolverChannel:
-    return FakeResolverChannel()
+def resolver_channel(fake_clock: FakeClock) -> FakeResolverChannel:
+    return FakeResolverChannel(clock=fake_clock)
