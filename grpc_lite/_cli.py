@@ -471,6 +471,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-health", action="store_true", help="run without health checks")
     demo.add_argument("--json", action="store_true", help="one JSON object per line")
     demo.add_argument("--speed", type=float, default=1.0, help="time scale (2 = twice as fast)")
+
+    from grpc_lite._load import add_parser as add_load_parser
+
+    add_load_parser(sub)
     return parser
 
 
@@ -482,6 +486,10 @@ def _fail(message: str) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     handlers = {"watch": _watch, "health": _health, "call": _call}
+    if args.command == "load":
+        from grpc_lite._load import run_command
+
+        raise SystemExit(run_command(args))
     try:
         if args.command == "demo":
             from grpc_lite._demo import run_demo

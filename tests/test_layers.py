@@ -38,9 +38,11 @@ LAYERS: dict[str, int] = {
     "__main__": 6,
     "_cli": 6,
     "_demo": 6,
+    "_load": 6,  # grpc-lite load: beside _cli (it reuses its reflection client)
     "_stub": 6,
     "testing": 6,
     "interop": 7,  # the interop clients use only the public API (and the test protos)
+    "contrib": 7,  # integrations with other tools (Locust): the public API only
 }
 
 # Extension packages and the transport see the channel only through Protocols.
