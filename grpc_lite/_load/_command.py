@@ -475,7 +475,7 @@ async def _prepare(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     from . import _describe
     from ._assert import parse_thresholds
     from ._data import CallContext, DataSource, MetadataSource
-    from ._engine import make_channel
+    from ._engine import connect_failure, make_channel
     from ._histogram import new_hdr
     from ._spec import RunSpec
 
@@ -549,9 +549,7 @@ async def _prepare(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         try:
             await asyncio.wait_for(channel.channel_ready(), spec.connect_timeout)
         except TimeoutError:
-            snap = channel.snapshot()
-            errors = [s.last_error for s in snap.subchannels if s.last_error]
-            reason = errors[0] if errors else (snap.resolver_error or "no connection")
+            reason = connect_failure(channel)
             raise CliError(
                 f"cannot connect to {spec.target} within {spec.connect_timeout:g}s: {reason}"
             ) from None

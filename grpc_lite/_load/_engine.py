@@ -29,7 +29,7 @@ from ._histogram import Recorder
 from ._schedule import ConcurrencySchedule, RateSchedule
 from ._spec import GO_CODE_NAMES, RunSpec, ScheduleSpec
 
-__all__ = ["Engine", "Interval", "ShardResult", "make_channel"]
+__all__ = ["Engine", "Interval", "ShardResult", "connect_failure", "make_channel"]
 
 _OK = 0
 _CANCELLED = 1
@@ -163,6 +163,17 @@ def make_channel(spec: RunSpec) -> grpc_lite.Channel:
     return grpc_lite.secure_channel(spec.target, creds, options, service_config=config)
 
 
+def connect_failure(channel: grpc_lite.Channel) -> str:
+    """Why a channel is not READY: a subchannel's error (a refused address of a host with
+    several addresses says less than a TLS failure on another), else the resolver's."""
+    snap = channel.snapshot()
+    errors = [s.last_error for s in snap.subchannels if s.last_error]
+    errors.sort(key=lambda e: "Connect call failed" in e)
+    if errors:
+        return errors[0]
+    return snap.resolver_error or f"the channel is {snap.state.name}"
+
+
 def error_text(code: grpc_lite.StatusCode, details: str | None) -> str:
     """ghz's error strings (grpc-go's status error)."""
     return f"rpc error: code = {GO_CODE_NAMES[int(code)]} desc = {details or ''}"
@@ -268,9 +279,7 @@ class Engine:
                 self.spec.connect_timeout,
             )
         except TimeoutError:
-            snap = self._channels[0].snapshot()
-            errors = [s.last_error for s in snap.subchannels if s.last_error]
-            reason = errors[0] if errors else (snap.resolver_error or snap.state.name)
+            reason = connect_failure(self._channels[0])
             raise ConnectionError(
                 f"cannot connect to {self.spec.target} within "
                 f"{self.spec.connect_timeout:g}s: {reason}"
