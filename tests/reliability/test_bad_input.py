@@ -120,6 +120,9 @@ BAD_OPTION_VALUES: dict[str, list[Any]] = {
     "grpc_lite.retry_buffer_size": _SIZE,
     "grpc.default_authority": _STRING,
     "grpc.primary_user_agent": _STRING,
+    # Not a str, or not an http:// proxy URL (the message names the option, not the value).
+    "grpc.http_proxy": [*_STRING, "ftp://proxy:21", "http://proxy:port", "http://[::1"],
+    "grpc.enable_http_proxy": _SWITCH,
     "grpc.ssl_target_name_override": _STRING,
 }
 
@@ -165,6 +168,8 @@ GOOD_OPTIONS: list[tuple[str, Any]] = [
     ("grpc_lite.retry_buffer_size", 1 << 20),
     ("grpc.default_authority", "svc.example.test"),
     ("grpc.primary_user_agent", "reliability-test/1.0"),
+    ("grpc.http_proxy", ""),  # empty: no proxy (C-core), so the call below goes direct
+    ("grpc.enable_http_proxy", 1),
     ("grpc.ssl_target_name_override", "localhost"),
     ("grpc.some_unknown_option", object()),  # unknown grpc.* keys are ignored
 ]
