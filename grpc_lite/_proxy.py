@@ -12,7 +12,8 @@ an empty value included, which means "no proxy", as in C-core):
    script, the "httpoxy" guard of Go and urllib).
 
 ``grpc.enable_http_proxy`` 0 turns all of it off.  The value is ``http://[user:pass@]host:port``
-or a bare ``host[:port]`` (port 80 by default, as for any ``http`` URL); anything else is a
+or a bare ``host[:port]`` (port 443 by default: C-core and grpc-go resolve the proxy's name
+with the dns resolver, whose default port that is); anything else is a
 ``ValueError`` naming the option or variable.  The user info is percent-decoded and sent as
 ``Proxy-Authorization: Basic`` (RFC 7617).
 
@@ -46,7 +47,7 @@ OPTION_PROXY = "grpc.http_proxy"
 OPTION_ENABLE = "grpc.enable_http_proxy"
 _PROXY_VARIABLES = ("grpc_proxy", "https_proxy", "http_proxy")
 _NO_PROXY_VARIABLES = ("no_grpc_proxy", "no_proxy")
-_DEFAULT_PROXY_PORT = 80
+_DEFAULT_PROXY_PORT = 443  # not 80: grpc resolves "proxy.corp" as a dns target
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

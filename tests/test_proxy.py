@@ -32,8 +32,9 @@ SOURCE = "environment variable https_proxy"
         ("http://proxy.corp:3128/", "proxy.corp", 3128, None, None),
         ("HTTP://proxy.corp:3128", "proxy.corp", 3128, None, None),
         ("proxy.corp:3128", "proxy.corp", 3128, None, None),
-        ("http://proxy.corp", "proxy.corp", 80, None, None),
-        ("proxy.corp", "proxy.corp", 80, None, None),
+        # No port: 443, as grpcio and grpc-go (they resolve the name as a dns target).
+        ("http://proxy.corp", "proxy.corp", 443, None, None),
+        ("proxy.corp", "proxy.corp", 443, None, None),
         ("http://127.0.0.1:8888", "127.0.0.1", 8888, None, None),
         ("http://[::1]:8888", "::1", 8888, None, None),
         ("[::1]:8888", "::1", 8888, None, None),
