@@ -26,7 +26,18 @@ from ._call import (
 )
 from ._channel import Channel
 from ._connectivity import ConnectivityState
-from ._credentials import ChannelCredentials, ssl_channel_credentials
+from ._credentials import (
+    AuthMetadataContext,
+    CallCredentials,
+    ChannelCredentials,
+    LocalConnectionType,
+    access_token_call_credentials,
+    composite_call_credentials,
+    composite_channel_credentials,
+    local_channel_credentials,
+    metadata_call_credentials,
+    ssl_channel_credentials,
+)
 from ._credentials import prepare_context as _prepare_context
 from ._interceptors import (
     ClientCallDetails,
@@ -51,7 +62,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "EOF",
     "AioRpcError",
+    "AuthMetadataContext",
     "Call",
+    "CallCredentials",
     "Channel",
     "ChannelConnectivity",
     "ChannelCredentials",
@@ -60,6 +73,7 @@ __all__ = [
     "Compression",
     "ConnectivityState",
     "InterceptedCall",
+    "LocalConnectionType",
     "Metadata",
     "RpcError",
     "StatusCode",
@@ -77,7 +91,12 @@ __all__ = [
     "UnaryUnaryClientInterceptor",
     "UnaryUnaryMultiCallable",
     "UsageError",
+    "access_token_call_credentials",
+    "composite_call_credentials",
+    "composite_channel_credentials",
     "insecure_channel",
+    "local_channel_credentials",
+    "metadata_call_credentials",
     "secure_channel",
     "ssl_channel_credentials",
 ]
@@ -86,10 +105,10 @@ __all__ = [
 def insecure_channel(
     target: str,
     options: Sequence[tuple[str, Any]] | None = None,
-    *,
-    service_config: str | dict[str, Any] | None = None,
     compression: Compression | None = None,
     interceptors: Sequence[Any] | None = None,
+    *,
+    service_config: str | dict[str, Any] | None = None,
 ) -> Channel:
     """A plaintext channel.  Never blocks, never raises for an unreachable target."""
     return Channel(
@@ -105,22 +124,29 @@ def secure_channel(
     target: str,
     credentials: ChannelCredentials | ssl.SSLContext,
     options: Sequence[tuple[str, Any]] | None = None,
-    *,
-    service_config: str | dict[str, Any] | None = None,
     compression: Compression | None = None,
     interceptors: Sequence[Any] | None = None,
+    *,
+    service_config: str | dict[str, Any] | None = None,
 ) -> Channel:
-    """A TLS channel (ALPN h2).  The server certificate and host name are verified."""
+    """A TLS channel (ALPN h2; the server certificate and host name are verified), or a
+    plaintext one to a local peer with ``local_channel_credentials()``.  Call credentials
+    composed into ``credentials`` go with every call."""
     if isinstance(credentials, ChannelCredentials):
-        context = credentials.ssl_context
-    elif isinstance(credentials, ssl.SSLContext):
-        context = _prepare_context(credentials)
-    else:
+        return Channel(
+            target,
+            options,
+            credentials=credentials,
+            service_config=service_config,
+            compression=compression,
+            interceptors=interceptors,
+        )
+    if not isinstance(credentials, ssl.SSLContext):
         raise ValueError("credentials must be ChannelCredentials or an ssl.SSLContext")
     return Channel(
         target,
         options,
-        ssl_context=context,
+        ssl_context=_prepare_context(credentials),
         service_config=service_config,
         compression=compression,
         interceptors=interceptors,

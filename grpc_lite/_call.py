@@ -16,6 +16,15 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, I
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _codec
+from ._credentials import (
+    INSECURE_CALL_CREDENTIALS,
+    PLUGIN_FAILED,
+    AuthMetadataContext,
+    CallCredentials,
+    PluginError,
+    auth_context,
+    fetch_metadata,
+)
 from ._retry import PUSHBACK_HEADER, PUSHBACK_STOP, Retry, decide_retry, parse_pushback
 from ._transport import ClientStream, Http2Transport
 from ._transport._connection import SEND_HIGH_WATER
@@ -148,6 +157,8 @@ class Method:
     __slots__ = (
         "_mc",
         "_mc_generation",
+        "auth_context",
+        "call_credentials",
         "channel",
         "defs_block",
         "defs_size",
@@ -169,11 +180,19 @@ class Method:
         user_agent: str,
         serializer: Serializer | None,
         deserializer: Deserializer | None,
+        auth_scheme: str | None = None,
+        call_credentials: CallCredentials | None = None,
     ) -> None:
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"method must be a full path '/package.Service/Method', got {path!r}")
         self.channel = channel
         self.path = path
+        # Call credentials: the channel's (None: none), and the plugins' context, None when
+        # the channel may not carry call credentials (plaintext, not local).
+        self.call_credentials = call_credentials
+        self.auth_context: AuthMetadataContext | None = (
+            auth_context(auth_scheme, authority, path) if auth_scheme is not None else None
+        )
         self.pick_info = PickInfo(method=path)
         self._mc: MethodConfig | None = None
         self._mc_generation = -1
@@ -256,6 +275,7 @@ class Call:
         "_cancelled",
         "_code",
         "_config_pending",
+        "_creds",
         "_deadline",
         "_details",
         "_done_callbacks",
@@ -284,6 +304,7 @@ class Call:
         "_transparent_retries",
         "_unary_request",
         "_unary_response",
+        "_user_md",
         "_wait_for_ready",
         "_waiters",
         "_wfr_given",
@@ -299,6 +320,7 @@ class Call:
         compression: Compression | None,
         unary_request: bool,
         unary_response: bool,
+        credentials: CallCredentials | None = None,
     ) -> None:
         ctx = method.channel
         loop = ctx.loop
@@ -311,6 +333,23 @@ class Call:
         else:
             self._md_block = b""
             self._md_size = 0
+        # Call credentials whose plugins must run (per attempt, in _begin); fixed ones
+        # (access tokens) join the call's metadata here, once.
+        self._creds: CallCredentials | None = None
+        if credentials is not None:
+            static = credentials._static
+            if static is not None:
+                encoded = credentials._encoded
+                if encoded is None:
+                    encoded = credentials._encoded = (
+                        encode_fields(list(static)),
+                        sum(len(k) + len(v) + 32 for k, v in static),
+                    )
+                self._md_block += encoded[0]
+                self._md_size += encoded[1]
+            else:
+                self._creds = credentials
+                self._user_md = (self._md_block, self._md_size)
         opts = ctx.options
         self._encoding = compression_encoding(compression) if compression is not None else None
         self._max_send = opts.max_send_message_length
@@ -444,6 +483,10 @@ class Call:
 
     def _begin(self) -> None:
         """Pick and start an attempt (sync when the picker gives a READY subchannel)."""
+        if self._creds is not None:
+            # Call credentials with plugins to run: each attempt asks them first.
+            self._pick_task = self._loop.create_task(self._authorize())
+            return
         # Hot path: no task unless the pick must wait.
         m = self._method
         picked = m.channel.pick(m.pick_info)
@@ -452,23 +495,53 @@ class Call:
         else:
             self._pick_task = self._loop.create_task(self._pick_slow())
 
+    async def _authorize(self) -> None:
+        """Run the call credentials' plugins for the next attempt, then pick and start it.
+
+        Awaited in ``_pick_task``, so the deadline or a cancel cancels an async plugin."""
+        creds, context = self._creds, self._method.auth_context
+        assert creds is not None and context is not None
+        try:
+            pairs = await fetch_metadata(creds, context)
+        except PluginError as exc:
+            self._pick_task = None
+            self._attempt_failed(StatusCode.UNAVAILABLE, PLUGIN_FAILED + str(exc))
+            return
+        self._pick_task = None
+        if self._code is not None:
+            return
+        block, size = self._user_md
+        if pairs:
+            block += encode_fields(pairs)
+            size += sum(len(k) + len(v) + 32 for k, v in pairs)
+        self._md_block, self._md_size = block, size
+        m = self._method
+        picked = m.channel.pick(m.pick_info)
+        if picked is not None:
+            self._start_on(picked)
+        else:
+            self._pick_task = self._loop.create_task(self._pick_slow())
+
+    def _attempt_failed(self, code: StatusCode, details: str) -> None:
+        """An attempt failed before anything was sent (a pick, a plugin)."""
+        r = self._retry
+        # CONFORMANCE 116: a fail-fast pick failure is an attempt's failure too.
+        if (
+            r is not None
+            and r.policy is not None
+            and r.hedging is None
+            and self._retry_decision(code, None, False)
+        ):
+            return
+        self._finish(code, details, None)
+
     async def _pick_slow(self) -> None:
         m = self._method
         try:
             picked = await m.channel.wait_for_pick(m.pick_info, self._wait_for_ready)
         except RpcError as exc:
             self._pick_task = None
-            code, details = exc.code(), exc.details() or ""
-            r = self._retry
-            # CONFORMANCE 116: a fail-fast pick failure is an attempt's failure too.
-            if (
-                r is not None
-                and r.policy is not None
-                and r.hedging is None
-                and self._retry_decision(code, None, False)
-            ):
-                return
-            self._finish(code, details, None)
+            self._attempt_failed(exc.code(), exc.details() or "")
             return
         self._pick_task = None
         if self._code is None:
@@ -1177,7 +1250,7 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
         frame = self._serialize(request)
         if frame is not None:
             self._request_frame = frame
-            if self._retry is None and not self._config_pending:
+            if self._retry is None and not self._config_pending and self._creds is None:
                 # Hot path (_start_first and _begin with nothing to decide): pick now.
                 picked = method.channel.pick(method.pick_info)
                 if picked is not None:
@@ -1265,6 +1338,25 @@ class StreamStreamCall(Call, Generic[RequestT, ResponseT]):
             yield msg
 
 
+def call_credentials(method: Method, credentials: Any) -> CallCredentials | None:
+    """The call credentials a call on ``method`` runs: the channel's, then ``credentials``.
+
+    Per-call credentials on a channel that may not carry them raise UsageError before
+    anything is built or sent (grpc.aio's check and message)."""
+    channel_creds = method.call_credentials
+    if credentials is None:
+        return channel_creds
+    if method.auth_context is None:
+        raise UsageError(INSECURE_CALL_CREDENTIALS)
+    if not isinstance(credentials, CallCredentials):
+        raise TypeError(
+            "credentials must be grpc_lite.CallCredentials (from metadata_call_credentials, "
+            "access_token_call_credentials or composite_call_credentials), "
+            f"not {type(credentials).__name__}"
+        )
+    return credentials if channel_creds is None else channel_creds + credentials
+
+
 # (kind, multi-callable's method, request, call kwargs) -> an intercepted call
 Intercept = Callable[[str, "Method", Any, dict[str, Any]], Any]
 
@@ -1286,6 +1378,7 @@ class _MultiCallable:
         request: Any,
         timeout: float | None,
         metadata: MetadataType | Metadata | None,
+        credentials: CallCredentials | None,
         wait_for_ready: bool | None,
         compression: Compression | None,
     ) -> Any:
@@ -1298,10 +1391,21 @@ class _MultiCallable:
             kwargs = {
                 "timeout": timeout,
                 "metadata": metadata,
+                "credentials": credentials,
                 "wait_for_ready": wait_for_ready,
                 "compression": compression,
             }
             return self._intercept(self._kind, m, request, kwargs)
+        if credentials is not None or m.call_credentials is not None:
+            return self._call_class(
+                m,
+                request,
+                timeout=timeout,
+                metadata=metadata,
+                wait_for_ready=wait_for_ready,
+                compression=compression,
+                credentials=call_credentials(m, credentials),
+            )
         return self._call_class(
             m,
             request,
@@ -1323,11 +1427,11 @@ class UnaryUnaryMultiCallable(_MultiCallable):
         *,
         timeout: float | None = None,
         metadata: MetadataType | Metadata | None = None,
-        credentials: Any = None,
+        credentials: CallCredentials | None = None,
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> UnaryUnaryCall[Any, Any]:
-        return self._start(request, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
+        return self._start(request, timeout, metadata, credentials, wait_for_ready, compression)  # type: ignore[no-any-return]
 
 
 class UnaryStreamMultiCallable(_MultiCallable):
@@ -1341,11 +1445,11 @@ class UnaryStreamMultiCallable(_MultiCallable):
         *,
         timeout: float | None = None,
         metadata: MetadataType | Metadata | None = None,
-        credentials: Any = None,
+        credentials: CallCredentials | None = None,
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> UnaryStreamCall[Any, Any]:
-        return self._start(request, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
+        return self._start(request, timeout, metadata, credentials, wait_for_ready, compression)  # type: ignore[no-any-return]
 
 
 class StreamUnaryMultiCallable(_MultiCallable):
@@ -1363,7 +1467,9 @@ class StreamUnaryMultiCallable(_MultiCallable):
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> StreamUnaryCall[Any, Any]:
-        return self._start(request_iterator, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
+        return self._start(  # type: ignore[no-any-return]
+            request_iterator, timeout, metadata, credentials, wait_for_ready, compression
+        )
 
 
 class StreamStreamMultiCallable(_MultiCallable):
@@ -1381,4 +1487,6 @@ class StreamStreamMultiCallable(_MultiCallable):
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> StreamStreamCall[Any, Any]:
-        return self._start(request_iterator, timeout, metadata, wait_for_ready, compression)  # type: ignore[no-any-return]
+        return self._start(  # type: ignore[no-any-return]
+            request_iterator, timeout, metadata, credentials, wait_for_ready, compression
+        )

@@ -43,6 +43,7 @@ from ._call import (
     UnaryUnaryMultiCallable,
 )
 from ._connectivity import ConnectivityState, ConnectivityStateManager
+from ._credentials import ChannelCredentials, local_address_error
 from ._options import ChannelOptions, parse_options
 from ._picker import PickerHolder
 from ._proxy import HttpProxy, ProxySettings, proxy_settings
@@ -95,12 +96,19 @@ class Channel(BalancerHost):
         options: Sequence[tuple[str, Any]] | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        credentials: ChannelCredentials | None = None,
         service_config: str | Mapping[str, Any] | None = None,
         compression: Compression | None = None,
         interceptors: Sequence[Any] | None = None,
     ) -> None:
         # Immutable after __init__: everything is validated before anything is built,
         # so a bad argument never leaves a half-configured channel.
+        if credentials is not None:
+            if ssl_context is not None:
+                raise ValueError("pass ssl_context or credentials, not both")
+            ssl_context = credentials._context  # None for local credentials
+        self._local = credentials.local if credentials is not None else None
+        self._call_credentials = credentials.call_credentials if credentials is not None else None
         self.options: ChannelOptions = parse_options(options)
         self._raw_options: dict[str, Any] = dict(options or ())
         self._raw_options.pop("grpc.http_proxy", None)  # resolvers never see the password
@@ -136,6 +144,11 @@ class Channel(BalancerHost):
                 self._authority
             )
         self._scheme = "https" if ssl_context is not None else "http"
+        # The scheme of the call credentials' service_url; None: no call credentials here.
+        # C-core's local security connector has an empty one ("://host:port/pkg.Svc").
+        self._auth_scheme: str | None = (
+            "https" if ssl_context is not None else "" if self._local is not None else None
+        )
         opts = self.options
         # HTTP CONNECT proxy (A1): a dns target goes whole through the proxy, unresolved
         # (_tunnel_target); any other target's addresses are checked one by one
@@ -548,6 +561,7 @@ class Channel(BalancerHost):
             health_service=self._health_service if health_check else None,
             keepalive=self._keepalive,
             proxies=proxies,
+            check_address=self._check_local_address if self._local is not None else None,
             watch_header=(
                 watch.pseudo_block + watch.defs_block,
                 watch.pseudo_size + watch.defs_size,
@@ -556,6 +570,10 @@ class Channel(BalancerHost):
         self._subchannels[sc] = None
         self._trace.record(sc.subject, "created")
         return sc
+
+    def _check_local_address(self, address: str) -> str | None:
+        assert self._local is not None
+        return local_address_error(self._local, address)
 
     def _health_service(self) -> str | None:
         """The service name to health-check, or None when the config has no healthCheckConfig."""
@@ -738,7 +756,7 @@ class Channel(BalancerHost):
             method=method.path,
             timeout=kwargs["timeout"],
             metadata=kwargs["metadata"],
-            credentials=None,
+            credentials=kwargs["credentials"],
             wait_for_ready=kwargs["wait_for_ready"],
         )
         call_cls = _CALL_CLASSES[kind]
@@ -755,6 +773,7 @@ class Channel(BalancerHost):
                 metadata=final.metadata,
                 wait_for_ready=final.wait_for_ready,
                 compression=kwargs["compression"],
+                credentials=_call.call_credentials(target, final.credentials),
             )
             return call
 
@@ -769,6 +788,8 @@ class Channel(BalancerHost):
             user_agent=self.options.user_agent,
             serializer=serializer,
             deserializer=deserializer,
+            auth_scheme=self._auth_scheme,
+            call_credentials=self._call_credentials,
         )
 
     def get_state(self, try_to_connect: bool = False) -> ConnectivityState:

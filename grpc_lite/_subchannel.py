@@ -71,6 +71,7 @@ class Subchannel:
         watch_header: tuple[bytes, int] | None = None,
         keepalive: KeepaliveParams | None = None,
         proxies: tuple[HttpProxy | None, ...] | None = None,
+        check_address: Callable[[str], str | None] | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("a subchannel needs at least one address")
@@ -89,6 +90,8 @@ class Subchannel:
         self._watch_header = watch_header
         # The HTTP CONNECT proxy for each address (None: direct), or None when none has one.
         self._proxies = proxies
+        # Why an address may not be dialled (local credentials), or None: dial it.
+        self._check_address = check_address
         first = proxies[0] if proxies is not None else None
         self.proxy: str | None = first.address if first is not None else None
         self._via = f" via proxy {self.proxy}" if first is not None else ""
@@ -263,6 +266,11 @@ class Subchannel:
         proxies = self._proxies
         for index, address in enumerate(self._addresses):
             self.connect_attempts += 1
+            if self._check_address is not None:
+                refused = self._check_address(address.addr)
+                if refused is not None:
+                    errors.append(refused)
+                    continue
             remaining = max(0.001, started + timeout - loop.time())
             try:
                 transport = await dial(
