@@ -28,6 +28,8 @@ import dataclasses
 import logging
 import os
 import ssl
+import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -73,6 +75,20 @@ _CALL_CLASSES: dict[str, Any] = {
 }
 # How long close() waits for its sockets to close before aborting them.
 _CLOSE_WAIT = 0.5
+_running_loop = asyncio.get_running_loop
+_thread_id = threading.get_ident
+_FORKED = (
+    "this channel was inherited from the parent process across os.fork(); its "
+    "connections belong to the parent.  Create a new channel in the child."
+)
+
+
+def _other_loop(target: str, loop: asyncio.AbstractEventLoop) -> str:
+    bound = "a closed event loop" if loop.is_closed() else "another event loop"
+    return (
+        f"channel {target!r} is bound to {bound}, the one it was first used on; a channel "
+        f"serves one event loop (as in grpc.aio): create one per loop, inside it"
+    )
 
 
 def _validate_lb_policy(name: str, config: Mapping[str, Any]) -> Any:
@@ -169,6 +185,7 @@ class Channel(BalancerHost):
         )
         # Loop-bound pieces are created on first use (a channel may be built outside a loop).
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0  # the thread the loop was bound in (check_open's fast test)
         self._serializer = CallbackSerializer()
         self._trace = TraceLog()
         if proxy_note is not None:
@@ -203,9 +220,11 @@ class Channel(BalancerHost):
         self._active_calls = 0
         self._active_since_check = False
         self._closed = False
+        self._forked = False  # inherited by a child process (see _inherited)
         self.calls_started = 0
         self.calls_succeeded = 0
         self.calls_failed = 0
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"<grpc_lite.Channel {self.target} {self._state.state.name}>"
@@ -261,11 +280,41 @@ class Channel(BalancerHost):
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+            self._loop_thread = _thread_id()
         return loop
 
     def check_open(self) -> None:
+        """At every call's start: the channel is open and this is its event loop."""
         if self._closed:
-            raise UsageError("Channel is closed.")
+            raise UsageError(_FORKED if self._forked else "Channel is closed.")
+        loop = self._loop
+        # Fast test (get_running_loop() makes a getpid() call on 3.11): the loop is
+        # running in the thread it was bound in, so it is this thread's running loop.
+        if loop is not None and (_thread_id() != self._loop_thread or not loop.is_running()):
+            self._check_loop()
+
+    def _check_loop(self) -> None:
+        """The exact test, for the channel's other coroutines: UsageError unless the running
+        loop is the channel's (a closed channel is fine here)."""
+        if self._forked:
+            raise UsageError(_FORKED)
+        loop = self._loop
+        if loop is not None:
+            if loop is not _running_loop():
+                raise UsageError(_other_loop(self.target, loop))
+            self._loop_thread = _thread_id()  # the same loop, now run by another thread
+
+    def _inherited(self) -> None:
+        """In a child process after os.fork(): never touch the parent's connections.
+
+        Runs in the at-fork hook, so nothing here may use the event loop: the channel is
+        marked closed (calls raise UsageError) and the child's copies of the sockets are
+        closed, which sends nothing while the parent still has them open."""
+        self._forked = True
+        self._closed = True
+        for sc in [*self._subchannels, *self._retired]:
+            for transport in sc.transports:
+                _close_socket(transport)
 
     @property
     def default_compression(self) -> Compression | None:
@@ -793,7 +842,10 @@ class Channel(BalancerHost):
         )
 
     def get_state(self, try_to_connect: bool = False) -> ConnectivityState:
+        if self._forked:
+            return _S.SHUTDOWN
         if try_to_connect and not self._closed:
+            self._check_loop()
             state = self._state.state
             if state is _S.IDLE:
                 self.loop  # noqa: B018 - bind the loop
@@ -801,6 +853,7 @@ class Channel(BalancerHost):
         return self._state.state
 
     async def wait_for_state_change(self, last_observed_state: ConnectivityState) -> None:
+        self._check_loop()
         await self._state.wait_for_state_change(last_observed_state)
 
     async def channel_ready(self) -> None:
@@ -815,6 +868,14 @@ class Channel(BalancerHost):
     async def close(self, grace: float | None = None) -> None:
         """Cancel outstanding calls (after ``grace`` seconds if given); everything goes SHUTDOWN."""
         if self._closed:
+            return
+        loop = self._loop
+        if loop is not None and loop is not _running_loop():
+            if not loop.is_closed():
+                raise UsageError(_other_loop(self.target, loop))
+            # Its loop is gone, and with it every task and callback: close the sockets.
+            self._inherited()
+            self._forked = False
             return
         self._closed = True
         if grace and self._calls:
@@ -886,6 +947,32 @@ class _TunnelTargetBuilder(resolver.ResolverBuilder):
         self, target: resolver.Target, channel: resolver.ResolverChannel, options: BuildOptions
     ) -> resolver.Resolver:
         return StaticResolver(channel, ResolverState((Address(self._hostport),)))
+
+
+def _close_socket(transport: Any) -> None:
+    """Close this process's descriptor of a transport's socket without the event loop
+    (nothing is sent while another process holds the socket open)."""
+    raw = transport._transport
+    sock = raw.get_extra_info("socket") if raw is not None else None
+    sock = getattr(sock, "_sock", sock)  # asyncio's TransportSocket wraps the real one
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+# Every channel not yet garbage-collected, for the at-fork hook.
+_LIVE: "weakref.WeakSet[Channel]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for channel in list(_LIVE):
+        channel._inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _host_of(authority: str) -> str:
