@@ -1460,10 +1460,9 @@ class StreamUnaryMultiCallable(_MultiCallable):
     def __call__(
         self,
         request_iterator: Any = None,
-        *,
-        timeout: float | None = None,
+        timeout: float | None = None,  # positional too, as in grpc.aio
         metadata: MetadataType | Metadata | None = None,
-        credentials: Any = None,
+        credentials: CallCredentials | None = None,
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> StreamUnaryCall[Any, Any]:
@@ -1480,10 +1479,9 @@ class StreamStreamMultiCallable(_MultiCallable):
     def __call__(
         self,
         request_iterator: Any = None,
-        *,
-        timeout: float | None = None,
+        timeout: float | None = None,  # positional too, as in grpc.aio
         metadata: MetadataType | Metadata | None = None,
-        credentials: Any = None,
+        credentials: CallCredentials | None = None,
         wait_for_ready: bool | None = None,
         compression: Compression | None = None,
     ) -> StreamStreamCall[Any, Any]:

@@ -130,6 +130,8 @@ class Channel(BalancerHost):
         self._raw_options.pop("grpc.http_proxy", None)  # resolvers never see the password
         self._interceptors = _interceptors.validate(interceptors)
         _call.compression_encoding(compression)
+        if compression is None and self.options.default_compression_algorithm is not None:
+            compression = Compression(self.options.default_compression_algorithm)
         self._compression = compression
         self.target = target
         self._parsed_target = resolver.parse_target(target)

@@ -1,7 +1,10 @@
 """Channel options: grpc channel-argument names validated into a frozen dataclass (L1).
 
-Unknown keys are ignored with a DEBUG line (as grpcio does); a known key with a
-value of the wrong type or range raises ValueError naming the key (API.md).
+A known key with a value of the wrong type or range raises ValueError naming the key
+(API.md).  A ``grpc.*`` or ``grpc_lite.*`` key grpc_lite does not honour is logged once per
+process at WARNING, naming the key (never the value): grpcio ignores keys it does not know,
+so a dropped one would otherwise go unnoticed.  Other keys (an application's own, for its
+resolvers or balancers) get a DEBUG line.  The README's option table lists what is honoured.
 """
 
 import logging
@@ -36,7 +39,10 @@ class ChannelOptions:
     retry_buffer_size: int = 16 * 1024 * 1024
     default_authority: str | None = None
     primary_user_agent: str | None = None
+    secondary_user_agent: str | None = None
     ssl_target_name_override: str | None = None
+    default_compression_algorithm: int | None = None  # grpc.Compression's values
+    service_config_disable_resolution: bool = False  # read by the dns resolver
     # Validated with the environment's at channel creation (_proxy.proxy_settings); kept out
     # of the repr since it may hold a password.
     http_proxy: str | None = field(default=None, repr=False)
@@ -52,9 +58,13 @@ class ChannelOptions:
 
     @property
     def user_agent(self) -> str:
+        """C-core's order: primary, the library's own, secondary."""
+        agent = USER_AGENT
         if self.primary_user_agent:
-            return f"{self.primary_user_agent} {USER_AGENT}"
-        return USER_AGENT
+            agent = f"{self.primary_user_agent} {agent}"
+        if self.secondary_user_agent:
+            agent = f"{agent} {self.secondary_user_agent}"
+        return agent
 
 
 def _number(key: str, value: Any, *, minimum: float, allow_bool: bool = False) -> float:
@@ -118,6 +128,15 @@ def _keepalive_time(key: str, value: Any) -> dict[str, Any]:
     return {"keepalive_time": None if ms >= 2**31 - 1 else ms / 1000.0}
 
 
+def _compression(key: str, value: Any) -> dict[str, Any]:
+    # grpcio's compression= becomes this channel argument (0 none, 1 deflate, 2 gzip).
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
+        raise ValueError(
+            f"channel option {key!r} must be 0 (none), 1 (deflate) or 2 (gzip), got {value!r}"
+        )
+    return {"default_compression_algorithm": int(value)}
+
+
 def _seconds(field: str) -> Callable[[str, Any], dict[str, Any]]:
     def conv(key: str, value: Any) -> dict[str, Any]:
         return {field: _number(key, value, minimum=0)}
@@ -144,7 +163,10 @@ _CONVERTERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "grpc_lite.retry_buffer_size": _size("retry_buffer_size"),
     "grpc.default_authority": _string("default_authority"),
     "grpc.primary_user_agent": _string("primary_user_agent"),
+    "grpc.secondary_user_agent": _string("secondary_user_agent"),
     "grpc.ssl_target_name_override": _string("ssl_target_name_override"),
+    "grpc.default_compression_algorithm": _compression,
+    "grpc.service_config_disable_resolution": _switch("service_config_disable_resolution"),
     "grpc.http_proxy": _string("http_proxy"),
     "grpc.enable_http_proxy": _switch("enable_http_proxy"),
 }
@@ -165,7 +187,43 @@ def parse_options(options: Sequence[tuple[str, Any]] | None) -> ChannelOptions:
             raise ValueError(f"channel option key {key!r} is not a str")
         conv = _CONVERTERS.get(key)
         if conv is None:
-            log.debug("grpc_lite: ignoring unknown channel option %r", key)
+            _not_honoured(key, value)
             continue
         changes.update(conv(key, value))
     return replace(result, **changes)
+
+
+# grpc channel arguments that ask for what grpc_lite always does: accepted quietly with
+# exactly this value (any other value is not honoured, and warned about).
+_ALWAYS: dict[str, tuple[Any, str]] = {
+    "grpc.use_local_subchannel_pool": (1, "subchannels always belong to one channel"),
+    "grpc.per_message_compression": (1, "compression as the call or channel asks"),
+    "grpc.per_message_decompression": (1, "responses are always decompressed"),
+    "grpc.surface_user_agent": (1, "user-agent is always sent"),
+    "grpc.http2.max_pings_without_data": (0, "keepalive pings are not capped (A8, grpc-go)"),
+    "grpc.enable_channelz": (0, "there is no channelz; see Channel.snapshot()"),
+}
+# Deprecated in grpcio itself, where they have no effect either.
+_NO_EFFECT_IN_GRPCIO = frozenset({"grpc.http2.min_time_between_pings_ms"})
+# Keys already warned about in this process.
+_warned: set[str] = set()
+
+
+def _not_honoured(key: str, value: Any) -> None:
+    always = _ALWAYS.get(key)
+    if (always is not None and value == always[0]) or key in _NO_EFFECT_IN_GRPCIO:
+        log.debug("grpc_lite: channel option %r: nothing to do", key)
+        return
+    if not key.startswith(("grpc.", "grpc_lite.")):
+        log.debug("grpc_lite: channel option %r is not a grpc option; left to plugins", key)
+        return
+    if key in _warned:
+        return
+    _warned.add(key)
+    why = f" (grpc_lite accepts only {always[0]!r}: {always[1]})" if always is not None else ""
+    log.warning(
+        "grpc_lite: channel option %r is not supported and has no effect%s; "
+        "see the option table in grpc_lite's README",
+        key,
+        why,
+    )
