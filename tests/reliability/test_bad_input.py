@@ -123,7 +123,10 @@ BAD_OPTION_VALUES: dict[str, list[Any]] = {
     # Not a str, or not an http:// proxy URL (the message names the option, not the value).
     "grpc.http_proxy": [*_STRING, "ftp://proxy:21", "http://proxy:port", "http://[::1"],
     "grpc.enable_http_proxy": _SWITCH,
+    "grpc.secondary_user_agent": _STRING,
     "grpc.ssl_target_name_override": _STRING,
+    "grpc.default_compression_algorithm": [*_WRONG_TYPE_NUMBER, True, 3, -1, 1.0, "gzip"],
+    "grpc.service_config_disable_resolution": _SWITCH,
 }
 
 
@@ -170,7 +173,10 @@ GOOD_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.primary_user_agent", "reliability-test/1.0"),
     ("grpc.http_proxy", ""),  # empty: no proxy (C-core), so the call below goes direct
     ("grpc.enable_http_proxy", 1),
+    ("grpc.secondary_user_agent", "secondary/2.0"),
     ("grpc.ssl_target_name_override", "localhost"),
+    ("grpc.default_compression_algorithm", 2),
+    ("grpc.service_config_disable_resolution", 1),
     ("grpc.some_unknown_option", object()),  # unknown grpc.* keys are ignored
 ]
 
