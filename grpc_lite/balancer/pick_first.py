@@ -20,7 +20,12 @@ How it runs:
 - When the READY connection is lost the balancer reports IDLE (item 85) and connects again only
   when an RPC is picked or ``exit_idle()`` is called.
 
-Client-side health checking is never used by top-level pick_first (A17; item 89).
+Client-side health checking is never used by top-level pick_first (A17; item 89). A parent
+policy that runs pick_first per endpoint (round_robin: A61) turns it on with
+``PickFirstConfig(health_check=True)`` (grpc-go: ``pickfirstleaf.EnableHealthListener``): the
+subchannels then run health checks, and once one is selected its health decides what pick_first
+reports (READY, CONNECTING while a health watch starts, TRANSIENT_FAILURE while unhealthy) until
+its connection is lost.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any
 
 from .._clock import Clock, TimerHandle
 from .._connectivity import ConnectivityState
-from ..resolver import Address, Endpoint
+from ..resolver import Address, AddressKey, Endpoint, address_key
 from ..status import RpcError
 from ._api import (
     BalancerChannel,
@@ -73,18 +78,9 @@ class PickFirstConfig:
     """pick_first's parsed config (service_config.proto ``PickFirstConfig``; A62)."""
 
     shuffle_address_list: bool = False
-
-
-AddressKey = tuple[str, str | None]
-
-
-def address_key(address: Address) -> AddressKey:
-    """What makes two addresses the same backend for a subchannel.
-
-    The balancer attributes are left out, as grpc-go's AddressMap ignores
-    BalancerAttributes: a change of attributes alone must not cost a reconnect.
-    """
-    return (address.addr, address.server_name)
+    health_check: bool = False
+    """Client-side health checking (A17) on the subchannels: set by a parent policy for its
+    pick_first children (round_robin does), never by the service config JSON."""
 
 
 class PickFirstBuilder:
@@ -139,12 +135,21 @@ class PickFirstBuilder:
 class _SubchannelData:
     """One subchannel and what pick_first knows about it (grpc-go: scData)."""
 
-    __slots__ = ("address", "error", "failed_in_pass", "key", "state", "subchannel")
+    __slots__ = (
+        "address",
+        "error",
+        "failed_in_pass",
+        "health_check",
+        "key",
+        "state",
+        "subchannel",
+    )
 
-    def __init__(self, address: Address) -> None:
+    def __init__(self, address: Address, health_check: bool) -> None:
         # Immutable after the balancer fills `subchannel` in.
         self.address = address
         self.key = address_key(address)
+        self.health_check = health_check
         self.subchannel: Subchannel
         # The last state the subchannel reported (IDLE until it reports one).
         self.state = _S.IDLE
@@ -212,6 +217,9 @@ class PickFirstBalancer:
         # Position of the pass in `_addresses`; == len() once every address was started.
         self._index = 0
         self._subchannels: dict[AddressKey, _SubchannelData] = {}
+        # The subchannel that won (READY, or later unhealthy) until its connection is lost.
+        self._selected: _SubchannelData | None = None
+        self._health_check = False
         self._first_pass = False
         self._num_tf = 0
         self._timer: TimerHandle | None = None
@@ -226,6 +234,7 @@ class PickFirstBalancer:
             return True
         self._cancel_timer()
         config = _coerce_config(state.config)
+        self._health_check = config.health_check
         endpoints: Sequence[Endpoint] = state.resolver_state.endpoints
         if config.shuffle_address_list:
             # A62: shuffle the endpoints, never the addresses inside one (A61).
@@ -250,23 +259,21 @@ class PickFirstBalancer:
         self._index = 0
         keys = {address_key(a) for a in addresses}
 
-        if self._state is _S.READY:
-            selected = next(iter(self._subchannels.values()), None)
-            if selected is not None and selected.key in keys:
-                # Item 86: keep the connection; it just moves to its new position.
-                self._index = next(
-                    i for i, a in enumerate(addresses) if address_key(a) == selected.key
-                )
-                return True
+        selected = self._selected
+        if selected is not None and selected.key in keys:
+            # Item 86: keep the connection; it just moves to its new position.
+            self._index = next(i for i, a in enumerate(addresses) if address_key(a) == selected.key)
+            return True
+        self._selected = None
 
         for key in [k for k in self._subchannels if k not in keys]:
             self._subchannels.pop(key).subchannel.shutdown()
 
-        if self._state is _S.IDLE and had_addresses:
+        if selected is None and self._state is _S.IDLE and had_addresses:
             # No connection until an RPC or exit_idle(); the idle picker must point at a
             # subchannel of the new list.
             self._publish_idle_picker()
-        elif self._state is _S.TRANSIENT_FAILURE and had_addresses:
+        elif selected is None and self._state is _S.TRANSIENT_FAILURE and had_addresses:
             # Sticky TF (A62): try the new list, but keep reporting TF until READY.
             self._start_first_pass()
         else:
@@ -295,6 +302,7 @@ class PickFirstBalancer:
         self._closed = True
         self._cancel_timer()
         self._state = _S.SHUTDOWN
+        self._selected = None
         for sd in self._subchannels.values():
             sd.subchannel.shutdown()
         self._subchannels.clear()
@@ -379,10 +387,15 @@ class PickFirstBalancer:
             self._select(sd)
             return
 
+        if sd is self._selected and sd.health_check and new is not _S.IDLE:
+            # The connection is up; its health changed (A17).
+            self._report_health(new, state.error)
+            return
+
         # The READY connection was lost, or an attempt ended IDLE straight from CONNECTING
         # (a transport that was created and then closed before READY was seen: grpc-go
         # counts that as a connection too).
-        if self._state is _S.READY or (old is _S.CONNECTING and new is _S.IDLE):
+        if self._selected is not None or (old is _S.CONNECTING and new is _S.IDLE):
             self._go_idle(sd)
             return
 
@@ -436,8 +449,20 @@ class PickFirstBalancer:
         )
         self._first_pass = False
         self._idle_target = None
+        self._selected = sd
         self._state = _S.READY
         self._report(_S.READY, _ReadyPicker(PickResult(subchannel=sd.subchannel)))
+
+    def _report_health(self, new: ConnectivityState, error: str | None) -> None:
+        """The selected subchannel is connected but not serving (TF), or a new health watch
+        is starting (CONNECTING, A17 item 137); READY again goes through `_select`."""
+        if new is _S.TRANSIENT_FAILURE:
+            self._state = _S.TRANSIENT_FAILURE
+            detail = error if error else "health check failed"
+            self._report(_S.TRANSIENT_FAILURE, ErrorPicker(unavailable(f"unhealthy: {detail}")))
+        else:
+            self._state = _S.CONNECTING
+            self._report(_S.CONNECTING, QueuePicker())
 
     def _go_idle(self, sd: _SubchannelData) -> None:
         """Item 85: report IDLE, ask for re-resolution, reconnect only when asked."""
@@ -446,6 +471,7 @@ class PickFirstBalancer:
             if other is not sd:
                 other.subchannel.shutdown()
         self._subchannels = {sd.key: sd}
+        self._selected = None
         self._first_pass = False
         self._index = 0
         self._state = _S.IDLE
@@ -467,10 +493,11 @@ class PickFirstBalancer:
         key = address_key(address)
         sd = self._subchannels.get(key)
         if sd is None:
-            sd = _SubchannelData(address)
+            sd = _SubchannelData(address, self._health_check)
             sd.subchannel = self._channel.new_subchannel(
                 [address],
                 on_state_change=functools.partial(self._on_subchannel_state, sd),
+                health_check=self._health_check,
             )
             self._subchannels[key] = sd
         return sd
@@ -501,6 +528,7 @@ class PickFirstBalancer:
         for sd in self._subchannels.values():
             sd.subchannel.shutdown()
         self._subchannels = {}
+        self._selected = None
         self._idle_target = None
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from grpc_lite.resolver._api import (
     Address,
+    AddressKey,
     BuildOptions,
     Endpoint,
+    EndpointKey,
     Resolver,
     ResolverBuilder,
     ResolverChannel,
     ResolverState,
     Target,
+    address_key,
+    endpoint_key,
 )
 from grpc_lite.resolver._registry import (
     get,
@@ -33,16 +37,20 @@ from grpc_lite.resolver.unix import UnixAbstractResolverBuilder, UnixResolverBui
 
 __all__ = [
     "Address",
+    "AddressKey",
     "BuildOptions",
     "DnsResolverBuilder",
     "Endpoint",
+    "EndpointKey",
     "ManualResolver",
     "Resolver",
     "ResolverBuilder",
     "ResolverChannel",
     "ResolverState",
     "Target",
+    "address_key",
     "default_authority",
+    "endpoint_key",
     "get",
     "get_default_scheme",
     "parse_target",

@@ -20,13 +20,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Address",
+    "AddressKey",
     "BuildOptions",
     "Endpoint",
+    "EndpointKey",
     "Resolver",
     "ResolverBuilder",
     "ResolverChannel",
     "ResolverState",
     "Target",
+    "address_key",
+    "endpoint_key",
 ]
 
 _Ts = TypeVarTuple("_Ts")
@@ -61,6 +65,28 @@ class Endpoint:
     addresses: tuple[Address, ...]
     _: KW_ONLY
     attributes: tuple[tuple[str, Hashable], ...] = ()
+
+
+AddressKey = tuple[str, str | None]
+EndpointKey = frozenset[AddressKey]
+
+
+def address_key(address: Address) -> AddressKey:
+    """What makes two addresses the same backend: a balancer keeps one subchannel per key.
+
+    The attributes are left out, as grpc-go's ``resolver.AddressMap`` ignores
+    BalancerAttributes: a change of attributes alone must not cost a reconnect.
+    """
+    return (address.addr, address.server_name)
+
+
+def endpoint_key(endpoint: Endpoint) -> EndpointKey:
+    """What makes two endpoints the same backend: the set of their address keys.
+
+    As grpc-go's ``resolver.EndpointMap``: the order of the addresses and the attributes do
+    not count, so a parent policy keeps an endpoint's child when only those change.
+    """
+    return frozenset(address_key(a) for a in endpoint.addresses)
 
 
 @dataclass(frozen=True, slots=True)
