@@ -1,30 +1,34 @@
-"""The round_robin balancer: a connection to every address, RPCs spread over the READY ones.
+"""The round_robin balancer: a connection to every endpoint, RPCs spread over the READY ones.
 
-grpc-go counterpart: balancer/roundrobin on balancer/endpointsharding; the aggregation and the
-TRANSIENT_FAILURE message follow C-core's round_robin.cc. CONFORMANCE items 90-98.
+grpc-go counterpart: balancer/roundrobin on balancer/endpointsharding (gRFC A61: round_robin
+delegates to one pick_first per endpoint); the aggregation and the TRANSIENT_FAILURE message
+follow C-core's round_robin.cc. CONFORMANCE items 90-98.
 
-- One subchannel per address, created and connected at once (item 90). Duplicate addresses get
-  a subchannel each, so ``[A, A]`` opens two connections to A.
-- A subchannel that goes IDLE is connected again at once (item 94).
-- The aggregate state is READY if any subchannel is READY, else CONNECTING if any is CONNECTING
-  or IDLE, else TRANSIENT_FAILURE (item 92). A subchannel that reported TRANSIENT_FAILURE counts
-  as TRANSIENT_FAILURE until it reports READY (sticky TF, item 93), so a channel whose backends
+- One pick_first child per endpoint (`ChildBalancers`), created and connected at once (item
+  90), with client-side health checking on (A17, ``PickFirstConfig(health_check=True)``).
+  Duplicate endpoints get a child each, so ``[A, A]`` opens two connections to A.
+- A child that goes IDLE is asked to connect again at once (item 94); round_robin asks for
+  re-resolution whenever one of its subchannels fails or goes IDLE (the children's own
+  requests are not passed on).
+- The aggregate state is READY if any child is READY, else CONNECTING if any is CONNECTING or
+  IDLE, else TRANSIENT_FAILURE (item 92). A child that reported TRANSIENT_FAILURE counts as
+  TRANSIENT_FAILURE until it reports READY (sticky TF, item 93), so a channel whose backends
   are all down does not flap to CONNECTING while they retry.
-- The picker cycles over the READY subchannels in list order from a random start (item 91).
+- The picker cycles over the READY children's pickers in list order from a random start (item
+  91).
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .._connectivity import ConnectivityState, ConnectivityStateEvaluator
-from ..resolver import Address
+from ..resolver import EndpointKey, ResolverState, endpoint_key
 from ..status import RpcError
 from ._api import (
     BalancerChannel,
@@ -39,7 +43,8 @@ from ._api import (
     SubchannelState,
     unavailable,
 )
-from .pick_first import AddressKey, address_key
+from ._children import ChildBalancers
+from .pick_first import PickFirstConfig
 
 __all__ = ["RoundRobinBalancer", "RoundRobinBuilder", "RoundRobinConfig"]
 
@@ -76,59 +81,74 @@ class RoundRobinBuilder:
         return RoundRobinConfig()
 
 
+# A child's key: the endpoint and which of its duplicates this is (0 for the first).
+_Key = tuple[EndpointKey, int]
+_CHILD_POLICY = "pick_first"
+_CHILD_CONFIG = PickFirstConfig(health_check=True)
+
+
 class _Entry:
-    """One address's subchannel and its state as aggregation sees it."""
+    """One endpoint's child as aggregation sees it."""
 
-    __slots__ = ("address", "effective", "key", "removed", "result", "state", "subchannel")
+    __slots__ = ("effective", "key", "pick", "picker")
 
-    def __init__(self, address: Address) -> None:
-        self.address = address
-        self.key = address_key(address)
-        self.subchannel: Subchannel
-        self.result: PickResult
-        # The last state the subchannel reported.
-        self.state = _S.IDLE
+    def __init__(self, key: _Key) -> None:
+        self.key = key
         # What aggregation counts: CONNECTING, READY or TRANSIENT_FAILURE (IDLE counts as
         # CONNECTING, as in C-core; TF sticks until READY).
         self.effective = _S.CONNECTING
-        self.removed = False
+        # The child's picker, and its bound ``pick``, while it is READY.
+        self.picker: Picker | None = None
+        self.pick: Callable[[PickInfo], PickResult] | None = None
 
 
 class _RoundRobinPicker:
-    """Cycles over an immutable tuple of READY subchannels from a given start (item 91).
+    """Cycles over the READY children's pickers from a given start (item 91).
 
-    `itertools.count` makes a pick O(1) and safe from any coroutine (its ``__next__`` is
-    atomic under the GIL).
+    `picks` is an immutable tuple of the children's bound ``pick`` methods. `itertools.count`
+    makes a pick O(1) and safe from any coroutine (its ``__next__`` is atomic under the GIL).
     """
 
-    __slots__ = ("_n", "_next", "_results")
+    __slots__ = ("_n", "_next", "_picks")
 
-    def __init__(self, results: tuple[PickResult, ...], start: int) -> None:
-        self._results = results
-        self._n = len(results)
+    def __init__(self, picks: tuple[Callable[[PickInfo], PickResult], ...], start: int) -> None:
+        self._picks = picks
+        self._n = len(picks)
         self._next = itertools.count(start).__next__
 
     def pick(self, info: PickInfo) -> PickResult:
-        # Hot path: one counter step and one tuple index; nothing may be added here.
-        return self._results[self._next() % self._n]
+        # Hot path: one counter step, one tuple index and the child's pick; nothing may be
+        # added here.
+        return self._picks[self._next() % self._n](info)
 
 
 class RoundRobinBalancer:
-    """The round_robin policy for one channel.
+    """The round_robin policy for one channel: a parent of pick_first children.
 
-    Callers: every method and the subchannel listeners come from the channel's serializer
-    (it has no timers of its own).
+    Callers: every method, the children's reports and the subchannel listeners come from the
+    channel's serializer.
     """
 
     def __init__(self, channel: BalancerChannel, *, rand: random.Random) -> None:
         # Immutable after __init__.
         self._channel = channel
         self._rand = rand
+        self._children: ChildBalancers[_Key] = ChildBalancers(
+            channel,
+            on_child_state=self._on_child_state,
+            on_subchannel_state=self._on_subchannel_state,
+            on_resolve_now=_ignore,
+            exit_idle_children=True,
+        )
         # Serializer-only.
         self._entries: list[_Entry] = []
+        self._by_key: dict[_Key, _Entry] = {}
         self._evaluator = ConnectivityStateEvaluator()
         self._reported: ConnectivityState | None = None
         self._last_error: str | None = None
+        # True inside update_channel_state: the children's reports are recorded, and one
+        # aggregate is published at the end.
+        self._updating = False
         self._closed = False
 
     # -- Balancer --------------------------------------------------------------------------
@@ -136,8 +156,9 @@ class RoundRobinBalancer:
     def update_channel_state(self, state: ChannelState) -> bool:
         if self._closed:
             return True
-        addresses = state.resolver_state.addresses
-        if not addresses:
+        resolver_state = state.resolver_state
+        endpoints = [e for e in resolver_state.endpoints if e.addresses]
+        if not endpoints:
             # Item 98 (C-core): fail RPCs; the resolver backs off and retries.
             self._remove(self._entries)
             self._entries = []
@@ -145,21 +166,34 @@ class RoundRobinBalancer:
             self._report(_S.TRANSIENT_FAILURE, ErrorPicker(unavailable("empty address list")))
             return False
 
-        # Item 97: match old and new lists as multisets, so an unchanged address keeps its
-        # subchannel and each duplicate keeps one of its own.
-        unused: dict[AddressKey, list[_Entry]] = {}
-        for entry in reversed(self._entries):
-            unused.setdefault(entry.key, []).append(entry)
+        # Item 97: the n-th copy of an endpoint keeps the n-th copy's child, so an unchanged
+        # endpoint keeps its connection and each duplicate keeps one of its own.
         entries: list[_Entry] = []
-        for address in addresses:
-            stack = unused.get(address_key(address))
-            if stack:
-                entry = stack.pop()
-                entry.address = address
-            else:
-                entry = self._new_entry(address)
-            entries.append(entry)
-        self._remove([e for stack in unused.values() for e in stack])
+        copies: dict[EndpointKey, int] = {}
+        self._updating = True
+        try:
+            for endpoint in endpoints:
+                ekey = endpoint_key(endpoint)
+                n = copies.get(ekey, 0)
+                copies[ekey] = n + 1
+                key = (ekey, n)
+                entry = self._by_key.get(key)
+                if entry is None:
+                    entry = self._by_key[key] = _Entry(key)
+                    self._evaluator.record_transition(_S.SHUTDOWN, entry.effective)
+                entries.append(entry)
+                child_state = ResolverState(
+                    endpoints=(endpoint,), attributes=resolver_state.attributes
+                )
+                self._children.update(
+                    key,
+                    _CHILD_POLICY,
+                    ChannelState(resolver_state=child_state, config=_CHILD_CONFIG),
+                )
+            new_keys = {e.key for e in entries}
+            self._remove([e for e in self._entries if e.key not in new_keys])
+        finally:
+            self._updating = False
         self._entries = entries
         self._publish(ready_changed=True, failed=True)
         return True
@@ -179,66 +213,63 @@ class RoundRobinBalancer:
         # Otherwise keep using the last good addresses (item 66).
 
     def exit_idle(self) -> None:
-        """Nothing to do: round_robin never leaves a subchannel IDLE (item 94)."""
+        """The children connect on their own when IDLE (item 94); this just asks them too."""
+        self._children.exit_idle()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._remove(self._entries)
+        self._children.close()
         self._entries = []
+        self._by_key.clear()
 
-    # -- subchannels -----------------------------------------------------------------------
-
-    def _new_entry(self, address: Address) -> _Entry:
-        entry = _Entry(address)
-        # A17: round_robin runs client-side health checking when the config asks for it.
-        entry.subchannel = self._channel.new_subchannel(
-            [address],
-            on_state_change=functools.partial(self._on_subchannel_state, entry),
-            health_check=True,
-        )
-        entry.result = PickResult(subchannel=entry.subchannel)
-        self._evaluator.record_transition(_S.SHUTDOWN, entry.effective)
-        # Item 90: every address is connected eagerly.
-        entry.subchannel.connect()
-        return entry
+    # -- children --------------------------------------------------------------------------
 
     def _remove(self, entries: list[_Entry]) -> None:
         for entry in entries:
-            entry.removed = True
             self._evaluator.record_transition(entry.effective, _S.SHUTDOWN)
-            entry.subchannel.shutdown()
+            del self._by_key[entry.key]
+            self._children.remove(entry.key)
 
-    def _on_subchannel_state(
-        self, entry: _Entry, _subchannel: Subchannel, state: SubchannelState
-    ) -> None:
+    def _on_subchannel_state(self, _key: _Key, _sc: Subchannel, state: SubchannelState) -> None:
+        """Before the child sees it: remember the error, ask for re-resolution (items 94, 96)."""
         new = state.state
-        entry.state = new
-        if self._closed or entry.removed or new is _S.SHUTDOWN:
+        if new is _S.TRANSIENT_FAILURE:
+            if state.error:
+                self._last_error = state.error
+            self._channel.resolve_now()
+        elif new is _S.IDLE:
+            self._channel.resolve_now()
+
+    def _on_child_state(self, key: _Key, state: BalancerState) -> None:
+        entry = self._by_key.get(key)
+        if entry is None or self._closed:
             return
+        new = state.state
         old_effective = entry.effective
         if new is _S.READY:
             effective = _S.READY
         elif new is _S.TRANSIENT_FAILURE:
             effective = _S.TRANSIENT_FAILURE
-            if state.error:
-                self._last_error = state.error
-            self._channel.resolve_now()
         else:
-            if new is _S.IDLE:
-                # Item 94: reconnect at once, without waiting for an RPC.
-                entry.subchannel.connect()
-                self._channel.resolve_now()
             # Item 93: after TF, CONNECTING and IDLE do not count until READY.
             effective = (
-                _S.TRANSIENT_FAILURE if old_effective is _S.TRANSIENT_FAILURE else (_S.CONNECTING)
+                _S.TRANSIENT_FAILURE if old_effective is _S.TRANSIENT_FAILURE else _S.CONNECTING
             )
+        ready_changed = (old_effective is _S.READY) is not (effective is _S.READY)
+        if effective is _S.READY:
+            if entry.picker is not state.picker:
+                ready_changed = True
+                entry.picker = state.picker
+                entry.pick = state.picker.pick
+        else:
+            entry.picker = entry.pick = None
         if effective is not old_effective:
             entry.effective = effective
             self._evaluator.record_transition(old_effective, effective)
-        ready_changed = (old_effective is _S.READY) is not (effective is _S.READY)
-        self._publish(ready_changed=ready_changed, failed=new is _S.TRANSIENT_FAILURE)
+        if not self._updating:
+            self._publish(ready_changed=ready_changed, failed=new is _S.TRANSIENT_FAILURE)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -249,8 +280,8 @@ class RoundRobinBalancer:
         if state is _S.READY:
             if self._reported is _S.READY and not ready_changed:
                 return
-            results = tuple(e.result for e in self._entries if e.effective is _S.READY)
-            picker = _RoundRobinPicker(results, self._rand.randrange(len(results)))
+            picks = tuple([e.pick for e in self._entries if e.pick is not None])
+            picker = _RoundRobinPicker(picks, self._rand.randrange(len(picks)))
         elif state is _S.CONNECTING:
             if self._reported is _S.CONNECTING:
                 return
@@ -268,3 +299,7 @@ class RoundRobinBalancer:
         _LOGGER.debug("round_robin: reporting %s", state.name)
         self._reported = state
         self._channel.update_state(BalancerState(state=state, picker=picker))
+
+
+def _ignore(_key: _Key) -> None:
+    """The children's re-resolution requests: round_robin makes its own."""

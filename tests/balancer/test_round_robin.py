@@ -1,6 +1,7 @@
 """round_robin (grpc-go roundrobin/endpointsharding; C-core round_robin.cc): items 58, 66, 90-98.
 
-Driven through FakeBalancerChannel (reports go through a real CallbackSerializer).
+Driven through FakeBalancerChannel (reports go through a real CallbackSerializer). round_robin is
+a parent of one pick_first child per endpoint; the tests drive the children's subchannels.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from grpc_lite.balancer.round_robin import (
     RoundRobinConfig,
     _RoundRobinPicker,
 )
-from grpc_lite.resolver import Address, ResolverState
+from grpc_lite.resolver import Address, Endpoint, ResolverState
 from grpc_lite.status import RpcError, StatusCode
 from tests.fakes.balancer_channel import FakeBalancerChannel, FakeSubchannel
 
@@ -274,7 +275,7 @@ def test_resolver_error(h: Harness) -> None:
 
 def test_one_thousand_addresses() -> None:
     """Scale: 1,000 addresses -> 1,000 subchannels; a reordered update with one new address
-    creates exactly one; picks index an immutable tuple (O(1))."""
+    creates exactly one; picks index an immutable tuple of the READY children's pickers (O(1))."""
     h = Harness(rand=random.Random(3))
     addrs = [f"10.{i // 256}.{i % 256}.1:50051" for i in range(1000)]
     started = time.perf_counter()
@@ -289,7 +290,7 @@ def test_one_thousand_addresses() -> None:
     assert sum(sc.connect_count for sc in h.ch.subchannels) == 1001
     picker = h.ch.picker
     assert isinstance(picker, _RoundRobinPicker)
-    assert isinstance(picker._results, tuple) and len(picker._results) == 1000
+    assert isinstance(picker._picks, tuple) and len(picker._picks) == 1000
     assert len(set(h.picks(1000))) == 1000
     assert elapsed < 1.0
 
@@ -308,3 +309,62 @@ def test_parse_config_and_close() -> None:
     h.ch.call(h.b.close)
     assert all(sc.is_shutdown for sc in h.ch.subchannels)
     assert len(h.ch.states) == n
+
+
+# -- round_robin as endpoint sharding over pick_first (A61; grpc-go roundrobin) -------------------
+
+
+def test_one_pick_first_child_per_endpoint() -> None:
+    """Each endpoint is a pick_first child: an endpoint with two addresses gets one connection
+    (its first address, the second after the Happy Eyeballs delay), and RPCs spread over
+    endpoints, not addresses."""
+    h = Harness(rand=random.Random(1))
+    state = ResolverState(endpoints=(Endpoint((Address(A), Address(B))), Endpoint((Address(C),))))
+    assert h.ch.call(lambda: h.b.update_channel_state(ChannelState(resolver_state=state)))
+    assert [h.b._children.policy(k) for k in h.b._children] == ["pick_first", "pick_first"]
+    assert [sc.addr for sc in h.ch.subchannels] == [A, C]
+    a, c = h.ch.subchannels
+    a.set_state(CONNECTING)
+    h.ch.clock.advance(0.25)  # pick_first's timer, on the channel's serializer
+    b = h.ch.subchannel(B)
+    assert b.connect_count == 1
+    h.ready(b, c)
+    assert a.is_shutdown  # B won its endpoint; A's attempt is dropped
+    assert collections.Counter(h.picks(4)) == {B: 2, C: 2}
+
+
+def test_children_run_health_checks(h: Harness) -> None:
+    """A17 / A61: round_robin's pick_first children ask for client-side health checking."""
+    h.update(A, B)
+    assert [sc.health_check for sc in h.ch.subchannels] == [True, True]
+
+
+def test_unhealthy_backend_leaves_the_rotation(h: Harness) -> None:
+    """A connected backend whose health check fails (TF without losing the connection) stops
+    getting RPCs and comes back when SERVING again, without reconnecting."""
+    h.update(A, B)
+    a, b = h.ch.subchannels
+    h.ready(a, b)
+    a.set_state(TF, "health status NOT_SERVING")
+    assert h.ch.state is READY
+    assert set(h.picks(4)) == {B}
+    assert h.ch.resolve_now_count == 1
+    a.set_state(READY)
+    assert set(h.picks(4)) == {A, B}
+    assert a.connect_count == 1
+    a.set_state(CONNECTING)  # a new health watch starting (A17)
+    assert set(h.picks(4)) == {B}
+    a.set_state(TF, "health status NOT_SERVING")
+    b.set_state(TF, "health status NOT_SERVING")
+    assert_pick_fails(h.ch, "connections to all backends failing", "NOT_SERVING")
+
+
+def test_re_resolution_comes_from_round_robin_not_its_children(h: Harness) -> None:
+    """One resolve_now per failed subchannel, as before: the pick_first children's own
+    requests are not passed on."""
+    h.update(A, B)
+    for sc in h.ch.subchannels:
+        sc.set_state(CONNECTING)
+        sc.set_state(TF, "refused")
+    assert h.ch.state is TF
+    assert h.ch.resolve_now_count == 2
