@@ -1,20 +1,22 @@
-"""The channel as one balancer sees it (L4; grpc-go: ccBalancerWrapper).
+"""The channel as its balancer sees it (L4; grpc-go: ccBalancerWrapper).
 
-Each balancer instance gets its own wrapper, so that once a policy switch has
-closed a balancer, whatever it still publishes is ignored.  Subchannel state
-changes and the balancer's timers are queued on the channel's serializer before
-the balancer sees them.
+The channel's balancer is a ``GracefulSwitchBalancer`` (grpc-go does the same):
+the policy the service config names is its child, and a new policy takes over
+gracefully.  The wrapper is built when the channel leaves IDLE and closed when it
+goes back (or closes): whatever the balancer publishes after that is ignored.
+Subchannel state changes and the balancer's timers are queued on the channel's
+serializer before the balancer sees them.
 """
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, Unpack
 
 from ._clock import Clock, LoopClock, TimerHandle
 from ._connectivity import ConnectivityState
 from ._serializer import CallbackSerializer, SerializedTimer
 from .balancer import (
     Balancer,
-    BalancerBuilder,
+    BalancerChannel,
     BalancerState,
     ChannelState,
     Subchannel,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from ._subchannel import Subchannel as _Subchannel
 
 _Ts = TypeVarTuple("_Ts")
+_B = TypeVar("_B", bound=Balancer)
 
 
 class BalancerHost:
@@ -42,15 +45,18 @@ class BalancerHost:
     ) -> "_Subchannel":
         raise NotImplementedError
 
-    def balancer_state(self, wrapper: "BalancerWrapper", state: BalancerState) -> None:
+    def balancer_state(self, wrapper: "BalancerWrapper[Any]", state: BalancerState) -> None:
         raise NotImplementedError
 
     def resolve_now(self) -> None:
         raise NotImplementedError
 
 
-class BalancerWrapper:
+class BalancerWrapper(Generic[_B]):
     """Implements ``grpc_lite.balancer.BalancerChannel`` for one balancer instance.
+
+    `build` makes the balancer from the wrapper (a ``BalancerBuilder.build``, or a
+    balancer class such as ``GracefulSwitchBalancer``).
 
     Who may call: the balancer (from the serializer), and the channel (from the serializer).
     """
@@ -58,20 +64,17 @@ class BalancerWrapper:
     def __init__(
         self,
         *,
-        name: str,
-        builder: BalancerBuilder,
+        build: Callable[[BalancerChannel], _B],
         host: BalancerHost,
         serializer: CallbackSerializer,
         clock: Clock | None = None,
     ) -> None:
-        self.name = name
         self._host = host
         self._serializer = serializer
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._subchannels: set[_Subchannel] = set()
         self.closed = False
-        self.last_state: BalancerState | None = None
-        self.balancer: Balancer = builder.build(self)
+        self.balancer: _B = build(self)
 
     # ------------------------------------------------------------------ BalancerChannel
 
@@ -113,7 +116,6 @@ class BalancerWrapper:
     def update_state(self, state: BalancerState) -> None:
         if self.closed:
             return
-        self.last_state = state
         self._host.balancer_state(self, state)
 
     def resolve_now(self) -> None:

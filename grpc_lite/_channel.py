@@ -4,13 +4,15 @@ A channel owns, in grpc-go's shape:
 
 - a resolver wrapper (``_resolver_wrapper``) around the resolver chosen by the
   target's scheme;
-- a balancer wrapper (``_balancer_wrapper``) around the policy chosen by the
+- a balancer wrapper (``_balancer_wrapper``) around a
+  ``balancer.GracefulSwitchBalancer`` whose child is the policy chosen by the
   service config (``loadBalancingConfig`` / ``loadBalancingPolicy``) or
-  ``grpc.lb_policy_name``, switched gracefully when a new config names another;
+  ``grpc.lb_policy_name``: a new config naming another policy switches gracefully;
 - the subchannels the balancer created (``_subchannel``), one transport each;
 - the picker holder (``_picker``) that every RPC picks from;
-- one callback serializer: every call into the resolver or the balancer, and
-  every subchannel state change, runs on it, one at a time.
+- one callback serializer: every call into the resolver or the balancer, every
+  subchannel state change and every plugin timer (``call_later``) runs on it, one
+  at a time.
 
 The channel starts IDLE and does nothing until the first RPC or a connect
 request (CONFORMANCE 67); after ``grpc.client_idle_timeout_ms`` without RPCs it
@@ -55,7 +57,14 @@ from ._serializer import CallbackSerializer
 from ._snapshot import ChannelSnapshot, SubchannelSnapshot, TraceEvent, TraceLog
 from ._subchannel import Subchannel
 from ._transport._keepalive import KeepaliveParams
-from .balancer import BalancerState, ChannelState, ErrorPicker, PickInfo, PickResult
+from .balancer import (
+    BalancerState,
+    ChannelState,
+    ErrorPicker,
+    GracefulSwitchBalancer,
+    PickInfo,
+    PickResult,
+)
 from .health import WATCH_METHOD
 from .resolver import Address, BuildOptions, ResolverState
 from .resolver._static import StaticResolver
@@ -199,8 +208,9 @@ class Channel(BalancerHost):
         # Serializer-only.
         self._idle = True
         self._resolver: ResolverWrapper | None = None
-        self._balancer: BalancerWrapper | None = None
-        self._pending_balancer: BalancerWrapper | None = None
+        # A graceful switch whose child is the policy in force (and, during a switch, the
+        # next one); built on leaving IDLE.
+        self._balancer: BalancerWrapper[GracefulSwitchBalancer] | None = None
         self._service_config: ServiceConfig | None = None
         self._config_from_resolver = False
         # The config calls read (method configs, throttling); bumped on every change.
@@ -423,10 +433,9 @@ class Channel(BalancerHost):
             self._resolver = None
             resolver_wrapper.close()
             self.loop.create_task(resolver_wrapper.wait_closed())
-        for wrapper in (self._pending_balancer, self._balancer):
-            if wrapper is not None:
-                wrapper.close()
-        self._balancer = self._pending_balancer = None
+        if self._balancer is not None:
+            self._balancer.close()
+        self._balancer = None
         self._service_config = None
         self._config_from_resolver = False
 
@@ -449,17 +458,14 @@ class Channel(BalancerHost):
         if config_error is not None and config is None:
             # A21 / CONFORMANCE 144: a fresh channel with an invalid config and no
             # default treats it as a resolution failure; the addresses still go on.
-            self._ensure_balancer(DEFAULT_LB_POLICY, None)
-            assert self._balancer is not None
-            self._balancer.resolver_error(
+            gsb = self._ensure_balancer(DEFAULT_LB_POLICY if self._balancer is None else "")
+            gsb.resolver_error(
                 RpcError(StatusCode.UNAVAILABLE, f"invalid service config: {config_error}")
             )
             return False
         name, lb_config = self._lb_policy(config)
-        self._ensure_balancer(name, lb_config)
-        wrapper = self._pending_balancer or self._balancer
-        assert wrapper is not None
-        return wrapper.update_channel_state(ChannelState(resolver_state=state, config=lb_config))
+        gsb = self._ensure_balancer(name)
+        return gsb.update_channel_state(ChannelState(resolver_state=state, config=lb_config))
 
     def _choose_config(self, state: ResolverState) -> tuple[ServiceConfig | None, str | None]:
         """The service config to use for this update (A21; CONFORMANCE 143, 144)."""
@@ -552,38 +558,32 @@ class Channel(BalancerHost):
         self._resolver_error = message
         self._config_decided()  # RPCs proceed with the default config and fail at the pick
         self._trace.record("resolver", message)
-        self._ensure_balancer(
-            *(self._lb_policy(self._service_config) if self._balancer is None else ("", None))
-        )
-        assert self._balancer is not None
-        self._balancer.resolver_error(RpcError(StatusCode.UNAVAILABLE, message))
+        name = self._lb_policy(self._service_config)[0] if self._balancer is None else ""
+        self._ensure_balancer(name).resolver_error(RpcError(StatusCode.UNAVAILABLE, message))
 
-    def _ensure_balancer(self, name: str, lb_config: Any) -> None:
-        """Serializer-only: build the balancer, or start a graceful switch to another policy."""
-        current = self._balancer
-        if current is not None and (not name or current.name == name):
-            if self._pending_balancer is not None:
-                self._pending_balancer.close()
-                self._pending_balancer = None
-            return
-        if self._pending_balancer is not None:
-            if self._pending_balancer.name == name:
-                return
-            self._pending_balancer.close()
-            self._pending_balancer = None
-        builder = balancer.get(name)
-        assert builder is not None
-        wrapper = BalancerWrapper(
-            name=name, builder=builder, host=self, serializer=self._serializer
-        )
+    def _ensure_balancer(self, name: str) -> GracefulSwitchBalancer:
+        """Serializer-only: build the balancer, or start a graceful switch to another policy.
+
+        ``name`` "" keeps the policy in force; it, like a switch back to the policy in
+        force, abandons a switch under way.
+        """
+        wrapper = self._balancer
+        if wrapper is None:
+            wrapper = self._balancer = BalancerWrapper(
+                build=GracefulSwitchBalancer, host=self, serializer=self._serializer
+            )
+        gsb = wrapper.balancer
+        current = gsb.current_policy
+        if current is not None and not name:
+            name = current
         if current is None:
             self._trace.record("channel", f"load balancing policy {name}")
-            self._balancer = wrapper
-        else:
-            self._trace.record(
-                "channel", f"switching load balancing policy {current.name} -> {name}"
-            )
-            self._pending_balancer = wrapper
+        elif name not in (current, gsb.pending_policy):
+            self._trace.record("channel", f"switching load balancing policy {current} -> {name}")
+        builder = balancer.get(name)
+        if builder is not None:  # None only if the policy in force was unregistered since
+            gsb.switch_to(builder)
+        return gsb
 
     # ------------------------------------------------------------------ BalancerHost
 
@@ -647,31 +647,9 @@ class Channel(BalancerHost):
             self._serializer.schedule(self.resolve_now)
         forward(sc, state, error)
 
-    def balancer_state(self, wrapper: BalancerWrapper, state: BalancerState) -> None:
-        """Serializer-only: a balancer published a state and picker."""
-        if wrapper is self._pending_balancer:
-            current = self._balancer
-            if (
-                state.state is _S.CONNECTING
-                and current is not None
-                and (current.last_state is not None and current.last_state.state is _S.READY)
-            ):
-                return  # keep serving with the old policy until the new one is ready
-            self._pending_balancer = None
-            if current is not None:
-                current.close()
-            self._balancer = wrapper
-        elif wrapper is not self._balancer:
-            return
-        elif self._pending_balancer is not None and state.state is not _S.READY:
-            pending = self._pending_balancer
-            if pending.last_state is not None:
-                # The old policy left READY: switch now (grpc-go gracefulswitch).
-                self._pending_balancer = None
-                wrapper.close()
-                self._balancer = pending
-                state = pending.last_state
-        if self._closed or self._idle:
+    def balancer_state(self, wrapper: BalancerWrapper[Any], state: BalancerState) -> None:
+        """Serializer-only: the balancer published a state and picker."""
+        if wrapper is not self._balancer or self._closed or self._idle:
             return
         self._picker.update(state.picker)
         self._trace.record("picker", f"new picker for state {state.state.name}")
@@ -721,8 +699,8 @@ class Channel(BalancerHost):
         return ChannelSnapshot(
             target=self.target,
             state=self._state.state,
-            lb_policy=wrapper.name
-            if wrapper is not None
+            lb_policy=policy
+            if wrapper is not None and (policy := wrapper.balancer.current_policy) is not None
             else (self._lb_policy(self._default_config)[0]),
             addresses=list(self._addresses),
             service_config=self._service_config.raw if self._service_config else None,
@@ -898,9 +876,10 @@ class Channel(BalancerHost):
         self._resolver = None
         if resolver_wrapper is not None:
             resolver_wrapper.close()
-        for wrapper in (self._pending_balancer, self._balancer):
-            if wrapper is not None:
-                wrapper.close()
+        if self._balancer is not None:
+            # Through the serializer, as every call into the balancer (this coroutine is not
+            # inside a callback: it runs at once), before the serializer closes.
+            self._serializer.schedule(self._balancer.close)
         transports = [t for sc in [*self._subchannels, *self._retired] for t in sc.transports]
         for sc in list(self._subchannels):
             sc.shutdown()

@@ -143,31 +143,22 @@ class _Host(BalancerHost):
         sc: Any = _SyncSubchannel(addresses, on_state_change)
         return sc  # type: ignore[no-any-return]
 
-    def balancer_state(self, wrapper: BalancerWrapper, state: BalancerState) -> None:
+    def balancer_state(self, wrapper: BalancerWrapper[Any], state: BalancerState) -> None:
         self.states.append(state)
 
     def resolve_now(self) -> None:
         pass
 
 
-class _Builder:
-    name = "unguarded"
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-    def build(self, channel: BalancerChannel) -> UnguardedBalancer:
-        return UnguardedBalancer(channel, self.delay)
-
-    def parse_config(self, config: Any) -> None:
-        return None
-
-
-def _wrapper(clock: FakeClock, delay: float = 0.25) -> tuple[BalancerWrapper, Any]:
+def _wrapper(
+    clock: FakeClock, delay: float = 0.25
+) -> tuple[BalancerWrapper[UnguardedBalancer], list[Exception]]:
     errors: list[Exception] = []
-    serializer = CallbackSerializer(on_error=errors.append)
     wrapper = BalancerWrapper(
-        name="unguarded", builder=_Builder(delay), host=_Host(), serializer=serializer, clock=clock
+        build=lambda ch: UnguardedBalancer(ch, delay),
+        host=_Host(),
+        serializer=CallbackSerializer(on_error=errors.append),
+        clock=clock,
     )
     return wrapper, errors
 
@@ -176,7 +167,7 @@ def test_timer_callback_is_not_reentered_through_the_channel_wrapper() -> None:
     """The channel's own path: clock -> serializer -> balancer; the report comes after."""
     clock = FakeClock()
     wrapper, errors = _wrapper(clock)
-    b: Any = wrapper.balancer
+    b = wrapper.balancer
     assert wrapper.update_channel_state(UPDATE)
     clock.advance(0.25)
     assert errors == []
@@ -188,7 +179,7 @@ def test_zero_delay_runs_after_the_running_callback() -> None:
     """call_later(0, ...) from inside a serializer callback runs right after it returns."""
     clock = FakeClock()
     wrapper, errors = _wrapper(clock, delay=0)
-    b: Any = wrapper.balancer
+    b = wrapper.balancer
     serializer: CallbackSerializer = wrapper._serializer
     serializer.schedule(lambda: wrapper.update_channel_state(UPDATE))
     assert errors == []
@@ -200,7 +191,7 @@ def test_zero_delay_runs_after_the_running_callback() -> None:
 def test_closed_balancers_timers_never_run() -> None:
     clock = FakeClock()
     wrapper, _ = _wrapper(clock)
-    b: Any = wrapper.balancer
+    b = wrapper.balancer
     wrapper.update_channel_state(UPDATE)
     assert b.timer is not None
     b.timer = None  # the balancer "forgets" to cancel it: the wrapper must still drop it
