@@ -152,6 +152,67 @@ def test_all_is_sorted_and_exact() -> None:
     assert public == set(names), public ^ set(names)
 
 
+# The extension packages' public names, exactly (new names are added here on purpose).
+BALANCER_ALL = [
+    "Balancer",
+    "BalancerBuilder",
+    "BalancerChannel",
+    "BalancerState",
+    "ChannelState",
+    "ChildBalancers",
+    "ErrorPicker",
+    "GracefulSwitchBalancer",
+    "NoSubchannelAvailable",
+    "PickFirstBuilder",
+    "PickInfo",
+    "PickResult",
+    "Picker",
+    "QueuePicker",
+    "RoundRobinBuilder",
+    "Subchannel",
+    "SubchannelState",
+    "TimerHandle",
+    "aggregate_state",
+    "get",
+    "register",
+    "unregister_for_testing",
+]
+RESOLVER_ALL = [
+    "Address",
+    "AddressKey",
+    "BuildOptions",
+    "DnsResolverBuilder",
+    "Endpoint",
+    "EndpointKey",
+    "ManualResolver",
+    "Resolver",
+    "ResolverBuilder",
+    "ResolverChannel",
+    "ResolverState",
+    "Target",
+    "address_key",
+    "default_authority",
+    "endpoint_key",
+    "get",
+    "get_default_scheme",
+    "parse_target",
+    "register",
+    "register_builtins",
+    "set_default_scheme",
+    "unregister_for_testing",
+]
+
+
+def test_extension_packages_all_is_exact() -> None:
+    """grpc_lite.balancer and grpc_lite.resolver export exactly these names, all present."""
+    from grpc_lite import balancer, resolver
+
+    for package, expected in ((balancer, BALANCER_ALL), (resolver, RESOLVER_ALL)):
+        assert package.__all__ == expected, package.__name__
+        for name in expected:
+            assert hasattr(package, name), f"{package.__name__}.{name}"
+
+
 def test_api_md_names_exist() -> None:
     """The names API.md promises at the top level."""
     for name in (
