@@ -7,6 +7,7 @@ a call went through it. Without the tinyproxy binary these tests fail, saying so
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -287,3 +288,38 @@ async def test_proxy_refuses_the_port(interop_server: RunningServer, tmp_path: P
     assert f"HTTP CONNECT via proxy {proxy.address} failed: 403 Access violation" in (
         error.details() or ""
     )
+
+
+async def test_round_robin_over_proxied_addresses(
+    greeter_backends: list[RunningServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A1 case 2 with client-side balancing: an ipv4: list under round_robin keeps one
+    subchannel per address, each with its own tunnel to that IP (127.0.0.3 is in no_proxy
+    and goes direct), and calls reach every backend."""
+    from grpc_lite.testing import helloworld_pb2
+
+    port = greeter_backends[0].port
+    assert port is not None
+    hosts = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+    target = "ipv4:" + ",".join(f"{h}:{port}" for h in hosts)
+    config = {"loadBalancingConfig": [{"round_robin": {}}]}
+    with start_tinyproxy(tmp_path, [port]) as proxy:
+        monkeypatch.setenv("grpc_proxy", proxy.address)
+        monkeypatch.setenv("no_grpc_proxy", "127.0.0.3")
+        async with grpc_lite.insecure_channel(target, service_config=config) as ch:
+            stub = grpc_lite.Stub(ch, helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"])
+            replies: set[str] = set()
+            for _ in range(100):  # until every subchannel is READY and has answered
+                request = helloworld_pb2.HelloRequest(name="x")
+                replies.add((await stub.SayHello(request, timeout=5)).message)
+                if len(replies) == len(hosts):
+                    break
+                await asyncio.sleep(0.02)
+            via = {sc.address.split(" ", 1)[0]: sc.proxy for sc in ch.snapshot().subchannels}
+        assert sorted(proxy.connects()) == [f"127.0.0.1:{port}", f"127.0.0.2:{port}"]
+    assert replies == {f"Hello x from {h}:{port}" for h in hosts}
+    assert via == {
+        f"127.0.0.1:{port}": proxy.address,
+        f"127.0.0.2:{port}": proxy.address,
+        f"127.0.0.3:{port}": None,
+    }
