@@ -214,11 +214,14 @@ class ClientStream(H2Stream):
         self.trailing_metadata = trailing
         self.listener.stream_done(self)
 
-    def _fail(self, code: StatusCode, details: str) -> None:
-        """A protocol problem in the response: reset the stream and fail the call."""
+    def _fail(self, code: StatusCode, details: str, rst_code: int = fr.CANCEL) -> None:
+        """A problem in the response: reset the stream and fail the call.  A malformed
+        response (RFC 9113 §8.1.1: a frame sequence HTTP/2 does not allow) is reset with
+        PROTOCOL_ERROR, as grpc-go's operateHeaders does; a message the call cannot take
+        (size, compression) with CANCEL, as grpc-go's CloseStream does."""
         conn = self._conn
         if conn is not None and self.h2_state is not StreamState.CLOSED:
-            conn.reset_stream(self, fr.CANCEL)
+            conn.reset_stream(self, rst_code)
         self._finish(code, details, None)
 
     # ------------------------------------------------------------------ connection callbacks
@@ -236,7 +239,11 @@ class ClientStream(H2Stream):
 
         if self.headers_received:
             if not end_stream:
-                self._fail(StatusCode.INTERNAL, "received a second HEADERS frame mid-stream")
+                self._fail(
+                    StatusCode.INTERNAL,
+                    "received a second HEADERS frame mid-stream",
+                    fr.PROTOCOL_ERROR,
+                )
                 return
             decoder = self._decoder
             if (
@@ -254,12 +261,14 @@ class ClientStream(H2Stream):
             return
 
         if http_status is None:
-            self._fail(StatusCode.INTERNAL, "response headers without :status")
+            self._fail(StatusCode.INTERNAL, "response headers without :status", fr.PROTOCOL_ERROR)
             return
         if http_status[:1] == "1" and len(http_status) == 3:
             if end_stream:  # CONFORMANCE 32
                 self._fail(
-                    StatusCode.INTERNAL, f"informational :status {http_status} ended the stream"
+                    StatusCode.INTERNAL,
+                    f"informational :status {http_status} ended the stream",
+                    fr.PROTOCOL_ERROR,
                 )
             return
         if end_stream:
@@ -332,7 +341,7 @@ class ClientStream(H2Stream):
         if self.code is not None:
             return
         if not self.headers_received:
-            self._fail(StatusCode.INTERNAL, "DATA frame before response headers")
+            self._fail(StatusCode.INTERNAL, "DATA frame before response headers", fr.PROTOCOL_ERROR)
             return
         decoder = self._decoder
         try:
@@ -367,7 +376,7 @@ class ClientStream(H2Stream):
         if self.code is not None:
             return
         if not self.headers_received:
-            self._fail(StatusCode.INTERNAL, "DATA frame before response headers")
+            self._fail(StatusCode.INTERNAL, "DATA frame before response headers", fr.PROTOCOL_ERROR)
             return
         decoder = self._decoder
         if decoder is None:

@@ -761,7 +761,7 @@ def test_data_before_headers_is_internal() -> None:
     pair.server.raw_data(1, grpc_message(b"x"))
     pair.pump()
     assert s.code is SC.INTERNAL
-    assert [f.error_code for f in pair.server.frames_of(fr.RST_STREAM, 1)] == [fr.CANCEL]
+    assert [f.error_code for f in pair.server.frames_of(fr.RST_STREAM, 1)] == [fr.PROTOCOL_ERROR]
     assert pair.conn.state is ConnectionState.READY
 
 
@@ -776,7 +776,8 @@ def test_headers_mid_stream_is_internal() -> None:
     pair.server.raw_headers(1, [("x-again", "1")])
     pair.pump()
     assert s.code is SC.INTERNAL
-    assert pair.server.frames_of(fr.RST_STREAM, 1)
+    # A malformed response is a stream error of type PROTOCOL_ERROR (RFC 9113 §8.1.1).
+    assert [f.error_code for f in pair.server.frames_of(fr.RST_STREAM, 1)] == [fr.PROTOCOL_ERROR]
     # The HPACK state stayed in sync: the other stream still decodes its headers.
     pair.server.h2.send_headers(3, [(":status", "200"), ("content-type", "application/grpc")])
     pair.server.send_message(3, b"ok")
@@ -807,6 +808,7 @@ def test_informational_headers_with_end_stream_is_internal() -> None:
     pair.server.raw_headers(1, [(":status", "100")], end_stream=True)
     pair.pump()
     assert s.code is SC.INTERNAL
+    assert pair.server.frames_of(fr.RST_STREAM, 1) == []  # both sides ended: nothing to reset
 
 
 def test_large_response_headers_in_continuation_frames() -> None:
