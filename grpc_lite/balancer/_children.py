@@ -53,17 +53,21 @@ class ChildBalancers(Generic[_K]):
     is a `GracefulSwitchBalancer`), and hands it `state`. Each child sees the channel through
     its own `BalancerChannel`, which lets the parent watch and intercept:
 
-    - ``on_child_state(key, state)``: every state and picker the child publishes, at once
-      (also while the parent is inside a call into its children: a parent that wants to
-      publish once per update aggregates after its loop). Nothing reaches the channel: the
-      parent publishes its own aggregate (`aggregate_state` is the usual rule).
+    - ``on_child_state(key, state)``: every state and picker the child publishes. Nothing
+      reaches the channel: the parent publishes its own aggregate (`aggregate_state` is the
+      usual rule).
     - ``on_subchannel_state(key, subchannel, state)``: every state of a subchannel the child
       created, just before the child sees it.
     - ``on_resolve_now(key)``: the child asked for re-resolution; without this hook the
       request goes to the channel.
-    - ``exit_idle_children=True``: a child that reports IDLE is asked to `exit_idle()` right
-      after the call that reported it returns (endpointsharding without
-      ``DisableAutoReconnect``).
+    - ``exit_idle_children=True``: a child that reports IDLE is asked to `exit_idle()` once
+      the parent has seen the report (endpointsharding without ``DisableAutoReconnect``).
+
+    A child's state reports and re-resolution requests are queued on the channel's serializer
+    (`call_later(0, ...)`): the hooks run after the child's call (and the parent's, when the
+    parent was calling the child) has returned, so the parent is never re-entered and may
+    call any child from a hook. An update to many children thus ends with one report per
+    child queued behind it.
 
     Subchannels and timers otherwise pass straight to the channel; a removed child's late
     reports, subchannel states and timers are dropped, and its subchannels are shut down.
@@ -200,27 +204,30 @@ class _ChildChannel(Generic[_K]):
         )
 
     def update_state(self, state: BalancerState) -> None:
+        if not self.closed:
+            self._parent._channel.call_later(0, self._deliver, state)
+
+    def _deliver(self, state: BalancerState) -> None:
         if self.closed:
             return
         self.state = state
         parent = self._parent
         parent._on_child_state(self.key, state)
-        if state.state is _S.IDLE and parent._exit_idle_children:
-            # Not from inside the child's own call: queued behind it on the serializer.
-            parent._channel.call_later(0, self._exit_idle)
-
-    def _exit_idle(self) -> None:
-        if not self.closed:
+        if state.state is _S.IDLE and parent._exit_idle_children and not self.closed:
             self.balancer.exit_idle()
 
     def resolve_now(self) -> None:
         if self.closed:
             return
-        hook = self._parent._on_resolve_now
-        if hook is not None:
-            hook(self.key)
+        if self._parent._on_resolve_now is not None:
+            self._parent._channel.call_later(0, self._resolve_now_hook)
         else:
             self._parent._channel.resolve_now()
+
+    def _resolve_now_hook(self) -> None:
+        hook = self._parent._on_resolve_now
+        if hook is not None and not self.closed:
+            hook(self.key)
 
     def call_later(
         self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts

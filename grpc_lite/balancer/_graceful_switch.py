@@ -51,6 +51,10 @@ class GracefulSwitchBalancer:
     the pending child. Each child sees the channel through its own `BalancerChannel`, which
     drops what a closed child publishes and shuts down the subchannels it leaves behind.
 
+    A child's state reports are queued on the channel's serializer (`call_later(0, ...)`)
+    and handled after the child's call returns, so a child that leaves READY is never
+    closed from inside its own call, and this balancer is never re-entered.
+
     Routing: `update_channel_state` and `resolver_error` go to the newest child (the pending
     one during a switch), `exit_idle` to the current one (its picker serves the RPCs);
     `close` closes both (`current_policy` still names the last current one). A child's
@@ -214,10 +218,13 @@ class _Child:
         return sc
 
     def update_state(self, state: BalancerState) -> None:
-        if self.closed:
-            return
-        self.last_state = state
-        self._parent._child_state(self, state)
+        if not self.closed:
+            self._parent._channel.call_later(0, self._deliver, state)
+
+    def _deliver(self, state: BalancerState) -> None:
+        if not self.closed:
+            self.last_state = state
+            self._parent._child_state(self, state)
 
     def resolve_now(self) -> None:
         if not self.closed:

@@ -126,7 +126,8 @@ class RoundRobinBalancer:
     """The round_robin policy for one channel: a parent of pick_first children.
 
     Callers: every method, the children's reports and the subchannel listeners come from the
-    channel's serializer.
+    channel's serializer, one at a time (the children's reports are queued there by
+    `ChildBalancers`).
     """
 
     def __init__(self, channel: BalancerChannel, *, rand: random.Random) -> None:
@@ -146,9 +147,6 @@ class RoundRobinBalancer:
         self._evaluator = ConnectivityStateEvaluator()
         self._reported: ConnectivityState | None = None
         self._last_error: str | None = None
-        # True inside update_channel_state: the children's reports are recorded, and one
-        # aggregate is published at the end.
-        self._updating = False
         self._closed = False
 
     # -- Balancer --------------------------------------------------------------------------
@@ -168,32 +166,26 @@ class RoundRobinBalancer:
 
         # Item 97: the n-th copy of an endpoint keeps the n-th copy's child, so an unchanged
         # endpoint keeps its connection and each duplicate keeps one of its own.
+        # The children's reports to this update are queued: they arrive after the aggregate
+        # below is published (as subchannel reports do).
         entries: list[_Entry] = []
         copies: dict[EndpointKey, int] = {}
-        self._updating = True
-        try:
-            for endpoint in endpoints:
-                ekey = endpoint_key(endpoint)
-                n = copies.get(ekey, 0)
-                copies[ekey] = n + 1
-                key = (ekey, n)
-                entry = self._by_key.get(key)
-                if entry is None:
-                    entry = self._by_key[key] = _Entry(key)
-                    self._evaluator.record_transition(_S.SHUTDOWN, entry.effective)
-                entries.append(entry)
-                child_state = ResolverState(
-                    endpoints=(endpoint,), attributes=resolver_state.attributes
-                )
-                self._children.update(
-                    key,
-                    _CHILD_POLICY,
-                    ChannelState(resolver_state=child_state, config=_CHILD_CONFIG),
-                )
-            new_keys = {e.key for e in entries}
-            self._remove([e for e in self._entries if e.key not in new_keys])
-        finally:
-            self._updating = False
+        for endpoint in endpoints:
+            ekey = endpoint_key(endpoint)
+            n = copies.get(ekey, 0)
+            copies[ekey] = n + 1
+            key = (ekey, n)
+            entry = self._by_key.get(key)
+            if entry is None:
+                entry = self._by_key[key] = _Entry(key)
+                self._evaluator.record_transition(_S.SHUTDOWN, entry.effective)
+            entries.append(entry)
+            child_state = ResolverState(endpoints=(endpoint,), attributes=resolver_state.attributes)
+            self._children.update(
+                key, _CHILD_POLICY, ChannelState(resolver_state=child_state, config=_CHILD_CONFIG)
+            )
+        new_keys = {e.key for e in entries}
+        self._remove([e for e in self._entries if e.key not in new_keys])
         self._entries = entries
         self._publish(ready_changed=True, failed=True)
         return True
@@ -268,8 +260,7 @@ class RoundRobinBalancer:
         if effective is not old_effective:
             entry.effective = effective
             self._evaluator.record_transition(old_effective, effective)
-        if not self._updating:
-            self._publish(ready_changed=ready_changed, failed=new is _S.TRANSIENT_FAILURE)
+        self._publish(ready_changed=ready_changed, failed=new is _S.TRANSIENT_FAILURE)
 
     # -- reporting -------------------------------------------------------------------------
 

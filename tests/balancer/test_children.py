@@ -243,3 +243,26 @@ def test_close_closes_every_child() -> None:
     assert p.a.built[0].closed and p.b.built[0].closed
     assert all(sc.is_shutdown for sc in p.ch.subchannels)
     assert len(p.children) == 0
+
+
+def test_hooks_run_after_the_child_returns_and_may_call_children() -> None:
+    """Reports are queued: a hook runs once the child's call has returned, so it may call
+    that child (here: remove it) without re-entering it."""
+    p = Parent()
+    p.update("x", p.a, "10.0.0.1:1")
+    (x,) = p.a.built
+    during: list[int] = []
+
+    def on_child_state(key: str, state: BalancerState) -> None:
+        during.append(len(x.calls))
+        p.children.remove(key)
+
+    p.children._on_child_state = on_child_state  # type: ignore[assignment]
+
+    def report() -> None:
+        x.publish(TF)
+        x.calls.append("publish returned")
+
+    p.run(report)
+    assert during == [2]  # ["update", "publish returned"]: after the child's call
+    assert x.closed and "x" not in p.children

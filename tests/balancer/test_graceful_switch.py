@@ -219,3 +219,20 @@ def test_close_closes_both_children(h: Harness) -> None:
     assert all(sc.is_shutdown for sc in h.ch.subchannels)
     assert h.gsb.current_policy == "old" and h.gsb.pending_policy is None
     assert h.ch.call(lambda: h.gsb.update_channel_state(update("10.0.0.1:1"))) is False
+
+
+def test_a_policy_is_never_closed_inside_its_own_call(h: Harness) -> None:
+    """The current policy's report that completes the switch is queued: the policy is closed
+    after the call in which it reported has returned (grpc-go closes it asynchronously)."""
+    old = h.ready_old()
+    new = h.switch(h.new, "10.0.0.2:1")
+    h.publish(new, CONNECTING)
+    closed_during_call: list[bool] = []
+
+    def leave_ready() -> None:
+        old.publish(IDLE)
+        closed_during_call.append(old.closed)
+
+    h.ch.call(leave_ready)
+    assert closed_during_call == [False]
+    assert old.closed and h.gsb.current_policy == "new"
