@@ -1,0 +1,348 @@
+"""Locust users that call gRPC through grpc_lite: ``GrpcUser``.
+
+Locust runs its users as gevent greenlets; grpc_lite is asyncio. Each Locust process
+(master, worker or standalone) gets one asyncio event loop on a real OS thread beside
+gevent's hub (started with the *original* ``_thread.start_new_thread`` and an epoll
+selector of the original ``select.epoll``, so gevent's monkeypatching does not reach the
+loop), and every call made by a user runs there. The calling greenlet waits on a
+``gevent.event.AsyncResult`` (safe to set from another thread), so other users keep
+running meanwhile. grpc_lite itself is not patched.
+
+Each call fires Locust's ``events.request`` (``request_type="grpc"``, the method path as
+the name, response time in ms, the response's serialized size, the exception if it
+failed), so Locust's web UI, CSV output and distributed aggregation work unchanged::
+
+    from locust import task
+    from grpc_lite.contrib.locust import GrpcUser
+    from helloworld_pb2 import DESCRIPTOR
+
+    class Greeter(GrpcUser):
+        host = "localhost:50051"          # or --host; any grpc_lite target
+        service = DESCRIPTOR.services_by_name["Greeter"]
+
+        @task
+        def hello(self) -> None:
+            self.stub.SayHello(HelloRequest(name="locust"))
+
+``self.stub`` has one blocking method per RPC of ``service`` (unary and client-streaming
+methods return the response; server- and bidi-streaming ones return the list of
+responses). ``self.call(path, request)`` makes a unary call on raw bytes or with
+``request_serializer`` / ``response_deserializer``. ``self.run_async(coro_fn)`` runs any
+``async def coro_fn(channel)`` on the loop (no event fired). Class attributes:
+``channel_options``, ``service_config``, ``secure`` with ``root_certificates``,
+``timeout`` (seconds per call, default 30), ``shared_channel`` (default True: one channel
+per target in the process; False: one per user).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import selectors
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import gevent
+import gevent.event
+import gevent.monkey
+from locust import User
+
+import grpc_lite
+
+__all__ = ["GrpcUser", "LoopThread"]
+
+
+def _original(module: str, name: str) -> Any:
+    if gevent.monkey.is_module_patched(module):
+        return gevent.monkey.get_original(module, name)
+    return getattr(sys.modules.get(module) or __import__(module), name)
+
+
+class _EpollSelector(selectors._PollLikeSelector):
+    """CPython's EpollSelector on the original ``select.epoll``."""
+
+    # What _PollLikeSelector provides (CPython's selectors.py; not in typeshed).
+    _selector: Any
+    _fd_to_key: dict[int, selectors.SelectorKey]
+    _key_from_fd: Callable[[int], selectors.SelectorKey | None]
+
+    _selector_cls = _original("select", "epoll")
+    _EVENT_READ = select.EPOLLIN
+    _EVENT_WRITE = select.EPOLLOUT
+
+    def fileno(self) -> int:
+        return int(self._selector.fileno())
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None:
+            wait = -1.0
+        elif timeout <= 0:
+            wait = 0.0
+        else:
+            wait = -(-timeout * 1e3 // 1) * 1e-3  # whole ms, rounded up (epoll_wait)
+        max_ev = max(len(self._fd_to_key), 1)
+        ready: list[tuple[selectors.SelectorKey, int]] = []
+        try:
+            events = self._selector.poll(wait, max_ev)
+        except InterruptedError:
+            return ready
+        for fd, event in events:
+            mask = 0
+            if event & ~select.EPOLLIN:
+                mask |= selectors.EVENT_WRITE
+            if event & ~select.EPOLLOUT:
+                mask |= selectors.EVENT_READ
+            key = self._key_from_fd(fd)
+            if key:
+                ready.append((key, mask & key.events))
+        return ready
+
+    def close(self) -> None:
+        self._selector.close()
+        super().close()
+
+
+class LoopThread:
+    """One asyncio loop on a real OS thread; ``run(coro)`` from any greenlet."""
+
+    _instance: ClassVar[LoopThread | None] = None
+
+    def __init__(self) -> None:
+        self.loop = asyncio.SelectorEventLoop(_EpollSelector())
+        started = gevent.event.AsyncResult()
+
+        def main() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.call_soon(started.set, True)
+            self.loop.run_forever()
+
+        _original("_thread", "start_new_thread")(main, ())
+        started.get(timeout=10)
+
+    @classmethod
+    def get(cls) -> LoopThread:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def run(self, factory: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``factory()`` on the loop; the calling greenlet waits for its result."""
+        return self.submit(factory).get()
+
+    def submit(self, factory: Callable[[], Awaitable[Any]]) -> gevent.event.AsyncResult:
+        """Start ``factory()`` on the loop; its result is set on the returned AsyncResult."""
+        result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+
+        def done(task: asyncio.Future[Any]) -> None:
+            if task.cancelled():
+                result.set_exception(asyncio.CancelledError())
+            elif task.exception() is not None:
+                result.set_exception(task.exception())
+            else:
+                result.set(task.result())
+
+        def start() -> None:
+            try:
+                task = asyncio.ensure_future(factory())
+            except BaseException as exc:
+                result.set_exception(exc)
+                return
+            task.add_done_callback(done)
+
+        self.loop.call_soon_threadsafe(start)
+        return result
+
+
+def _size(message: Any) -> int:
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return len(message)
+    byte_size = getattr(message, "ByteSize", None)
+    return int(byte_size()) if byte_size is not None else 0
+
+
+class _Method:
+    """A blocking call of one method that fires Locust's request event."""
+
+    def __init__(
+        self,
+        user: GrpcUser,
+        path: str,
+        kind: str,
+        serializer: Callable[[Any], bytes] | None,
+        deserializer: Callable[[bytes], Any] | None,
+    ) -> None:
+        self._user = user
+        self.path = path
+        self.kind = kind
+        self._serializer = serializer
+        self._deserializer = deserializer
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Any = None,
+        name: str | None = None,
+    ) -> Any:
+        user = self._user
+        kind = self.kind
+        deadline = timeout if timeout is not None else user.timeout
+
+        async def call() -> tuple[Any, int]:
+            channel = await user._channel_async()
+            factory = getattr(channel, kind)
+            mc = factory(self.path, self._serializer, self._deserializer)
+            if kind == "unary_unary":
+                reply = await mc(request, timeout=deadline, metadata=metadata)
+                return reply, _size(reply)
+            if kind == "stream_unary":
+                reply = await mc(iter(request), timeout=deadline, metadata=metadata)
+                return reply, _size(reply)
+            requests = request if kind == "unary_stream" else iter(request)
+            replies = [r async for r in mc(requests, timeout=deadline, metadata=metadata)]
+            return replies, sum(_size(r) for r in replies)
+
+        return user._timed(name or self.path, call)
+
+
+class _SyncStub:
+    def __init__(self, user: GrpcUser, service: Any) -> None:
+        from google.protobuf import message_factory
+
+        for method in service.methods:
+            request_cls = message_factory.GetMessageClass(method.input_type)
+            response_cls = message_factory.GetMessageClass(method.output_type)
+            if method.client_streaming and method.server_streaming:
+                kind = "stream_stream"
+            elif method.client_streaming:
+                kind = "stream_unary"
+            elif method.server_streaming:
+                kind = "unary_stream"
+            else:
+                kind = "unary_unary"
+            setattr(
+                self,
+                method.name,
+                _Method(
+                    user,
+                    f"/{service.full_name}/{method.name}",
+                    kind,
+                    request_cls.SerializeToString,
+                    response_cls.FromString,
+                ),
+            )
+
+
+class GrpcUser(User):
+    """A Locust user whose tasks make gRPC calls with grpc_lite (see the module doc)."""
+
+    abstract = True
+    #: A protobuf ServiceDescriptor: ``self.stub`` gets one method per RPC.
+    service: Any = None
+    channel_options: ClassVar[list[tuple[str, Any]]] = []
+    service_config: ClassVar[dict[str, Any] | None] = None
+    secure: ClassVar[bool] = False
+    root_certificates: ClassVar[bytes | None] = None
+    timeout: ClassVar[float | None] = 30.0
+    shared_channel: ClassVar[bool] = True
+
+    _shared: ClassVar[dict[tuple[Any, ...], grpc_lite.Channel]] = {}
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        if not self.host:
+            raise ValueError(f"{type(self).__name__}: set host (or pass --host) to a target")
+        self.target: str = self.host
+        self._loop_thread = LoopThread.get()
+        self._own_channel: grpc_lite.Channel | None = None
+        self.stub: Any = _SyncStub(self, self.service) if self.service is not None else None
+
+    # -- the channel, on the loop thread --------------------------------------------
+
+    def _make_channel(self) -> grpc_lite.Channel:
+        if self.secure:
+            creds = grpc_lite.ssl_channel_credentials(self.root_certificates)
+            return grpc_lite.secure_channel(
+                self.target, creds, self.channel_options, service_config=self.service_config
+            )
+        return grpc_lite.insecure_channel(
+            self.target, self.channel_options, service_config=self.service_config
+        )
+
+    async def _channel_async(self) -> grpc_lite.Channel:
+        if not self.shared_channel:
+            if self._own_channel is None:
+                self._own_channel = self._make_channel()
+            return self._own_channel
+        key = (self.target, self.secure, repr(self.channel_options), repr(self.service_config))
+        channel = GrpcUser._shared.get(key)
+        if channel is None:
+            channel = GrpcUser._shared[key] = self._make_channel()
+        return channel
+
+    def on_stop(self) -> None:
+        channel = self._own_channel
+        if channel is not None:
+            self._own_channel = None
+            self._loop_thread.run(lambda: channel.close())
+
+    # -- calls ----------------------------------------------------------------------
+
+    def _timed(self, name: str, call: Callable[[], Awaitable[tuple[Any, int]]]) -> Any:
+        started = time.perf_counter()
+        pending = self._loop_thread.submit(call)
+        try:
+            pending.get()
+        except gevent.GreenletExit:
+            # Locust stopped this user mid-call: the call still ends on the loop; report it
+            # then, from the hub, so Locust's totals match what the server saw.
+            pending.rawlink(lambda done: self._report(name, started, done))
+            raise
+        except BaseException:
+            pass
+        return self._report(name, started, pending)
+
+    def _report(self, name: str, started: float, done: gevent.event.AsyncResult) -> Any:
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        reply: Any = None
+        length = 0
+        exception = done.exception
+        if exception is None:
+            reply, length = done.value
+        self.environment.events.request.fire(
+            request_type="grpc",
+            name=name,
+            response_time=elapsed_ms,
+            response_length=length,
+            exception=exception,
+            context=self.context(),
+            url=self.host,
+        )
+        return reply
+
+    def call(
+        self,
+        path: str,
+        request: Any,
+        *,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        timeout: float | None = None,
+        metadata: Any = None,
+        name: str | None = None,
+    ) -> Any:
+        """A unary call of ``path`` (``/pkg.Service/Method``); the response, or None when
+        it failed (the failure is reported to Locust)."""
+        method = _Method(self, path, "unary_unary", request_serializer, response_deserializer)
+        return method(request, timeout=timeout, metadata=metadata, name=name)
+
+    def run_async(self, coro_fn: Callable[[grpc_lite.Channel], Awaitable[Any]]) -> Any:
+        """Run ``await coro_fn(channel)`` on the loop thread; its result (no event fired)."""
+
+        async def go() -> Any:
+            return await coro_fn(await self._channel_async())
+
+        return self._loop_thread.run(go)
