@@ -117,7 +117,15 @@ class GracefulSwitchBalancer:
         else:
             self._pending = child
         # Build after the child is in place: a balancer may publish from its constructor.
-        child.balancer = builder.build(child)
+        try:
+            child.balancer = builder.build(child)
+        except BaseException:
+            if self._current is child:
+                self._current = None
+            else:
+                self._pending = None
+            child.abandon()
+            raise
 
     # -- Balancer --------------------------------------------------------------------------
 
@@ -244,6 +252,11 @@ class _Child:
             return
         self.closed = True
         self.balancer.close()
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Cut the child off and shut down its subchannels (close without the balancer)."""
+        self.closed = True
         for sc in list(self.subchannels):
             sc.shutdown()
         self.subchannels.clear()

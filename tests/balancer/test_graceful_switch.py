@@ -236,3 +236,19 @@ def test_a_policy_is_never_closed_inside_its_own_call(h: Harness) -> None:
     h.ch.call(leave_ready)
     assert closed_during_call == [False]
     assert old.closed and h.gsb.current_policy == "new"
+
+
+def test_a_policy_that_fails_to_build_leaves_nothing_behind(h: Harness) -> None:
+    class Broken(ScriptedBuilder):
+        def build(self, channel: object) -> ScriptedBalancer:
+            raise RuntimeError("cannot build")
+
+    old = h.ready_old()
+    with pytest.raises(RuntimeError, match="cannot build"):
+        h.gsb.switch_to(Broken("broken"))
+    assert h.gsb.current_policy == "old" and h.gsb.pending_policy is None
+    assert not old.closed
+    fresh = GracefulSwitchBalancer(FakeBalancerChannel())
+    with pytest.raises(RuntimeError, match="cannot build"):
+        fresh.switch_to(Broken("broken"))
+    assert fresh.current_policy is None
