@@ -446,3 +446,32 @@ def test_load_help_lists_ghz_flags() -> None:
         "--assert",
     ):  # fmt: skip
         assert re.search(rf"(^|[\s,]){re.escape(flag)}\b", out.stdout), flag
+
+
+async def test_load_and_concurrency_schedules(backend: Backend) -> None:
+    """--load-schedule step: 50/s then 100/s (one second each); the per-second timeline
+    shows the step. --concurrency-schedule line: 1, 2, 3 workers."""
+    out = await load(
+        backend.address, "--insecure", "--call", GREETER, "--load-schedule", "step",
+        "--load-start", "50", "--load-step", "50", "--load-step-duration", "1s",
+        "--load-end", "100", "-z", "2s", "-c", "10", "--cpus", "1", "-O", "json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = out.json()
+    assert report["count"] == 150
+    timeline = [t["count"] for t in report["grpcLite"]["timeline"]]
+    assert timeline[0] == pytest.approx(50, abs=2) and timeline[1] == pytest.approx(100, abs=2)
+    assert report["options"]["load-schedule"] == "step"
+    assert report["options"]["load-step-duration"] == 1_000_000_000
+    backend.delay = 0.01
+    out = await load(
+        backend.address, "--insecure", "--call", GREETER, "--concurrency-schedule", "line",
+        "--concurrency-start", "1", "--concurrency-step", "1", "--concurrency-end", "3",
+        "-z", "3s", "--cpus", "1", "-O", "json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = out.json()
+    assert report["grpcLite"]["workers"] == 3
+    first, second, third = (t["count"] for t in report["grpcLite"]["timeline"][:3])
+    assert first < second < third
+    assert third == pytest.approx(3 * first, rel=0.35)

@@ -87,3 +87,62 @@ def test_mutual_tls(
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert server.recorder.count("UnaryCall") == 10
+
+
+def test_progress_bar_on_a_terminal(interop_server: RunningServer) -> None:
+    """On a terminal (a pty here) the live line and rich's progress bar are drawn on
+    stderr each second; the report still goes to stdout alone."""
+    import os
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "grpc_lite",
+                "load",
+                interop_server.address,
+                "--insecure",
+                "--call",
+                UNARY,
+                "--rps",
+                "100",
+                "-z",
+                "2500ms",
+                "--cpus",
+                "1",
+                "-O",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            timeout=50,
+            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+        )
+    finally:
+        os.close(slave)
+        reader.join(5)
+        os.close(master)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert out.returncode == 0
+    assert '"count":250' in out.stdout
+    assert "req/s" in screen and "p99" in screen
+    assert "━" in screen  # rich's progress bar
