@@ -1,0 +1,381 @@
+"""`grpc-lite load` against ghz, and Locust's GrpcUser against grpcio + gevent (issue 18).
+
+    python -m benchmarks.load               # every experiment (~6 min)
+    python -m benchmarks.load --quick       # short cells, one round (~1.5 min)
+    python -m benchmarks.load --only throughput,rate
+
+One grpc-go server (benchmarks/goserver, built like `python -m benchmarks` builds it) is
+pinned to core 1; each load generator runs pinned to core 0 (``taskset -c 0``), so both
+tools get the same single core. ghz is built from the Go module proxy at the version
+pinned in ``benchmarks/ghz/go.mod`` into ``build/ghz`` (never committed). Both tools call
+``/grpc_lite.bench.Bench/Unary`` with the same 17-byte request, described to them by
+``benchmarks/load/bench.proto``.
+
+Experiments:
+
+- ``throughput``: closed model, ``-c 100``, one connection, one core each, ``--duration``
+  seconds, ``--rounds`` interleaved rounds; the median RPS and the ratio to ghz. Then both
+  with ``--cpus 2`` on cores 0-1 (the server still pinned to core 1, so it shares a core).
+- ``rate``: ``--rps`` 1,000 / 10,000 / 20,000 for ``--duration`` seconds on one core: the
+  achieved rate (calls / total time of the report) against the target, for both tools.
+- ``latency``: ``--rps 200`` (a rate nobody struggles with) for ``--duration`` seconds:
+  p50/p90/p99 of both tools, and their ratio.
+- ``locust``: a standalone headless Locust process pinned to core 0, ``--users`` users
+  with no wait, calling Unary: ``GrpcUser`` against a grpcio user with
+  ``grpc.experimental.gevent.init_gevent()`` (the usual recipe). RPS from Locust's CSV.
+
+Everything is written to ``benchmarks/results/load-<timestamp>.json`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.run import BENCH_DIR, REPO_ROOT, RESULTS_DIR, Server, _can_pin, log, start_server
+
+GHZ_DIR = BENCH_DIR / "ghz"
+GHZ_BIN = REPO_ROOT / "build" / "ghz"
+PROTO = BENCH_DIR / "load" / "bench.proto"
+CALL = "grpc_lite.bench.Bench/Unary"
+DATA = '{"name": "grpc_lite bench"}'  # 17 bytes as a message, as benchmarks.client sends
+
+GRPCIO_LOCUSTFILE = """
+import time
+
+import grpc
+import grpc.experimental.gevent as grpc_gevent
+from locust import User, constant, task
+
+grpc_gevent.init_gevent()
+REQUEST = b"\\n\\x0fgrpc_lite bench"
+
+
+class GrpcioUser(User):
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.channel = grpc.insecure_channel(self.host)
+        self.unary = self.channel.unary_unary("/grpc_lite.bench.Bench/Unary")
+
+    @task
+    def call(self):
+        started = time.perf_counter()
+        exception = None
+        try:
+            self.unary(REQUEST, timeout=30)
+        except grpc.RpcError as exc:
+            exception = exc
+        self.environment.events.request.fire(
+            request_type="grpc", name="Unary", response_time=(time.perf_counter() - started) * 1000,
+            response_length=17, exception=exception, context={},
+        )
+
+    def on_stop(self):
+        self.channel.close()
+"""
+
+GRPC_LITE_LOCUSTFILE = """
+from locust import constant, task
+
+from grpc_lite.contrib.locust import GrpcUser
+
+REQUEST = b"\\n\\x0fgrpc_lite bench"
+
+
+class LiteUser(GrpcUser):
+    wait_time = constant(0)
+
+    @task
+    def call(self):
+        self.call("/grpc_lite.bench.Bench/Unary", REQUEST, name="Unary")
+"""
+
+
+def build_ghz() -> Path:
+    """``go build`` ghz at the version pinned in benchmarks/ghz/go.mod into build/ghz."""
+    sources = [GHZ_DIR / "go.mod", GHZ_DIR / "go.sum"]
+    if GHZ_BIN.exists() and GHZ_BIN.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return GHZ_BIN
+    GHZ_BIN.parent.mkdir(parents=True, exist_ok=True)
+    log(f"building ghz (benchmarks/ghz/go.mod) -> {GHZ_BIN.relative_to(REPO_ROOT)}")
+    subprocess.run(
+        ["go", "build", "-mod=readonly", "-o", str(GHZ_BIN), "github.com/bojand/ghz/cmd/ghz"],
+        cwd=GHZ_DIR,
+        check=True,
+        timeout=900,
+    )
+    return GHZ_BIN
+
+
+def ghz_version() -> str:
+    for line in (GHZ_DIR / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] == "github.com/bojand/ghz":
+            return parts[1]
+    return "?"
+
+
+def _pinned(cores: str, cmd: list[str], pin: bool) -> list[str]:
+    return ["taskset", "-c", cores, *cmd] if pin else cmd
+
+
+def _run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd[:4]}... exited {done.returncode}: {done.stderr[-500:]}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def run_tool(
+    tool: str, server: Server, args: list[str], *, cpus: int, cores: str, pin: bool, seconds: float
+) -> dict[str, Any]:
+    common = [
+        "--insecure", "--proto", str(PROTO), "--call", CALL, "-d", DATA,
+        "-z", f"{seconds}s", "--cpus", str(cpus), "-O", "json", *args,
+    ]  # fmt: skip
+    if tool == "ghz":
+        cmd = [str(GHZ_BIN), *common, server.target]
+    else:
+        cmd = [sys.executable, "-m", "grpc_lite", "load", server.target, *common]
+    started = time.perf_counter()
+    report = _run_json(_pinned(cores, cmd, pin), timeout=seconds + 60)
+    wall = time.perf_counter() - started
+    dist = {d["percentage"]: d["latency"] for d in report.get("latencyDistribution") or []}
+    errors = sum((report.get("errorDistribution") or {}).values())
+    return {
+        "tool": tool,
+        "args": args,
+        "cpus": cpus,
+        "count": report["count"],
+        "errors": errors,
+        "rps": report["rps"],
+        "total_s": report["total"] / 1e9,
+        "p50_us": dist.get(50, 0) / 1e3,
+        "p90_us": dist.get(90, 0) / 1e3,
+        "p99_us": dist.get(99, 0) / 1e3,
+        "wall_s": wall,
+    }
+
+
+def _fmt(rps: float) -> str:
+    return f"{rps / 1000:.1f}k" if rps >= 1000 else f"{rps:.0f}"
+
+
+def throughput(server: Server, pin: bool, seconds: float, rounds: int) -> dict[str, Any]:
+    cells: list[dict[str, Any]] = []
+    for r in range(rounds):
+        for tool in ("ghz", "grpc-lite"):
+            cell = run_tool(
+                tool, server, ["-c", "100"], cpus=1, cores="0", pin=pin, seconds=seconds
+            )
+            cell["round"] = r + 1
+            cells.append(cell)
+            log(f"  throughput round {r + 1} {tool:<9} 1 core  {_fmt(cell['rps'])} RPS")
+    for tool in ("ghz", "grpc-lite"):
+        cell = run_tool(tool, server, ["-c", "100"], cpus=2, cores="0,1", pin=pin, seconds=seconds)
+        cells.append(cell)
+        log(f"  throughput {tool:<9} --cpus 2 on cores 0-1  {_fmt(cell['rps'])} RPS")
+    one = {
+        tool: statistics.median(c["rps"] for c in cells if c["tool"] == tool and c["cpus"] == 1)
+        for tool in ("ghz", "grpc-lite")
+    }
+    two = {
+        tool: next(c["rps"] for c in cells if c["tool"] == tool and c["cpus"] == 2) for tool in one
+    }
+    per_round = [
+        next(c["rps"] for c in cells if c.get("round") == r + 1 and c["tool"] == "grpc-lite")
+        / next(c["rps"] for c in cells if c.get("round") == r + 1 and c["tool"] == "ghz")
+        for r in range(rounds)
+    ]
+    return {
+        "cells": cells,
+        "one_core": one,
+        "ratio": one["grpc-lite"] / one["ghz"],
+        "ratio_per_round": per_round,
+        "two_cpus": two,
+        "scaling": {tool: two[tool] / one[tool] for tool in one},
+    }
+
+
+def rate(server: Server, pin: bool, seconds: float) -> dict[str, Any]:
+    rows = []
+    for target in (1000, 10000, 20000):
+        for tool in ("grpc-lite", "ghz"):
+            cell = run_tool(
+                tool, server, ["--rps", str(target), "-c", "200"], cpus=1, cores="0", pin=pin,
+                seconds=seconds,
+            )  # fmt: skip
+            cell["target"] = target
+            cell["error_pct"] = 100.0 * (cell["rps"] - target) / target
+            rows.append(cell)
+            log(
+                f"  rate {target:>6}/s {tool:<9} achieved {cell['rps']:.1f}/s "
+                f"({cell['error_pct']:+.2f}%), p50 {cell['p50_us']:.0f} us"
+            )
+    return {"cells": rows}
+
+
+def latency(server: Server, pin: bool, seconds: float) -> dict[str, Any]:
+    cells = {
+        tool: run_tool(
+            tool, server, ["--rps", "200", "-c", "10"], cpus=1, cores="0", pin=pin, seconds=seconds
+        )
+        for tool in ("ghz", "grpc-lite")
+    }
+    ratios = {
+        p: cells["grpc-lite"][f"{p}_us"] / cells["ghz"][f"{p}_us"] for p in ("p50", "p90", "p99")
+    }
+    for tool, c in cells.items():
+        log(
+            f"  latency at 200/s {tool:<9} p50 {c['p50_us']:.0f} us  "
+            f"p90 {c['p90_us']:.0f} us  p99 {c['p99_us']:.0f} us"
+        )
+    return {"cells": list(cells.values()), "ratio_to_ghz": ratios}
+
+
+def locust_cell(
+    name: str, locustfile: str, server: Server, pin: bool, seconds: float, users: int
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="grpc_lite_locust_") as tmp:
+        path = Path(tmp) / "locustfile.py"
+        path.write_text(locustfile)
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(path), "--headless", "-u", str(users),
+            "-r", str(users), "-t", f"{seconds}s", "--host", server.target,
+            "--csv", str(Path(tmp) / "run"), "--only-summary", "--loglevel", "WARNING",
+            "--stop-timeout", "5",
+        ]  # fmt: skip
+        done = subprocess.run(
+            _pinned("0", cmd, pin), capture_output=True, text=True, timeout=seconds + 90
+        )
+        rows = {r["Name"]: r for r in csv.DictReader((Path(tmp) / "run_stats.csv").open())}
+    total = rows["Aggregated"]
+    cell = {
+        "user": name,
+        "users": users,
+        "requests": int(total["Request Count"]),
+        "failures": int(total["Failure Count"]),
+        "rps": float(total["Requests/s"]),
+        "p50_ms": float(total["50%"]),
+        "p99_ms": float(total["99%"]),
+        "exit": done.returncode,
+    }
+    log(f"  locust {name:<16} {users} users  {cell['rps']:.0f} RPS  failures {cell['failures']}")
+    return cell
+
+
+def locust(server: Server, pin: bool, seconds: float, users: int) -> dict[str, Any]:
+    lite = locust_cell("GrpcUser", GRPC_LITE_LOCUSTFILE, server, pin, seconds, users)
+    grpcio = locust_cell("grpcio + gevent", GRPCIO_LOCUSTFILE, server, pin, seconds, users)
+    return {
+        "cells": [lite, grpcio],
+        "ratio": lite["rps"] / grpcio["rps"] if grpcio["rps"] else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
+    parser.add_argument("--only", default="throughput,rate,latency,locust")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds")
+    parser.add_argument("--users", type=int, default=50, help="Locust users")
+    parser.add_argument("--quick", action="store_true", help="3 s cells, one round")
+    parser.add_argument("--no-pin", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.rounds = 3.0, 1
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    pin = not args.no_pin and _can_pin()
+    build_ghz()
+    server = start_server("go", pin)
+    results: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "ghz": ghz_version(),
+        "server": server.description,
+        "python": sys.version.split()[0],
+        "pinned": pin,
+        "duration_s": args.duration,
+        "load_average": os.getloadavg(),
+    }
+    try:
+        if "throughput" in only:
+            log("throughput: closed model, -c 100")
+            results["throughput"] = throughput(server, pin, args.duration, args.rounds)
+        if "rate" in only:
+            log("rate accuracy: open model")
+            results["rate"] = rate(server, pin, args.duration)
+        if "latency" in only:
+            log("latency at a fixed low rate")
+            results["latency"] = latency(server, pin, args.duration)
+        if "locust" in only:
+            log("Locust: one standalone process on one core")
+            results["locust"] = locust(server, pin, args.duration, args.users)
+    finally:
+        server.stop()
+    results["load_average_after"] = os.getloadavg()
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS_DIR / f"load-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(render(results))
+    log(f"results: {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def render(results: dict[str, Any]) -> str:
+    out = [f"ghz {results['ghz']}, server {results['server']}, pinned {results['pinned']}"]
+    t = results.get("throughput")
+    if t:
+        out.append(
+            f"unary -c 100, one core: grpc-lite {_fmt(t['one_core']['grpc-lite'])} RPS, "
+            f"ghz {_fmt(t['one_core']['ghz'])} RPS: {t['ratio']:.2f}x "
+            f"(rounds {' '.join(f'{r:.2f}' for r in t['ratio_per_round'])})"
+        )
+        out.append(
+            f"--cpus 2 on two cores: grpc-lite {_fmt(t['two_cpus']['grpc-lite'])} "
+            f"({t['scaling']['grpc-lite']:.2f}x its one core), ghz {_fmt(t['two_cpus']['ghz'])} "
+            f"({t['scaling']['ghz']:.2f}x)"
+        )
+    r = results.get("rate")
+    if r:
+        for c in r["cells"]:
+            out.append(
+                f"--rps {c['target']:>6} {c['tool']:<9} achieved {c['rps']:>9.1f}/s "
+                f"({c['error_pct']:+.2f}%)  p50 {c['p50_us']:.0f} us  p99 {c['p99_us']:.0f} us"
+            )
+    lat = results.get("latency")
+    if lat:
+        for c in lat["cells"]:
+            out.append(
+                f"--rps 200 {c['tool']:<9} p50 {c['p50_us']:.0f} us  p90 {c['p90_us']:.0f} us  "
+                f"p99 {c['p99_us']:.0f} us"
+            )
+        out.append(
+            "grpc-lite / ghz: " + ", ".join(f"{p} {v:.2f}x" for p, v in lat["ratio_to_ghz"].items())
+        )
+    loc = results.get("locust")
+    if loc:
+        for c in loc["cells"]:
+            out.append(
+                f"Locust {c['user']:<16} {c['users']} users: {c['rps']:.0f} RPS, "
+                f"p50 {c['p50_ms']:.0f} ms, failures {c['failures']}"
+            )
+        if loc["ratio"]:
+            out.append(f"GrpcUser / grpcio + gevent: {loc['ratio']:.1f}x")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
