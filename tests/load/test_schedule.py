@@ -233,3 +233,25 @@ def test_total_and_skip_first() -> None:
     spec = RunSpec("fake", METHOD, total=50, skip_first=10, concurrency=ScheduleSpec("const", 3))
     r = _run(spec, lambda now, req: 0.005)
     assert r.count == 40 and r.ok == 40 and r.status == {"OK": 40}
+
+
+@pytest.mark.parametrize(
+    ("mode", "count", "cancelled"),
+    [("wait", 9, 0), ("close", 9, 3), ("ignore", 6, 0)],
+)
+def test_duration_stop(mode: str, count: int, cancelled: int) -> None:
+    """-z with calls in flight: wait for them, count them as Canceled (close), or drop
+    them (ignore). Three workers, 400 ms calls, -z 1s: each worker's calls end at 0.4 s and
+    0.8 s, and a third is in flight at 1 s until 1.2 s."""
+    spec = RunSpec(
+        "fake",
+        METHOD,
+        total=None,
+        duration=1.0,
+        duration_stop=mode,
+        concurrency=ScheduleSpec("const", 3),
+    )
+    r = _run(spec, lambda now, req: 0.4)
+    assert r.count == count
+    assert r.status.get("Canceled", 0) == cancelled
+    assert r.elapsed_s == pytest.approx(1.2 if mode == "wait" else 1.0, abs=1e-6)
