@@ -837,6 +837,7 @@ class Channel(BalancerHost):
         await self._state.wait_for_state_change(last_observed_state)
 
     async def channel_ready(self) -> None:
+        self._check_loop()
         while True:
             state = self.get_state(try_to_connect=True)
             if state is _S.READY:

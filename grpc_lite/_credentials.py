@@ -412,7 +412,10 @@ def _run_sync(plugin: _Plugin, context: AuthMetadataContext) -> "asyncio.Future[
             deliver(None, exc)
 
     # The caller's contextvars reach the plugin, as grpcio arranges for its threads.
-    loop.run_in_executor(None, contextvars.copy_context().run, run)
+    try:
+        loop.run_in_executor(None, contextvars.copy_context().run, run)
+    except RuntimeError as exc:  # the default executor is shut down (the loop is ending)
+        raise PluginError(f"cannot run plugin {plugin.name!r}: {exc}") from None
     return result
 
 

@@ -267,7 +267,9 @@ class Subchannel:
         for index, address in enumerate(self._addresses):
             self.connect_attempts += 1
             if self._check_address is not None:
-                refused = self._check_address(address.addr)
+                # The peer is the proxy when there is one (C-core checks the endpoint).
+                proxy = proxies[index] if proxies is not None else None
+                refused = self._check_address(address.addr if proxy is None else proxy.address)
                 if refused is not None:
                     errors.append(refused)
                     continue
