@@ -607,7 +607,6 @@ async def test_google_auth_metadata_plugin(tls_peer: Peer) -> None:
     """google-auth's own grpc plugin, as Google's client libraries build it
     (composite_channel_credentials(ssl, metadata_call_credentials(AuthMetadataPlugin))),
     with a static token that is valid, so its Request is never used: no network."""
-    pytest.importorskip("google.auth")
     from google.auth.transport.grpc import AuthMetadataPlugin
     from google.auth.transport.requests import Request
     from google.oauth2.credentials import Credentials
@@ -673,6 +672,22 @@ async def test_local_credentials_wrong_kind_of_peer(
         assert expected in (info.value.details() or "")
         assert ch.snapshot().subchannels[0].connect_attempts >= 1
     assert peer.log.seen == []
+
+
+async def test_local_credentials_check_the_proxy(plain_peer: Peer) -> None:
+    """Through an HTTP CONNECT proxy the peer is the proxy, and C-core checks the endpoint:
+    a proxy that is not on loopback is refused before any connection is made (here an
+    unroutable documentation address, so nothing could leave the machine anyway)."""
+    options = [("grpc.http_proxy", "http://[2001:db8::1]:3128")]
+    target = f"127.0.0.1:{plain_peer.port}"
+    async with grpc_lite.secure_channel(
+        target, grpc_lite.local_channel_credentials(), options
+    ) as ch:
+        with pytest.raises(grpc_lite.RpcError) as info:
+            await _unary(ch)(_simple(), timeout=5)
+    assert info.value.code() is SC.UNAVAILABLE
+    assert "not [2001:db8::1]:3128" in (info.value.details() or "")
+    assert plain_peer.log.seen == []
 
 
 async def test_credentials_never_printed(tls_peer: Peer, caplog: pytest.LogCaptureFixture) -> None:
