@@ -159,6 +159,10 @@ class RateSchedule:
             return math.inf
         return seg.start + (target - base[k]) / seg.rate
 
+    def rate_here(self) -> float:
+        """The rate of the segment the last :meth:`time_of` landed in."""
+        return self.segments[self._cursor].rate
+
     def final_rate(self) -> float:
         return self.segments[-1].rate
 

@@ -255,3 +255,34 @@ def test_duration_stop(mode: str, count: int, cancelled: int) -> None:
     assert r.count == count
     assert r.status.get("Canceled", 0) == cancelled
     assert r.elapsed_s == pytest.approx(1.2 if mode == "wait" else 1.0, abs=1e-6)
+
+
+def test_open_model_sends_everything_due_even_when_behind() -> None:
+    """A sender that fell behind still sends every request due before -z ends (the rate
+    is exact), and above 4,000/s sends are coalesced on a grid of at most 0.2 ms."""
+    seen: list[tuple[float, bytes]] = []
+    spec = RunSpec(
+        "fake",
+        METHOD,
+        total=None,
+        duration=0.5,
+        rate=ScheduleSpec("const", 10_000),
+        concurrency=ScheduleSpec("const", 2),
+    )
+    r = _run(spec, lambda now, req: 0.0003, seen=seen)  # 2 workers: at most ~6,700/s
+    assert r.count == 5000
+    assert r.lag_max_ns > 100 * MS  # it fell behind, and says so
+    fast = RunSpec(
+        "fake",
+        METHOD,
+        total=None,
+        duration=0.1,
+        rate=ScheduleSpec("const", 10_000),
+        concurrency=ScheduleSpec("const", 50),
+    )
+    seen.clear()
+    r = _run(fast, lambda now, req: 0.001, seen=seen)
+    assert r.count == 1000
+    sends = sorted({round(t * 1e6) for t, _ in seen})
+    assert all(t % 200 == 0 for t in sends)  # on the 0.2 ms grid
+    assert len(sends) == 501  # request 0 at once, then two per send (due 100 us apart)
