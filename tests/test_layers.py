@@ -161,6 +161,7 @@ BALANCER_ALL = [
     "ChannelState",
     "ChildBalancers",
     "ErrorPicker",
+    "FixedResultPicker",
     "GracefulSwitchBalancer",
     "NoSubchannelAvailable",
     "PickFirstBuilder",

@@ -34,6 +34,7 @@ __all__ = [
     "BalancerState",
     "ChannelState",
     "ErrorPicker",
+    "FixedResultPicker",
     "NoSubchannelAvailable",
     "PickInfo",
     "PickResult",
@@ -107,6 +108,23 @@ class Picker(Protocol):
     """
 
     def pick(self, info: PickInfo) -> PickResult: ...
+
+
+class FixedResultPicker:
+    """Give every RPC the same `result` (grpc-java: LoadBalancer.FixedResultPicker).
+
+    pick_first's picker while READY. A parent policy may read `result` instead of calling
+    `pick` (round_robin does, to keep its pick to one tuple index).
+    """
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: PickResult) -> None:
+        self.result = result
+
+    def pick(self, info: PickInfo) -> PickResult:
+        # Hot path: one attribute read; nothing may be added here.
+        return self.result
 
 
 class QueuePicker:

@@ -49,6 +49,7 @@ from ._api import (
     BalancerState,
     ChannelState,
     ErrorPicker,
+    FixedResultPicker,
     NoSubchannelAvailable,
     Picker,
     PickInfo,
@@ -156,19 +157,6 @@ class _SubchannelData:
         self.error: str | None = None
         # A connection attempt failed (or was found in backoff) during the current pass.
         self.failed_in_pass = False
-
-
-class _ReadyPicker:
-    """Every RPC goes to the one READY subchannel."""
-
-    __slots__ = ("_result",)
-
-    def __init__(self, result: PickResult) -> None:
-        self._result = result
-
-    def pick(self, info: PickInfo) -> PickResult:
-        # Hot path: one attribute read; nothing may be added here.
-        return self._result
 
 
 class _IdlePicker:
@@ -451,7 +439,8 @@ class PickFirstBalancer:
         self._idle_target = None
         self._selected = sd
         self._state = _S.READY
-        self._report(_S.READY, _ReadyPicker(PickResult(subchannel=sd.subchannel)))
+        # Every RPC goes to the one READY subchannel.
+        self._report(_S.READY, FixedResultPicker(PickResult(subchannel=sd.subchannel)))
 
     def _report_health(self, new: ConnectivityState, error: str | None) -> None:
         """The selected subchannel is connected but not serving (TF), or a new health watch

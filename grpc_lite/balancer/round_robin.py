@@ -14,8 +14,10 @@ follow C-core's round_robin.cc. CONFORMANCE items 90-98.
   IDLE, else TRANSIENT_FAILURE (item 92). A child that reported TRANSIENT_FAILURE counts as
   TRANSIENT_FAILURE until it reports READY (sticky TF, item 93), so a channel whose backends
   are all down does not flap to CONNECTING while they retry.
-- The picker cycles over the READY children's pickers in list order from a random start (item
-  91).
+- The picker cycles over the READY children in list order from a random start (item 91). A
+  child whose picker is a `FixedResultPicker` (pick_first's while READY) is picked by indexing
+  its result, so the usual pick is one counter step and one tuple index, as with one
+  subchannel per address; other children's pickers are called.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ._api import (
     BalancerState,
     ChannelState,
     ErrorPicker,
+    FixedResultPicker,
     Picker,
     PickInfo,
     PickResult,
@@ -90,24 +93,42 @@ _CHILD_CONFIG = PickFirstConfig(health_check=True)
 class _Entry:
     """One endpoint's child as aggregation sees it."""
 
-    __slots__ = ("effective", "key", "pick", "picker")
+    __slots__ = ("effective", "key", "pick", "picker", "result")
 
     def __init__(self, key: _Key) -> None:
         self.key = key
         # What aggregation counts: CONNECTING, READY or TRANSIENT_FAILURE (IDLE counts as
         # CONNECTING, as in C-core; TF sticks until READY).
         self.effective = _S.CONNECTING
-        # The child's picker, and its bound ``pick``, while it is READY.
+        # The child's picker, its bound ``pick`` and (a FixedResultPicker's) its fixed result,
+        # while it is READY.
         self.picker: Picker | None = None
         self.pick: Callable[[PickInfo], PickResult] | None = None
+        self.result: PickResult | None = None
 
 
 class _RoundRobinPicker:
-    """Cycles over the READY children's pickers from a given start (item 91).
+    """Cycles over the READY children's fixed results from a given start (item 91).
 
-    `picks` is an immutable tuple of the children's bound ``pick`` methods. `itertools.count`
-    makes a pick O(1) and safe from any coroutine (its ``__next__`` is atomic under the GIL).
+    `itertools.count` makes a pick O(1) and safe from any coroutine (its ``__next__`` is
+    atomic under the GIL).
     """
+
+    __slots__ = ("_n", "_next", "_results")
+
+    def __init__(self, results: tuple[PickResult, ...], start: int) -> None:
+        self._results = results
+        self._n = len(results)
+        self._next = itertools.count(start).__next__
+
+    def pick(self, info: PickInfo) -> PickResult:
+        # Hot path: one counter step and one tuple index; nothing may be added here.
+        return self._results[self._next() % self._n]
+
+
+class _ChildRoundRobinPicker:
+    """Cycles over the READY children's pickers (bound ``pick`` methods) from a given start:
+    used when a READY child's picker is not a FixedResultPicker."""
 
     __slots__ = ("_n", "_next", "_picks")
 
@@ -117,8 +138,7 @@ class _RoundRobinPicker:
         self._next = itertools.count(start).__next__
 
     def pick(self, info: PickInfo) -> PickResult:
-        # Hot path: one counter step, one tuple index and the child's pick; nothing may be
-        # added here.
+        # Hot path: one counter step, one tuple index and the child's pick.
         return self._picks[self._next() % self._n](info)
 
 
@@ -251,12 +271,14 @@ class RoundRobinBalancer:
             )
         ready_changed = (old_effective is _S.READY) is not (effective is _S.READY)
         if effective is _S.READY:
-            if entry.picker is not state.picker:
+            picker = state.picker
+            if entry.picker is not picker:
                 ready_changed = True
-                entry.picker = state.picker
-                entry.pick = state.picker.pick
+                entry.picker = picker
+                entry.pick = picker.pick
+                entry.result = picker.result if isinstance(picker, FixedResultPicker) else None
         else:
-            entry.picker = entry.pick = None
+            entry.picker = entry.pick = entry.result = None
         if effective is not old_effective:
             entry.effective = effective
             self._evaluator.record_transition(old_effective, effective)
@@ -271,8 +293,14 @@ class RoundRobinBalancer:
         if state is _S.READY:
             if self._reported is _S.READY and not ready_changed:
                 return
-            picks = tuple([e.pick for e in self._entries if e.pick is not None])
-            picker = _RoundRobinPicker(picks, self._rand.randrange(len(picks)))
+            ready = [e for e in self._entries if e.pick is not None]
+            start = self._rand.randrange(len(ready))
+            results = tuple([e.result for e in ready if e.result is not None])
+            if len(results) == len(ready):
+                picker = _RoundRobinPicker(results, start)
+            else:
+                picks = tuple([e.pick for e in ready if e.pick is not None])
+                picker = _ChildRoundRobinPicker(picks, start)
         elif state is _S.CONNECTING:
             if self._reported is _S.CONNECTING:
                 return

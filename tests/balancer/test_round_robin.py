@@ -275,7 +275,7 @@ def test_resolver_error(h: Harness) -> None:
 
 def test_one_thousand_addresses() -> None:
     """Scale: 1,000 addresses -> 1,000 subchannels; a reordered update with one new address
-    creates exactly one; picks index an immutable tuple of the READY children's pickers (O(1))."""
+    creates exactly one; picks index an immutable tuple (O(1))."""
     h = Harness(rand=random.Random(3))
     addrs = [f"10.{i // 256}.{i % 256}.1:50051" for i in range(1000)]
     started = time.perf_counter()
@@ -290,7 +290,7 @@ def test_one_thousand_addresses() -> None:
     assert sum(sc.connect_count for sc in h.ch.subchannels) == 1001
     picker = h.ch.picker
     assert isinstance(picker, _RoundRobinPicker)
-    assert isinstance(picker._picks, tuple) and len(picker._picks) == 1000
+    assert isinstance(picker._results, tuple) and len(picker._results) == 1000
     assert len(set(h.picks(1000))) == 1000
     assert elapsed < 1.0
 
@@ -368,3 +368,20 @@ def test_re_resolution_comes_from_round_robin_not_its_children(h: Harness) -> No
         sc.set_state(TF, "refused")
     assert h.ch.state is TF
     assert h.ch.resolve_now_count == 2
+
+
+def test_children_with_other_pickers_are_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A READY child whose picker is not a FixedResultPicker is picked by calling it (the
+    usual pick_first child's result is indexed directly)."""
+    from grpc_lite.balancer import round_robin
+    from tests.fakes.policies import ScriptedBuilder
+
+    custom = ScriptedBuilder("custom")
+    monkeypatch.setattr(round_robin, "_CHILD_POLICY", custom)
+    h = Harness(rand=random.Random(1))
+    h.update(A, B)
+    a, b = custom.built
+    h.ch.call(lambda: a.publish(READY))
+    h.ch.call(lambda: b.publish(READY))
+    assert isinstance(h.ch.picker, round_robin._ChildRoundRobinPicker)
+    assert collections.Counter(h.picks(4)) == {A: 2, B: 2}
