@@ -25,7 +25,17 @@ from ._credentials import (
     auth_context,
     fetch_metadata,
 )
-from ._retry import PUSHBACK_HEADER, PUSHBACK_STOP, Retry, decide_retry, parse_pushback
+from ._retry import (
+    PUSHBACK_HEADER,
+    Hedge,
+    NoHedgeReason,
+    Retry,
+    TransparentRetry,
+    decide_hedge,
+    decide_retry,
+    decide_transparent_retry,
+    parse_pushback,
+)
 from ._transport import ClientStream, Http2Transport
 from ._transport._connection import SEND_HIGH_WATER
 from ._transport._hpack import encode_field, encode_fields, encode_timeout_field
@@ -103,10 +113,6 @@ def compression_encoding(compression: "Compression | None") -> str | None:
         raise ValueError(f"unknown compression {compression!r}") from None
 
 
-# A stream refused by the server is retried once (CONFORMANCE 121); other
-# never-processed streams (GOAWAY above last_stream_id, never sent) a few times.
-_MAX_REFUSED_RETRIES = 1
-_MAX_TRANSPARENT_RETRIES = 5
 # Request bytes kept for a transparent retry of a streaming call (A6 default).
 _REPLAY_LIMIT = 256 * 1024
 
@@ -688,9 +694,6 @@ class Call:
         r = self._retry
         assert r is not None and r.policy is not None
         policy = r.policy
-        pushback = _pushback(trailing)
-        if per_attempt_timeout and code not in policy.retryable_status_codes:
-            code = next(iter(policy.retryable_status_codes))  # counts as retryable
         ctx = self._method.channel
         decision = decide_retry(
             policy,
@@ -698,9 +701,10 @@ class Call:
             attempts=r.attempts,
             committed=r.committed,
             throttler=ctx.retry_throttler,
-            pushback=pushback,
+            pushback=_pushback(trailing),
             rand=random.random,
             retries_since_pushback=r.since_pushback,
+            per_attempt_timeout=per_attempt_timeout,
         )
         path = self._method.path
         if not isinstance(decision, Retry):
@@ -742,11 +746,13 @@ class Call:
         r = self._retry
         assert r is not None and r.hedging is not None
         r.timer = None
-        if self._code is not None or r.committed or r.stopped or r.attempts >= r.max_attempts:
+        if self._code is not None or r.committed or r.stopped:
             return
         throttler = self._method.channel.retry_throttler
-        if throttler is not None and not throttler.allows_retry:
-            return  # CONFORMANCE 132: a throttled hedge is simply not sent
+        if not isinstance(
+            decide_hedge(r.hedging, None, attempts=r.attempts, throttler=throttler), Hedge
+        ):
+            return  # maxAttempts sent, or throttled: a throttled hedge is simply not sent
         if self._pick_task is not None:
             # A pick is still waiting: this hedge goes when it lands.
             r.timer = self._loop.call_later(r.hedging.hedging_delay or 0.001, self._send_hedge)
@@ -773,26 +779,30 @@ class Call:
             return
         code = stream.code
         assert code is not None
-        if code is StatusCode.OK:  # a Trailers-Only OK: this attempt wins
+        ctx = self._method.channel
+        decision = decide_hedge(
+            r.hedging,
+            code,
+            attempts=r.attempts,
+            throttler=ctx.retry_throttler,
+            pushback=_pushback(stream.trailing_metadata),
+            per_attempt_timeout=stream.per_attempt_timeout,
+            stopped=r.stopped,
+        )
+        reason = None if isinstance(decision, Hedge) else decision.reason
+        if reason is NoHedgeReason.OK:  # a Trailers-Only OK: this attempt wins
             self._commit(stream)
             self._finish(code, stream.details, stream.trailing_metadata)
             return
-        ctx = self._method.channel
-        nonfatal = code in r.hedging.non_fatal_status_codes or stream.per_attempt_timeout
-        if nonfatal:
-            throttler = ctx.retry_throttler
-            allowed = throttler.record_failure() if throttler is not None else True
-            trailing = stream.trailing_metadata
-            pushback = _pushback(trailing)
-            if pushback is PUSHBACK_STOP or not allowed:
-                r.stopped = True  # (128, 132): outstanding attempts continue, no new ones
+        if reason is not NoHedgeReason.FATAL:
+            if isinstance(decision, Hedge):
+                self._schedule_hedge(decision.delay)  # a non-fatal failure sends the next now
+            else:
+                if reason is not NoHedgeReason.MAX_ATTEMPTS:
+                    r.stopped = True  # outstanding attempts continue, no new ones
                 if r.timer is not None:
                     r.timer.cancel()
                     r.timer = None
-            elif isinstance(pushback, int):
-                self._schedule_hedge(pushback / 1000.0)
-            else:
-                self._schedule_hedge(0)  # (126) a non-fatal failure sends the next one now
             ctx.record_event(
                 "hedge", f"{self._method.path}: hedged attempt failed {code.name} (non-fatal)"
             )
@@ -881,20 +891,20 @@ class Call:
         self._finish(code, details, stream.trailing_metadata)
 
     def _transparent_retry_allowed(self, stream: ClientStream) -> bool:
-        if self._cancelled or (not self._unary_request and self._replay is None):
-            return False
-        r = self._retry
-        if r is not None and r.committed and r.hedging is None and stream.headers_received:
-            return False
-        if stream.id == 0:  # never left the client
-            return self._transparent_retries < 100
-        if self._transparent_retries >= _MAX_TRANSPARENT_RETRIES:
-            return False
-        self._transparent_retries += 1
-        if stream.refused:
-            self._refused_retries += 1
-            return self._refused_retries <= _MAX_REFUSED_RETRIES
-        return True
+        sent = stream.id != 0
+        decision = decide_transparent_retry(
+            sent=sent,
+            refused=stream.refused,
+            headers_received=stream.headers_received,
+            replay_kept=self._unary_request or self._replay is not None,
+            transparent_retries=self._transparent_retries,
+            refused_retries=self._refused_retries,
+        )
+        if sent:
+            self._transparent_retries += 1
+            if stream.refused:
+                self._refused_retries += 1
+        return isinstance(decision, TransparentRetry)
 
     # ------------------------------------------------------------------ completion
 

@@ -1,25 +1,43 @@
-"""Retry decisions, backoff, pushback and throttling (CONFORMANCE items 104-134)."""
+"""Retry, hedging and transparent-retry decisions, backoff, pushback and throttling
+(gRFC A6; CONFORMANCE items 104-134 as labels). Every decision function has its table here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from grpc_lite._retry import (
+    MAX_REFUSED_RETRIES,
+    MAX_TRANSPARENT_RETRIES,
     PUSHBACK_STOP,
+    Hedge,
+    HedgeDecision,
+    NoHedge,
+    NoHedgeReason,
     NoRetry,
     NoRetryReason,
+    NoTransparentRetry,
+    NoTransparentRetryReason,
     PushbackResult,
     Retry,
     RetryDecision,
     RetryThrottler,
+    TransparentRetry,
+    TransparentRetryDecision,
+    decide_hedge,
     decide_retry,
-    hedge_allowed,
+    decide_transparent_retry,
     parse_pushback,
     retry_backoff,
 )
-from grpc_lite.service_config import RetryPolicy, RetryThrottling, parse_service_config
+from grpc_lite.service_config import (
+    HedgingPolicy,
+    RetryPolicy,
+    RetryThrottling,
+    parse_service_config,
+)
 from grpc_lite.status import StatusCode
 
 U = StatusCode.UNAVAILABLE
@@ -55,7 +73,7 @@ def _decide(
     pushback: PushbackResult = None,
     rand: Callable[[], float] = _mid,
     retries_since_pushback: int | None = None,
-    retries_enabled: bool = True,
+    per_attempt_timeout: bool = False,
 ) -> RetryDecision:
     return decide_retry(
         policy,
@@ -66,7 +84,7 @@ def _decide(
         pushback=pushback,
         rand=rand,
         retries_since_pushback=retries_since_pushback,
-        retries_enabled=retries_enabled,
+        per_attempt_timeout=per_attempt_timeout,
     )
 
 
@@ -147,10 +165,9 @@ def test_parse_pushback(values: list[str], expected: PushbackResult) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        # 104: no policy, no configured retries.
+        # 104: no policy, no configured retries (118, grpc.enable_retries=0, means no policy
+        # reaches the call: tests/resilience/test_retry.py).
         ({"policy": None}, NoRetry(NoRetryReason.NO_POLICY)),
-        # 118: retries switched off by option.
-        ({"retries_enabled": False}, NoRetry(NoRetryReason.DISABLED)),
         ({"code": StatusCode.OK}, NoRetry(NoRetryReason.OK)),
         # 106: a status outside the list is returned at once.
         ({"code": StatusCode.INVALID_ARGUMENT}, NoRetry(NoRetryReason.NOT_RETRYABLE)),
@@ -173,10 +190,23 @@ def test_parse_pushback(values: list[str], expected: PushbackResult) -> None:
         # 112: after a pushback retry, backoff restarts at initialBackoff.
         ({"attempts": 3, "retries_since_pushback": 0}, Retry(0.2)),
         ({"attempts": 4, "retries_since_pushback": 1}, Retry(0.4)),
+        # perAttemptRecvTimeout: the cancelled attempt counts as retryable whatever its code.
+        ({"code": StatusCode.CANCELLED, "per_attempt_timeout": True}, Retry(0.2)),
+        ({"code": StatusCode.INTERNAL, "per_attempt_timeout": True}, Retry(0.2)),
+        (
+            {"code": StatusCode.CANCELLED, "per_attempt_timeout": True, "attempts": 5},
+            NoRetry(NoRetryReason.MAX_ATTEMPTS),
+        ),
+        (
+            {"code": StatusCode.CANCELLED, "per_attempt_timeout": True, "committed": True},
+            NoRetry(NoRetryReason.COMMITTED),
+        ),
+        ({"code": StatusCode.CANCELLED}, NoRetry(NoRetryReason.NOT_RETRYABLE)),
+        ({"code": StatusCode.OK, "per_attempt_timeout": True}, NoRetry(NoRetryReason.OK)),
     ],
 )
 def test_decide_retry_table(kwargs: dict[str, object], expected: RetryDecision) -> None:
-    """Items 104-106, 108, 109, 112, 118 without a throttler."""
+    """Items 104-106, 108, 109, 112 and the per-attempt timeout, without a throttler."""
     params: dict[str, object] = {"policy": _policy()} | kwargs
     got = _decide(**params)  # type: ignore[arg-type]
     if isinstance(expected, Retry):
@@ -233,7 +263,6 @@ def test_item_107_clamped_policy_gives_five_attempts() -> None:
     ("kwargs", "tokens_after"),
     [
         ({"policy": None}, 10.0),
-        ({"retries_enabled": False}, 10.0),
         ({"code": StatusCode.OK}, 10.0),
         ({"code": StatusCode.INVALID_ARGUMENT}, 10.0),  # 130: non-retryable codes are free
         ({}, 9.0),  # retryable failure takes 1
@@ -243,6 +272,8 @@ def test_item_107_clamped_policy_gives_five_attempts() -> None:
         # A6 §Throttling: a "don't retry" pushback counts whatever the status code.
         ({"pushback": PUSHBACK_STOP, "code": StatusCode.INTERNAL}, 9.0),
         ({"pushback": 100}, 9.0),
+        ({"code": StatusCode.CANCELLED}, 10.0),
+        ({"code": StatusCode.CANCELLED, "per_attempt_timeout": True}, 9.0),
     ],
 )
 def test_decide_retry_throttle_accounting(kwargs: dict[str, object], tokens_after: float) -> None:
@@ -384,16 +415,140 @@ def test_throttler_rejects_bad_parameters(max_tokens: float, ratio: float) -> No
 
 
 # ---------------------------------------------------------------------------------------
-# Hedging (124-132)
+# decide_hedge (124-132): the next hedged attempt
+# ---------------------------------------------------------------------------------------
+
+FATAL = StatusCode.INVALID_ARGUMENT
+
+
+def _hedging(max_attempts: int = 3) -> HedgingPolicy:
+    return HedgingPolicy(
+        max_attempts=max_attempts, hedging_delay=0.5, non_fatal_status_codes=frozenset({U})
+    )
+
+
+def _bucket(tokens: float) -> RetryThrottler:
+    """A maxTokens 10, tokenRatio 0.1 bucket holding ``tokens``."""
+    t = RetryThrottler(10, 0.1)
+    for _ in range(10 - int(tokens)):
+        t.record_failure()
+    for _ in range(round((tokens - int(tokens)) * 10)):
+        t.record_success()
+    assert t.tokens == tokens
+    return t
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected", "tokens_after"),
+    [
+        # The hedging delay passed (code None): send while attempts and tokens allow (124).
+        ({"code": None, "attempts": 1}, Hedge(0.0), 10.0),
+        ({"code": None, "attempts": 2}, Hedge(0.0), 10.0),
+        ({"code": None, "attempts": 3}, NoHedge(NoHedgeReason.MAX_ATTEMPTS), 10.0),
+        # 132: a throttled hedge is not sent; asking takes no token.
+        ({"code": None, "tokens": 5.0}, NoHedge(NoHedgeReason.THROTTLED), 5.0),
+        ({"code": None, "tokens": 5.5}, Hedge(0.0), 5.5),
+        # An attempt ended OK: it wins; no token moves here (the channel credits success).
+        ({"code": StatusCode.OK}, NoHedge(NoHedgeReason.OK), 10.0),
+        # 125: a fatal status ends the call; not a throttle failure (130).
+        ({"code": FATAL}, NoHedge(NoHedgeReason.FATAL), 10.0),
+        ({"code": FATAL, "pushback": PUSHBACK_STOP}, NoHedge(NoHedgeReason.FATAL), 10.0),
+        # 126: a non-fatal status sends the next hedged attempt at once.
+        ({"code": U}, Hedge(0.0), 9.0),
+        # perAttemptRecvTimeout: non-fatal whatever the code.
+        ({"code": StatusCode.CANCELLED, "per_attempt_timeout": True}, Hedge(0.0), 9.0),
+        ({"code": StatusCode.CANCELLED}, NoHedge(NoHedgeReason.FATAL), 10.0),
+        # 127: pushback n ms -> the next one after n ms, exactly.
+        ({"code": U, "pushback": 250}, Hedge(0.25, from_pushback=True), 9.0),
+        # 128: "don't retry" pushback stops hedging for the call (still a throttle failure).
+        ({"code": U, "pushback": PUSHBACK_STOP}, NoHedge(NoHedgeReason.PUSHBACK_STOP), 9.0),
+        # 131/132: the failure takes the bucket to the threshold: no more hedges.
+        ({"code": U, "tokens": 6.0}, NoHedge(NoHedgeReason.THROTTLED), 5.0),
+        ({"code": U, "tokens": 6.5}, Hedge(0.0), 5.5),
+        # maxAttempts already sent: nothing more to send, but the failure counts.
+        ({"code": U, "attempts": 3}, NoHedge(NoHedgeReason.MAX_ATTEMPTS), 9.0),
+        ({"code": U, "attempts": 3, "pushback": 100}, NoHedge(NoHedgeReason.MAX_ATTEMPTS), 9.0),
+        # Hedging stopped earlier: STOPPED wins over every later reason; still counted.
+        ({"code": U, "stopped": True}, NoHedge(NoHedgeReason.STOPPED), 9.0),
+        (
+            {"code": U, "stopped": True, "pushback": PUSHBACK_STOP},
+            NoHedge(NoHedgeReason.STOPPED),
+            9.0,
+        ),
+        ({"code": U, "stopped": True, "tokens": 6.0}, NoHedge(NoHedgeReason.STOPPED), 5.0),
+        ({"code": FATAL, "stopped": True}, NoHedge(NoHedgeReason.FATAL), 10.0),
+    ],
+)
+def test_decide_hedge_table(
+    kwargs: dict[str, Any], expected: HedgeDecision, tokens_after: float
+) -> None:
+    """A6 §Hedging Policy, §Pushback, §Throttling: every outcome, and the token it costs."""
+    params = dict(kwargs)
+    t = _bucket(params.pop("tokens", 10.0))
+    code = params.pop("code")
+    attempts = params.pop("attempts", 1)
+    got = decide_hedge(_hedging(), code, attempts=attempts, throttler=t, **params)
+    assert got == expected
+    assert t.tokens == tokens_after
+
+
+def test_decide_hedge_without_throttler() -> None:
+    """No retryThrottling: hedges are never throttled."""
+    assert decide_hedge(_hedging(), None, attempts=1, throttler=None) == Hedge(0.0)
+    assert decide_hedge(_hedging(), U, attempts=1, throttler=None) == Hedge(0.0)
+
+
+# ---------------------------------------------------------------------------------------
+# decide_transparent_retry (121-123)
 # ---------------------------------------------------------------------------------------
 
 
-def test_hedge_allowed() -> None:
-    """131/132: hedges go only while tokens > max/2; no throttler -> always."""
-    assert hedge_allowed(None)
-    t = RetryThrottler(4, 1)
-    assert hedge_allowed(t)
-    t.record_failure()  # 3
-    assert hedge_allowed(t)
-    t.record_failure()  # 2
-    assert not hedge_allowed(t)
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        # Never left the client: retried whatever the counts (A6: until the deadline).
+        ({"sent": False}, TransparentRetry()),
+        ({"sent": False, "transparent_retries": 99}, TransparentRetry()),
+        ({"sent": False, "refused_retries": 7}, TransparentRetry()),
+        # 121: a refused stream is retried once.
+        ({"refused": True}, TransparentRetry()),
+        (
+            {"refused": True, "refused_retries": 1},
+            NoTransparentRetry(NoTransparentRetryReason.REFUSED_LIMIT),
+        ),
+        # 122: above a GOAWAY's last stream id: up to the limit.
+        ({}, TransparentRetry()),
+        ({"transparent_retries": 4, "refused_retries": 1}, TransparentRetry()),
+        ({"transparent_retries": 5}, NoTransparentRetry(NoTransparentRetryReason.LIMIT)),
+        (
+            {"transparent_retries": 5, "refused": True},
+            NoTransparentRetry(NoTransparentRetryReason.LIMIT),
+        ),
+        # The request stream is no longer held for a replay (client streaming past the limit).
+        ({"replay_kept": False}, NoTransparentRetry(NoTransparentRetryReason.NO_REPLAY)),
+        (
+            {"replay_kept": False, "sent": False},
+            NoTransparentRetry(NoTransparentRetryReason.NO_REPLAY),
+        ),
+        # Response headers arrived: the server saw the call (A6 §When Retries are Valid).
+        ({"headers_received": True}, NoTransparentRetry(NoTransparentRetryReason.HEADERS_RECEIVED)),
+    ],
+)
+def test_decide_transparent_retry_table(
+    kwargs: dict[str, object], expected: TransparentRetryDecision
+) -> None:
+    """A6 §Transparent Retries."""
+    params: dict[str, object] = {
+        "sent": True,
+        "refused": False,
+        "headers_received": False,
+        "replay_kept": True,
+        "transparent_retries": 0,
+        "refused_retries": 0,
+    } | kwargs
+    assert decide_transparent_retry(**params) == expected  # type: ignore[arg-type]
+
+
+def test_transparent_retry_limits() -> None:
+    """The limits as named constants: one refused retry, five transparent ones per call."""
+    assert (MAX_REFUSED_RETRIES, MAX_TRANSPARENT_RETRIES) == (1, 5)
