@@ -22,6 +22,8 @@ Helpers for policies made of policies:
   reports, subchannels and re-resolution requests the parent can intercept;
   `aggregate_state` is the usual aggregation (A61).  round_robin is a parent of
   one pick_first per endpoint built on it.
+- `FixedResultPicker`: every RPC gets the same result (pick_first's READY
+  picker); a parent may read its `result` instead of calling it.
 - `grpc_lite.resolver.address_key` / `endpoint_key`: when two addresses or
   endpoints are the same backend.
 """

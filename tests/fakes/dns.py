@@ -2,6 +2,10 @@
 
     dns = FakeDns(hosts={"svc.test": ["10.0.0.1"]}, txt={...})
     builder = DnsResolverBuilder(lookup_factory=dns.factory, clock=fake_clock)
+    resolver = builder.build(target, FakeResolverChannel(clock=fake_clock), BuildOptions())
+
+(the resolver reads the time from its clock and sets its timers on the channel, so both get
+the same fake clock).
 
 A host that is not in the table fails like NXDOMAIN. Set `dns.gate = asyncio.Event()` to
 hold every lookup until the test sets it.
