@@ -38,7 +38,7 @@ from ._retry import (
 )
 from ._transport import ClientStream, Http2Transport
 from ._transport._connection import SEND_HIGH_WATER
-from ._transport._hpack import encode_field, encode_fields, encode_timeout_field
+from ._transport._hpack import encode_sized, encode_timeout_field
 from ._transport._stream import DETACHED
 from .balancer import PickInfo, PickResult
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
@@ -218,10 +218,8 @@ class Method:
             ("grpc-accept-encoding", _codec.ACCEPT_ENCODING),
             ("user-agent", user_agent),
         ]
-        self.pseudo_block = encode_fields(pseudo)
-        self.defs_block = encode_fields(defs)
-        self.pseudo_size = sum(len(k) + len(v) + 32 for k, v in pseudo)
-        self.defs_size = sum(len(k) + len(v) + 32 for k, v in defs)
+        self.pseudo_block, self.pseudo_size = encode_sized(pseudo)
+        self.defs_block, self.defs_size = encode_sized(defs)
 
     def method_config(self) -> "MethodConfig | None":
         """The service config's entry for this method, cached per config generation."""
@@ -267,7 +265,8 @@ class _RetryState:
         self.per_attempt_timeout = chosen.per_attempt_recv_timeout
 
 
-_GRPC_ENCODING_FIELDS = {enc: encode_field("grpc-encoding", enc) for enc in ("gzip", "deflate")}
+# The grpc-encoding field per compression, encoded, with its size in the header list.
+_GRPC_ENCODING_FIELDS = {enc: encode_sized([("grpc-encoding", enc)]) for enc in ("gzip", "deflate")}
 
 
 class Call:
@@ -333,9 +332,7 @@ class Call:
         self._loop = loop
         self._method = method
         if metadata:
-            md = encode_outgoing(metadata)
-            self._md_block = encode_fields(md) if md else b""
-            self._md_size = sum(len(k) + len(v) + 32 for k, v in md)
+            self._md_block, self._md_size = encode_sized(encode_outgoing(metadata))
         else:
             self._md_block = b""
             self._md_size = 0
@@ -347,10 +344,7 @@ class Call:
             if static is not None:
                 encoded = credentials._encoded
                 if encoded is None:
-                    encoded = credentials._encoded = (
-                        encode_fields(list(static)),
-                        sum(len(k) + len(v) + 32 for k, v in static),
-                    )
+                    encoded = credentials._encoded = encode_sized(static)
                 self._md_block += encoded[0]
                 self._md_size += encoded[1]
             else:
@@ -518,8 +512,9 @@ class Call:
             return
         block, size = self._user_md
         if pairs:
-            block += encode_fields(pairs)
-            size += sum(len(k) + len(v) + 32 for k, v in pairs)
+            more, more_size = encode_sized(pairs)
+            block += more
+            size += more_size
         self._md_block, self._md_size = block, size
         m = self._method
         picked = m.channel.pick(m.pick_info)
@@ -572,19 +567,21 @@ class Call:
                 self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
                 return
             value = encode_timeout(remaining)
-            timeout_block = encode_timeout_field(value)
-            size += 44 + len(value)
+            timeout_block, timeout_size = encode_timeout_field(value)
+            size += timeout_size
         enc_block = b""
         if self._encoding is not None:
-            enc_block = _GRPC_ENCODING_FIELDS[self._encoding]
-            size += 45 + len(self._encoding)
+            enc_block, enc_size = _GRPC_ENCODING_FIELDS[self._encoding]
+            size += enc_size
         block = m.pseudo_block + timeout_block + enc_block + m.defs_block
         r = self._retry
         if r is not None and r.attempts > 1:
             # A6: grpc-previous-rpc-attempts on every retry and hedge (113, 129).
-            attempts_value = str(r.attempts - 1)
-            block += encode_field("grpc-previous-rpc-attempts", attempts_value)
-            size += 58 + len(attempts_value)
+            attempts_block, attempts_size = encode_sized(
+                [("grpc-previous-rpc-attempts", str(r.attempts - 1))]
+            )
+            block += attempts_block
+            size += attempts_size
         block += self._md_block
         stream = ClientStream(
             self,

@@ -12,7 +12,7 @@ server never need signalling.
 Decoding uses the ``hpack`` package, which keeps the server's dynamic table.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # RFC 7541 Appendix A: the static entries a gRPC request can use.
 _STATIC_FULL: dict[tuple[str, str], int] = {
@@ -71,11 +71,33 @@ def encode_fields(fields: Iterable[tuple[str, str]]) -> bytes:
     return b"".join([encode_field(n, v) for n, v in fields])
 
 
+# Header list size (RFC 9113 6.5.2, SETTINGS_MAX_HEADER_LIST_SIZE): each field counts the
+# octets of its name and value plus 32, as an HPACK table entry does (RFC 7541 4.1). The
+# client checks a request against the server's limit before sending it (RFC 9113 10.5.1).
+FIELD_OVERHEAD = 32
+
+
+def field_size(name: str, value: str) -> int:
+    """One field's size in the header list (latin-1 text: one octet per character)."""
+    return len(name) + len(value) + FIELD_OVERHEAD
+
+
+def encode_sized(fields: Sequence[tuple[str, str]]) -> tuple[bytes, int]:
+    """``fields`` as one block, and their size in the header list."""
+    block = b"".join([encode_field(n, v) for n, v in fields])
+    return block, sum([len(n) + len(v) for n, v in fields]) + FIELD_OVERHEAD * len(fields)
+
+
 # grpc-timeout: a literal field without indexing with a new name; only the value varies
 # per call (the remaining time), so the name part is encoded once.
 _TIMEOUT_PREFIX = b"\x00" + _string(b"grpc-timeout")
+_TIMEOUT_SIZE = field_size("grpc-timeout", "")
 
 
-def encode_timeout_field(value: str) -> bytes:
-    """The ``grpc-timeout`` field (the value is at most 9 ASCII characters)."""
-    return _TIMEOUT_PREFIX + bytes((len(value),)) + value.encode("ascii")
+def encode_timeout_field(value: str) -> tuple[bytes, int]:
+    """The ``grpc-timeout`` field (the value is at most 9 ASCII characters), and its size in
+    the header list."""
+    return (
+        _TIMEOUT_PREFIX + bytes((len(value),)) + value.encode("ascii"),
+        _TIMEOUT_SIZE + len(value),
+    )

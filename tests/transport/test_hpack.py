@@ -155,9 +155,12 @@ def test_grpc_request_headers_round_trip() -> None:
 
 @pytest.mark.parametrize("value", ["1S", "100m", "99999999n"])
 def test_timeout_field_matches_encode_field(value: str) -> None:
-    assert _hpack.encode_timeout_field(value) == _hpack.encode_field("grpc-timeout", value)
-    assert _hpack.encode_timeout_field(value) == _hpack.encode_timeout_field(value)
-    assert decode(_hpack.encode_timeout_field(value)) == [(b"grpc-timeout", value.encode())]
+    """The pre-encoded grpc-timeout name gives what encode_field gives, and the header list
+    size counts the field as RFC 9113 6.5.2 does."""
+    block, size = _hpack.encode_timeout_field(value)
+    assert block == _hpack.encode_field("grpc-timeout", value)
+    assert decode(block) == [(b"grpc-timeout", value.encode())]
+    assert size == len("grpc-timeout") + len(value) + 32 == _hpack.field_size("grpc-timeout", value)
 
 
 # ---------------------------------------------------------------------------- integers
@@ -201,3 +204,13 @@ def test_string_length_boundaries(n: int) -> None:
     assert decode(_hpack.encode_field("content-type", value)) == [(b"content-type", value.encode())]
     name = "n" * max(n, 1)
     assert decode(_hpack.encode_field(name, "v")) == [(name.encode(), b"v")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(fields=st.lists(st.tuples(names, values), max_size=20))
+def test_encode_sized_counts_the_header_list_size(fields: list[tuple[str, str]]) -> None:
+    """RFC 9113 6.5.2: a field counts its name and value octets plus 32 (RFC 7541 4.1)."""
+    block, size = _hpack.encode_sized(fields)
+    assert block == _hpack.encode_fields(fields)
+    assert size == sum(len(n.encode("ascii")) + len(v.encode("latin-1")) + 32 for n, v in fields)
+    assert size == sum(_hpack.field_size(n, v) for n, v in fields)
