@@ -9,7 +9,7 @@ closed. After a warm-up, two equal batches run under tracemalloc; asserted:
   bound (no growth with N);
 - no file descriptor (``/proc/self/fd``), task or client socket is left after a batch.
 
-CI runs 300 channels (two batches of 150, about 3 s). Run the large form with::
+CI runs 300 channels (two batches of 150, about 5 s). Run the large form with::
 
     GRPC_LITE_CHURN_CHANNELS=10000 python -m pytest tests/reliability/test_channel_churn.py -s
 
@@ -42,6 +42,7 @@ BYTES_PER_CHANNEL = 256
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.slow,  # about 6 s with the server's start
     pytest.mark.timeout(max(60, int(CHANNELS * 0.05))),
 ]
 
