@@ -69,7 +69,7 @@ class GrpcioUser(User):
         self.unary = self.channel.unary_unary("/grpc_lite.bench.Bench/Unary")
 
     @task
-    def call(self):
+    def unary(self):
         started = time.perf_counter()
         exception = None
         try:
@@ -97,7 +97,7 @@ class LiteUser(GrpcUser):
     wait_time = constant(0)
 
     @task
-    def call(self):
+    def unary(self):
         self.call("/grpc_lite.bench.Bench/Unary", REQUEST, name="Unary")
 """
 

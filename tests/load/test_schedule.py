@@ -110,7 +110,8 @@ def _run(
         return b""
 
     async def main() -> ShardResult:
-        engine = Engine(spec, shard, shards, clock=loop.clock_ns)
+        # No polling before sends: on virtual time only waiting moves the clock.
+        engine = Engine(spec, shard, shards, clock=loop.clock_ns, spin_ns=0)
         engine._callables = [fake_call]
         return await engine.run()
 
