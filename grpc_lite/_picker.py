@@ -28,6 +28,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("grpc_lite")
 
 
+def _forget_traceback(exc: BaseException) -> None:
+    """Drop the traceback of an exception a picker raised, once it is handled here.
+
+    A picker may raise the same stored exception on every pick (``ErrorPicker`` does, and so
+    may a balancer plugin's).  Each raise puts its traceback entries in front of the ones the
+    exception already has, so the stored exception would keep a frame of every failed pick,
+    and through those frames (CPython links a frame that outlives its call to its caller's)
+    the calls that picked, for as long as the picker is referenced: a closed channel keeps its
+    balancer's last state.  Failure path only.
+    """
+    exc.__traceback__ = None
+
+
 class PickerHolder:
     """Holds the current picker; RPCs pick from it or wait for the next generation.
 
@@ -60,7 +73,8 @@ class PickerHolder:
             return None
         try:
             result = picker.pick(info)
-        except Exception:
+        except Exception as exc:
+            _forget_traceback(exc)
             return None
         sc: Subchannel = result.subchannel  # type: ignore[assignment]
         transport = sc.transport
@@ -76,14 +90,16 @@ class PickerHolder:
             if picker is not None:
                 try:
                     result = picker.pick(info)
-                except NoSubchannelAvailable:
-                    pass
+                except NoSubchannelAvailable as exc:
+                    _forget_traceback(exc)
                 except RpcError as exc:
+                    _forget_traceback(exc)
                     code = exc.code()
                     if not wait_for_ready or code is not StatusCode.UNAVAILABLE:
                         code, details = restrict_control_plane_code(code, exc.details() or "")
                         raise RpcError(code, details) from None
                 except Exception as exc:
+                    _forget_traceback(exc)
                     if not wait_for_ready:
                         raise RpcError(StatusCode.UNAVAILABLE, f"picker failed: {exc!r}") from None
                     log.debug("grpc_lite: picker raised %r; waiting for the next one", exc)

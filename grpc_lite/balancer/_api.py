@@ -145,7 +145,9 @@ class ErrorPicker:
         self.error = error
 
     def pick(self, info: PickInfo) -> PickResult:
-        raise self.error
+        # Raised without the traceback of the last pick: the stored error would otherwise
+        # collect one per pick (and the frames they refer to) for as long as it lives.
+        raise self.error.with_traceback(None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
