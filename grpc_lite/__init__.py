@@ -109,14 +109,20 @@ def insecure_channel(
     interceptors: Sequence[Any] | None = None,
     *,
     service_config: str | dict[str, Any] | None = None,
+    observability: Sequence[Any] | None = None,
 ) -> Channel:
-    """A plaintext channel.  Never blocks, never raises for an unreachable target."""
+    """A plaintext channel.  Never blocks, never raises for an unreachable target.
+
+    ``observability=[plugin]`` instruments this channel with observability plugins
+    (``grpc_lite.opentelemetry.OpenTelemetryPlugin``), besides the globally registered ones.
+    """
     return Channel(
         target,
         options,
         service_config=service_config,
         compression=compression,
         interceptors=interceptors,
+        observability=observability,
     )
 
 
@@ -128,10 +134,12 @@ def secure_channel(
     interceptors: Sequence[Any] | None = None,
     *,
     service_config: str | dict[str, Any] | None = None,
+    observability: Sequence[Any] | None = None,
 ) -> Channel:
     """A TLS channel (ALPN h2; the server certificate and host name are verified), or a
     plaintext one to a local peer with ``local_channel_credentials()``.  Call credentials
-    composed into ``credentials`` go with every call."""
+    composed into ``credentials`` go with every call.  ``observability`` as for
+    :func:`insecure_channel`."""
     if isinstance(credentials, ChannelCredentials):
         return Channel(
             target,
@@ -140,6 +148,7 @@ def secure_channel(
             service_config=service_config,
             compression=compression,
             interceptors=interceptors,
+            observability=observability,
         )
     if not isinstance(credentials, ssl.SSLContext):
         raise ValueError("credentials must be ChannelCredentials or an ssl.SSLContext")
@@ -150,4 +159,5 @@ def secure_channel(
         service_config=service_config,
         compression=compression,
         interceptors=interceptors,
+        observability=observability,
     )

@@ -26,6 +26,7 @@ from .resolver import Address
 from .status import RpcError
 
 if TYPE_CHECKING:
+    from ._observability import MetricsRecorder
     from ._subchannel import Subchannel as _Subchannel
 
 _Ts = TypeVarTuple("_Ts")
@@ -36,6 +37,8 @@ class BalancerHost:
     """What a balancer wrapper needs from the channel."""
 
     target: str
+    # The channel's non-per-call metrics (observability plugins), None without any.
+    metrics_recorder: "MetricsRecorder | None" = None
 
     def new_subchannel(
         self,
@@ -81,6 +84,12 @@ class BalancerWrapper(Generic[_B]):
     @property
     def target(self) -> str:
         return self._host.target
+
+    @property
+    def metrics_recorder(self) -> "MetricsRecorder | None":
+        """Where a policy records its metrics (A78's pick_first ones), or None when the
+        channel has no observability plugin (grpc-go: ClientConn.MetricsRecorder)."""
+        return self._host.metrics_recorder
 
     def new_subchannel(
         self,

@@ -35,7 +35,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from . import _call, _interceptors, balancer, resolver
+from . import _call, _interceptors, _observability, balancer, resolver
 from ._balancer_wrapper import BalancerHost, BalancerWrapper
 from ._call import (
     Call,
@@ -125,6 +125,7 @@ class Channel(BalancerHost):
         service_config: str | Mapping[str, Any] | None = None,
         compression: Compression | None = None,
         interceptors: Sequence[Any] | None = None,
+        observability: Sequence[Any] | None = None,
     ) -> None:
         # Immutable after __init__: everything is validated before anything is built,
         # so a bad argument never leaves a half-configured channel.
@@ -149,6 +150,14 @@ class Channel(BalancerHost):
             raise ValueError(f"invalid target {target!r}: no resolver for its scheme")
         builder.validate_target(self._parsed_target)
         self._resolver_builder = builder
+        # Observability plugins (grpc_lite.opentelemetry): the global ones and
+        # ``observability``; None when there are none (nothing else is then done).
+        self._observer = _observability.channel_observer(
+            observability, target, self._parsed_target.url
+        )
+        self.metrics_recorder = (
+            self._observer.metrics_recorder if self._observer is not None else None
+        )
         config = service_config if service_config is not None else self.options.service_config
         self._default_config: ServiceConfig | None = (
             parse_config(config) if config is not None else None
@@ -613,6 +622,7 @@ class Channel(BalancerHost):
             keepalive=self._keepalive,
             proxies=proxies,
             check_address=self._check_local_address if self._local is not None else None,
+            metrics=self.metrics_recorder,
             watch_header=(
                 watch.pseudo_block + watch.defs_block,
                 watch.pseudo_size + watch.defs_size,

@@ -34,6 +34,7 @@ class Stub:
                     path,
                     request_serializer=request_cls.SerializeToString,
                     response_deserializer=response_cls.FromString,
+                    _registered_method=True,
                 ),
             )
 

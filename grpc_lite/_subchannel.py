@@ -33,8 +33,9 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from . import _codec
+from . import _codec, _observability
 from ._backoff import BackoffConfig, ExponentialBackoff
 from ._connectivity import ConnectivityState, is_valid_subchannel_transition
 from ._proxy import HttpProxy
@@ -43,6 +44,9 @@ from ._transport._keepalive import KeepaliveParams
 from .health import watch_health
 from .resolver import Address
 from .status import StatusCode
+
+if TYPE_CHECKING:
+    from ._observability import MetricsRecorder
 
 log = logging.getLogger("grpc_lite")
 
@@ -72,6 +76,7 @@ class Subchannel:
         keepalive: KeepaliveParams | None = None,
         proxies: tuple[HttpProxy | None, ...] | None = None,
         check_address: Callable[[str], str | None] | None = None,
+        metrics: "MetricsRecorder | None" = None,
     ) -> None:
         if not addresses:
             raise ValueError("a subchannel needs at least one address")
@@ -92,6 +97,8 @@ class Subchannel:
         self._proxies = proxies
         # Why an address may not be dialled (local credentials), or None: dial it.
         self._check_address = check_address
+        # A94's subchannel metrics go there (None: no observability plugin).
+        self._metrics = metrics
         first = proxies[0] if proxies is not None else None
         self.proxy: str | None = first.address if first is not None else None
         self._via = f" via proxy {self.proxy}" if first is not None else ""
@@ -113,6 +120,8 @@ class Subchannel:
         self._task: asyncio.Task[None] | None = None
         self._draining: set[Http2Transport] = set()
         self._closing: list[Http2Transport] = []
+        # Why the READY connection is being left (A94's grpc.disconnect_error).
+        self._disconnect_error: str | None = None
 
     def __repr__(self) -> str:
         return f"<Subchannel {self.address}{self._via} {self.state.name}>"
@@ -149,6 +158,7 @@ class Subchannel:
             self._task.cancel()
             self._task = None
         self._stop_health()
+        self._disconnect_error = "subchannel shutdown"
         transports = list(self._draining)
         if self.transport is not None:
             transports.append(self.transport)
@@ -172,6 +182,8 @@ class Subchannel:
         self.connectivity = new
         if error is not None:
             self.last_error = error
+        if self._metrics is not None:
+            self._record_metrics(self._metrics, old, new)
         line = f"{old.name} -> {new.name}"
         if new is _S.TRANSIENT_FAILURE:
             line += f": {error}"
@@ -190,6 +202,24 @@ class Subchannel:
         elif old is _S.READY:
             self._stop_health()
         self._report(error)
+
+    def _record_metrics(
+        self, metrics: "MetricsRecorder", old: ConnectivityState, new: ConnectivityState
+    ) -> None:
+        """A94: a connection attempt (one pass over the addresses) succeeded or failed, a
+        READY connection was left (and why); open connections up and down with them. An
+        attempt cut short by shutdown() is neither (its task is cancelled before this)."""
+        o = _observability
+        if new is _S.READY:
+            metrics.add(o.SUBCHANNEL_ATTEMPTS_SUCCEEDED, 1)
+            metrics.add(o.SUBCHANNEL_OPEN_CONNECTIONS, 1)
+        elif new is _S.TRANSIENT_FAILURE and old is _S.CONNECTING:
+            metrics.add(o.SUBCHANNEL_ATTEMPTS_FAILED, 1)
+        if old is _S.READY:
+            reason = self._disconnect_error or "unknown"
+            metrics.add(o.SUBCHANNEL_DISCONNECTIONS, 1, {o.DISCONNECT_ERROR: reason})
+            metrics.add(o.SUBCHANNEL_OPEN_CONNECTIONS, -1)
+        self._disconnect_error = None
 
     def _report(self, error: str | None) -> None:
         """Tell the balancer the state it should see, if it changed."""
@@ -317,6 +347,7 @@ class Subchannel:
             self.transport = None
             self._draining.add(transport)
             if self.connectivity is _S.READY:
+                self._disconnect_error = transport.disconnect_error
                 self._transition(_S.IDLE, "server sent GOAWAY")
 
     def _transport_closed(self, transport: Http2Transport, reason: str) -> None:
@@ -324,6 +355,7 @@ class Subchannel:
         if transport is self.transport:
             self.transport = None
             if self.connectivity is _S.READY:
+                self._disconnect_error = transport.disconnect_error
                 self._transition(_S.IDLE, reason)
 
 

@@ -3,6 +3,7 @@
 from ._connection import Connection, ConnectionState, H2Stream, StreamState
 from ._protocol import Http2Transport, TransportError, dial, split_host_port
 from ._stream import ClientStream, StreamListener
+from ._traced import TracedClientStream
 
 __all__ = [
     "ClientStream",
@@ -12,6 +13,7 @@ __all__ = [
     "Http2Transport",
     "StreamListener",
     "StreamState",
+    "TracedClientStream",
     "TransportError",
     "dial",
     "split_host_port",

@@ -110,6 +110,9 @@ class Http2Transport(asyncio.BufferedProtocol):
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self.closed_reason: str | None = None
         self.goaway_received = False
+        # Why the connection ended, as A94's grpc.disconnect_error names it: the first
+        # reason seen (a GOAWAY before the socket error it led to); None: unknown.
+        self.disconnect_error: str | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -202,6 +205,8 @@ class Http2Transport(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._lost_event.set()
+        if self.disconnect_error is None and exc is not None:
+            self.disconnect_error = disconnect_error(exc)
         reason = f"connection lost: {exc}" if exc else "connection closed by the server"
         if self.conn is not None:
             self.conn.connection_lost(reason)
@@ -227,6 +232,8 @@ class Http2Transport(asyncio.BufferedProtocol):
         action, next_at = keepalive.tick(now, conn.active_streams)
         if action is Action.CLOSE:
             assert self._keepalive_params is not None
+            if self.disconnect_error is None:
+                self.disconnect_error = "connection timed out"  # A94 counts A8 here
             self.close(
                 f"keepalive watchdog timeout: no response to PING within "
                 f"{self._keepalive_params.timeout:g}s"
@@ -248,6 +255,8 @@ class Http2Transport(asyncio.BufferedProtocol):
                 params.too_many_pings()  # (159) for this channel's later connections
         first = not self.goaway_received
         self.goaway_received = True
+        if first and self.disconnect_error is None:
+            self.disconnect_error = f"GOAWAY {fr.error_name(code)}"
         if first and self._on_goaway is not None:
             self._on_goaway(self)
 
@@ -323,6 +332,19 @@ class Http2Transport(asyncio.BufferedProtocol):
 
     async def wait_ready(self) -> None:
         await self._ready
+
+
+def disconnect_error(exc: BaseException) -> str:
+    """A94's ``grpc.disconnect_error`` for a socket error (grpc-go: disconnectErrorLabel)."""
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, TimeoutError):
+        return "connection timed out"
+    if isinstance(exc, ConnectionAbortedError):
+        return "connection aborted"
+    if isinstance(exc, OSError):
+        return "socket error"
+    return "unknown"
 
 
 def split_host_port(address: str) -> tuple[str, int]:

@@ -8,7 +8,7 @@ the aggregated state of gRFC A61). round_robin is built on it (one pick_first pe
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Generic, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Generic, TypeVar, TypeVarTuple, Unpack
 
 from .._clock import TimerHandle
 from .._connectivity import ConnectivityState
@@ -23,7 +23,11 @@ from ._api import (
     SubchannelState,
 )
 from ._graceful_switch import GracefulSwitchBalancer
+from ._metrics import metrics_recorder
 from ._registry import get
+
+if TYPE_CHECKING:
+    from .._observability import MetricsRecorder
 
 __all__ = ["ChildBalancers", "aggregate_state"]
 
@@ -178,6 +182,10 @@ class _ChildChannel(Generic[_K]):
     @property
     def target(self) -> str:
         return self._parent._channel.target
+
+    @property
+    def metrics_recorder(self) -> MetricsRecorder | None:
+        return metrics_recorder(self._parent._channel)
 
     def new_subchannel(
         self,

@@ -9,7 +9,7 @@ child's policy the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, TypeVarTuple, Unpack
 
 from .._clock import TimerHandle
 from .._connectivity import ConnectivityState
@@ -25,6 +25,10 @@ from ._api import (
     Subchannel,
     SubchannelState,
 )
+from ._metrics import metrics_recorder
+
+if TYPE_CHECKING:
+    from .._observability import MetricsRecorder
 
 __all__ = ["GracefulSwitchBalancer"]
 
@@ -202,6 +206,10 @@ class _Child:
     @property
     def target(self) -> str:
         return self._parent._channel.target
+
+    @property
+    def metrics_recorder(self) -> MetricsRecorder | None:
+        return metrics_recorder(self._parent._channel)
 
     def new_subchannel(
         self,

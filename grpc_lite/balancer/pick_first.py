@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _observability
 from .._clock import Clock, TimerHandle
 from .._connectivity import ConnectivityState
 from ..resolver import Address, AddressKey, Endpoint, address_key
@@ -59,6 +60,7 @@ from ._api import (
     SubchannelState,
     unavailable,
 )
+from ._metrics import metrics_recorder
 
 __all__ = ["PickFirstBalancer", "PickFirstBuilder", "PickFirstConfig"]
 
@@ -198,6 +200,8 @@ class PickFirstBalancer:
         self._channel = channel
         self._rand = rand
         self._connection_delay = connection_delay
+        # A78's pick_first metrics go there (None: the channel has no observability plugin).
+        self._metrics = metrics_recorder(channel)
         # Serializer-only.
         # grpc-go starts CONNECTING: the channel builds the balancer when it leaves IDLE.
         self._state = _S.CONNECTING
@@ -370,6 +374,15 @@ class PickFirstBalancer:
             sd.error = state.error
         if self._closed or self._subchannels.get(sd.key) is not sd or new is _S.SHUTDOWN:
             return  # A subchannel we already let go of.
+        if (
+            self._metrics is not None
+            and new is _S.TRANSIENT_FAILURE
+            and old is _S.CONNECTING
+            and getattr(sd.subchannel, "connectivity", None) is not _S.READY
+        ):
+            # A78: a connection attempt failed (with health checking, a connected backend
+            # that is not serving also reports TRANSIENT_FAILURE: not counted).
+            self._metrics.add(_observability.PICK_FIRST_ATTEMPTS_FAILED, 1)
 
         if new is _S.READY:
             self._select(sd)
@@ -437,6 +450,9 @@ class PickFirstBalancer:
         )
         self._first_pass = False
         self._idle_target = None
+        if self._metrics is not None and sd is not self._selected:
+            # A78: a connection is now used (once, however many Happy Eyeballs opened).
+            self._metrics.add(_observability.PICK_FIRST_ATTEMPTS_SUCCEEDED, 1)
         self._selected = sd
         self._state = _S.READY
         # Every RPC goes to the one READY subchannel.
@@ -460,6 +476,9 @@ class PickFirstBalancer:
             if other is not sd:
                 other.subchannel.shutdown()
         self._subchannels = {sd.key: sd}
+        if self._metrics is not None and self._selected is not None:
+            # A78: the selected subchannel lost its connection.
+            self._metrics.add(_observability.PICK_FIRST_DISCONNECTIONS, 1)
         self._selected = None
         self._first_pass = False
         self._index = 0
