@@ -131,11 +131,16 @@ def _pinned(cores: str, cmd: list[str], pin: bool) -> list[str]:
 
 
 def _run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode not in (0, 1):
-        raise RuntimeError(f"{cmd[:4]}... exited {done.returncode}: {done.stderr[-500:]}")
-    report: dict[str, Any] = json.loads(done.stdout)
-    return report
+    """Run a load generator that prints a JSON report; one retry if it printed none."""
+    for attempt in (1, 2):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        try:
+            report: dict[str, Any] = json.loads(done.stdout)
+            return report
+        except json.JSONDecodeError:
+            log(f"  no report from {' '.join(cmd[:6])}... (exit {done.returncode}, try {attempt}):")
+            log("    " + done.stderr[-2000:].replace("\n", "\n    "))
+    raise RuntimeError(f"{cmd[:6]}... printed no report twice")
 
 
 def run_tool(
