@@ -11,11 +11,11 @@ awaits one future.  No task is created unless the pick has to wait.
 
 import asyncio
 import enum
-import random
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _codec
+from ._attempts import AttemptRunner
 from ._credentials import (
     INSECURE_CALL_CREDENTIALS,
     PLUGIN_FAILED,
@@ -24,17 +24,6 @@ from ._credentials import (
     PluginError,
     auth_context,
     fetch_metadata,
-)
-from ._retry import (
-    PUSHBACK_HEADER,
-    Hedge,
-    NoHedgeReason,
-    Retry,
-    TransparentRetry,
-    decide_hedge,
-    decide_retry,
-    decide_transparent_retry,
-    parse_pushback,
 )
 from ._transport import ClientStream, Http2Transport
 from ._transport._connection import SEND_HIGH_WATER
@@ -46,8 +35,8 @@ from .status import RpcError, StatusCode, UsageError
 
 if TYPE_CHECKING:
     from ._options import ChannelOptions
-    from ._retry import PushbackResult, RetryThrottler
-    from .service_config import HedgingPolicy, MethodConfig, RetryPolicy
+    from ._retry import RetryThrottler
+    from .service_config import MethodConfig
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -90,12 +79,6 @@ _ENCODING_NAMES = {
 }
 
 
-def _pushback(trailing: Metadata | None) -> "PushbackResult":
-    if not trailing:
-        return None
-    return parse_pushback([v for v in trailing.get_all(PUSHBACK_HEADER) if isinstance(v, str)])
-
-
 def _smaller(a: int | None, b: int | None) -> int | None:
     if a is None:
         return b
@@ -111,10 +94,6 @@ def compression_encoding(compression: "Compression | None") -> str | None:
         return _ENCODING_NAMES[Compression(compression)]
     except ValueError:
         raise ValueError(f"unknown compression {compression!r}") from None
-
-
-# Request bytes kept for a transparent retry of a streaming call (A6 default).
-_REPLAY_LIMIT = 256 * 1024
 
 
 class CallContext(Protocol):
@@ -230,47 +209,17 @@ class Method:
         return self._mc
 
 
-class _RetryState:
-    """Per-call A6 state; only calls whose method has a retry or hedging policy have one."""
-
-    __slots__ = (
-        "attempt_timers",
-        "attempts",
-        "buffered",
-        "committed",
-        "hedges",
-        "hedging",
-        "max_attempts",
-        "per_attempt_timeout",
-        "policy",
-        "since_pushback",
-        "stopped",
-        "timer",
-    )
-
-    def __init__(self, policy: "RetryPolicy | None", hedging: "HedgingPolicy | None") -> None:
-        self.policy = policy
-        self.hedging = hedging
-        self.attempts = 1  # counted attempts started (transparent retries excluded)
-        self.since_pushback: int | None = None
-        self.committed = False
-        self.stopped = False  # hedging: no more hedges (pushback "stop", throttled)
-        self.timer: asyncio.TimerHandle | None = None
-        self.attempt_timers: dict[ClientStream, asyncio.TimerHandle] = {}
-        self.hedges: list[ClientStream] = []
-        self.buffered = 0  # request bytes held for replay, counted against the limits
-        chosen = hedging if hedging is not None else policy
-        assert chosen is not None
-        self.max_attempts = chosen.max_attempts
-        self.per_attempt_timeout = chosen.per_attempt_recv_timeout
-
-
 # The grpc-encoding field per compression, encoded, with its size in the header list.
 _GRPC_ENCODING_FIELDS = {enc: encode_sized([("grpc-encoding", enc)]) for enc in ("gzip", "deflate")}
 
 
 class Call:
     """Base of the four call kinds: grpc.aio's ``Call`` API.
+
+    A call owns what the application sees: its deadline, its waiters, the attempt it reads
+    from (``_stream``), its status and the single completion path, `_finish`. The unary fast
+    path starts its one attempt itself; any call that may need another attempt hands them to
+    an `AttemptRunner` (``_runner``; see `grpc_lite._attempts`).
 
     Who may call: coroutines on the channel's loop.  The ``stream_*`` methods are
     called synchronously by the transport.
@@ -294,19 +243,14 @@ class Call:
         "_md_block",
         "_md_size",
         "_method",
-        "_pick_task",
         "_picked",
-        "_refused_retries",
-        "_replay",
-        "_replay_size",
         "_request_frame",
         "_request_task",
         "_response",
-        "_retry",
+        "_runner",
         "_stream",
         "_timer",
         "_trailing_metadata",
-        "_transparent_retries",
         "_unary_request",
         "_unary_response",
         "_user_md",
@@ -331,13 +275,15 @@ class Call:
         loop = ctx.loop
         self._loop = loop
         self._method = method
+        self._unary_request = unary_request
+        self._unary_response = unary_response
         if metadata:
             self._md_block, self._md_size = encode_sized(encode_outgoing(metadata))
         else:
             self._md_block = b""
             self._md_size = 0
-        # Call credentials whose plugins must run (per attempt, in _begin); fixed ones
-        # (access tokens) join the call's metadata here, once.
+        # Call credentials whose plugins must run (per attempt, `_call_credentials`); fixed
+        # ones (access tokens) join the call's metadata here, once.
         self._creds: CallCredentials | None = None
         if credentials is not None:
             static = credentials._static
@@ -354,7 +300,7 @@ class Call:
         self._encoding = compression_encoding(compression) if compression is not None else None
         self._max_send = opts.max_send_message_length
         self._max_receive = opts.max_receive_message_length
-        self._retry: _RetryState | None = None
+        self._runner: AttemptRunner | None = None
         # The method config comes from the service config in force.  Before the
         # channel's first resolver result it is not known yet: the call waits for it
         # before picking, as grpc-go does (waitForResolvedAddrs).
@@ -365,8 +311,6 @@ class Call:
             mc = method.method_config()
             if mc is not None:
                 timeout = self._apply_method_config(mc, timeout)
-        self._unary_request = unary_request
-        self._unary_response = unary_response
         self._stream: ClientStream | None = None
         self._code: StatusCode | None = None
         self._details = ""
@@ -376,16 +320,11 @@ class Call:
         self._waiters: list[asyncio.Future[None]] | None = None
         self._done_waiters: list[asyncio.Future[None]] | None = None
         self._done_callbacks: list[Callable[[Call], None]] | None = None
-        self._pick_task: asyncio.Task[None] | None = None
         self._picked: PickResult | None = None
         self._request_task: asyncio.Task[None] | None = None
         self._response: Any = None
         self._request_frame = b""
-        self._replay: list[bytes] | None = [] if not unary_request else None
-        self._replay_size = 0
         self._half_closed = False
-        self._refused_retries = 0
-        self._transparent_retries = 0
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
@@ -398,12 +337,12 @@ class Call:
             self._timer = None
         ctx.call_started(self)
 
-    # ------------------------------------------------------------------ attempts
+    # ------------------------------------------------------------------ configuration
 
     def _apply_method_config(self, mc: "MethodConfig", timeout: float | None) -> float | None:
         """Apply the service config's method entry where the call said nothing
-        (CONFORMANCE 149-151); message limits take the smaller of the two (48).
-        Returns the effective timeout."""
+        (CONFORMANCE 149-151); message limits take the smaller of the two (48); a retry
+        or hedging policy gives the call an attempt runner. Returns the effective timeout."""
         if mc.timeout is not None and (timeout is None or mc.timeout < timeout):
             timeout = mc.timeout
         if not self._wfr_given and mc.wait_for_ready is not None:
@@ -413,147 +352,88 @@ class Call:
         if mc.max_response_message_bytes is not None:
             self._max_receive = _smaller(self._max_receive, mc.max_response_message_bytes)
         if self._method.channel.options.enable_retries and (mc.retry_policy or mc.hedging_policy):
-            self._retry = _RetryState(mc.retry_policy, mc.hedging_policy)
+            runner = self._runner
+            if runner is None:
+                self._runner = AttemptRunner(self, mc.retry_policy, mc.hedging_policy)
+            else:
+                runner.use_policy(mc.retry_policy, mc.hedging_policy)
         return timeout
 
-    async def _await_config(self, started: float) -> None:
-        """Wait for the channel's first service config, apply it, then start."""
-        ctx = self._method.channel
-        try:
-            await ctx.wait_for_config()
-        except RpcError as exc:
-            self._pick_task = None
-            self._finish(exc.code(), exc.details() or "", None)
-            return
-        self._pick_task = None
+    def _configure(self, started: float, frames: Sequence[bytes]) -> bool:
+        """The service config arrived after the call started (``started``): apply its
+        method entry as of then, and check the request ``frames`` written so far against the
+        new limit. False when that failed the call."""
         self._config_pending = False
-        if self._code is not None:
-            return
         mc = self._method.method_config()
-        if mc is not None:
-            timeout = self._apply_method_config(mc, None)
-            if timeout is not None:
-                deadline = started + timeout
-                if self._deadline is None or deadline < self._deadline:
-                    self._deadline = deadline
-                    if self._timer is not None:
-                        self._timer.cancel()
-                    self._timer = self._loop.call_at(deadline, self._on_deadline)
-                    if deadline <= self._loop.time():
-                        self._on_deadline()
-                        return
-            limit = self._max_send
-            if limit is not None:
-                sizes = (
-                    [len(self._request_frame) - 5]
-                    if self._unary_request
-                    else [len(f) - 5 for f in self._replay or ()]
+        if mc is None:
+            return True
+        timeout = self._apply_method_config(mc, None)
+        if timeout is not None:
+            deadline = started + timeout
+            if self._deadline is None or deadline < self._deadline:
+                self._deadline = deadline
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = self._loop.call_at(deadline, self._on_deadline)
+                if deadline <= self._loop.time():
+                    self._on_deadline()
+                    return False
+        limit = self._max_send
+        if limit is not None:
+            sizes = [len(f) - 5 for f in frames]
+            if any(size > limit for size in sizes):
+                self._finish(
+                    StatusCode.RESOURCE_EXHAUSTED,
+                    f"trying to send message larger than max ({max(sizes)} vs. {limit})",
+                    None,
                 )
-                if any(size > limit for size in sizes):
-                    self._finish(
-                        StatusCode.RESOURCE_EXHAUSTED,
-                        f"trying to send message larger than max ({max(sizes)} vs. {limit})",
-                        None,
-                    )
-                    return
-            if (
-                self._retry is not None
-                and not self._unary_request
-                and self._replay_size
-                and not self._buffer(self._replay_size)
-            ):
-                self._retry.committed = True
-                self._release_buffer()
-        self._start_first()
+                return False
+        return True
 
-    def _start_first(self) -> None:
-        if self._config_pending:
-            self._pick_task = self._loop.create_task(self._await_config(self._loop.time()))
-            return
-        r = self._retry
-        if r is not None:
-            if self._unary_request and not self._buffer(len(self._request_frame)):
-                r.committed = True  # (110) too large to replay
-                self._release_buffer()
-            if r.hedging is not None and not r.committed:
-                self._begin()
-                self._schedule_hedge(r.hedging.hedging_delay)
-                return
-        self._begin()
+    async def _call_credentials(self) -> str | None:
+        """Run the call credentials' plugins for the next attempt and put their metadata in
+        its headers; the failure (the attempt fails UNAVAILABLE), or None.
 
-    def _begin(self) -> None:
-        """Pick and start an attempt (sync when the picker gives a READY subchannel)."""
-        if self._creds is not None:
-            # Call credentials with plugins to run: each attempt asks them first.
-            self._pick_task = self._loop.create_task(self._authorize())
-            return
-        # Hot path: no task unless the pick must wait.
-        m = self._method
-        picked = m.channel.pick(m.pick_info)
-        if picked is not None:
-            self._start_on(picked)
-        else:
-            self._pick_task = self._loop.create_task(self._pick_slow())
-
-    async def _authorize(self) -> None:
-        """Run the call credentials' plugins for the next attempt, then pick and start it.
-
-        Awaited in ``_pick_task``, so the deadline or a cancel cancels an async plugin."""
+        Awaited in the runner's pick task, so the deadline or a cancel cancels a plugin."""
         creds, context = self._creds, self._method.auth_context
         assert creds is not None and context is not None
         try:
             pairs = await fetch_metadata(creds, context)
         except PluginError as exc:
-            self._pick_task = None
-            self._attempt_failed(StatusCode.UNAVAILABLE, PLUGIN_FAILED + str(exc))
-            return
-        self._pick_task = None
-        if self._code is not None:
-            return
+            return PLUGIN_FAILED + str(exc)
         block, size = self._user_md
         if pairs:
             more, more_size = encode_sized(pairs)
             block += more
             size += more_size
         self._md_block, self._md_size = block, size
-        m = self._method
-        picked = m.channel.pick(m.pick_info)
-        if picked is not None:
-            self._start_on(picked)
-        else:
-            self._pick_task = self._loop.create_task(self._pick_slow())
+        return None
 
-    def _attempt_failed(self, code: StatusCode, details: str) -> None:
-        """An attempt failed before anything was sent (a pick, a plugin)."""
-        r = self._retry
-        # CONFORMANCE 116: a fail-fast pick failure is an attempt's failure too.
-        if (
-            r is not None
-            and r.policy is not None
-            and r.hedging is None
-            and self._retry_decision(code, None, False)
-        ):
-            return
-        self._finish(code, details, None)
+    # ------------------------------------------------------------------ attempts
 
-    async def _pick_slow(self) -> None:
-        m = self._method
-        try:
-            picked = await m.channel.wait_for_pick(m.pick_info, self._wait_for_ready)
-        except RpcError as exc:
-            self._pick_task = None
-            self._attempt_failed(exc.code(), exc.details() or "")
-            return
-        self._pick_task = None
-        if self._code is None:
-            self._start_on(picked)
+    def _start_first(self) -> None:
+        """Start the call: its one attempt at once when nothing can need another (a unary
+        request, no retry or hedging policy, no call credentials, a READY pick), else the
+        attempts of an `AttemptRunner`."""
+        runner = self._runner
+        if runner is None:
+            if self._unary_request and not self._config_pending and self._creds is None:
+                m = self._method
+                picked = m.channel.pick(m.pick_info)
+                if picked is not None:
+                    self._start_on(picked)
+                    return
+            runner = self._runner = AttemptRunner(self, None, None)
+        runner.start()
 
     def _start_on(self, picked: PickResult) -> None:
+        """Open an attempt's stream on the picked subchannel and queue the request on it,
+        so that HEADERS and DATA leave in one write."""
         sc: Any = picked.subchannel
         transport: Http2Transport = sc.transport
         sc.calls_started += 1
         previous = self._picked
-        if previous is not None:  # a transparent retry: the earlier attempt failed there
+        if previous is not None:  # an earlier attempt of this call failed there
             prev_sc: Any = previous.subchannel
             prev_sc.calls_failed += 1
         self._picked = picked
@@ -566,19 +446,18 @@ class Call:
                 # CONFORMANCE 7: fail locally, send nothing.
                 self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
                 return
-            value = encode_timeout(remaining)
-            timeout_block, timeout_size = encode_timeout_field(value)
+            timeout_block, timeout_size = encode_timeout_field(encode_timeout(remaining))
             size += timeout_size
         enc_block = b""
         if self._encoding is not None:
             enc_block, enc_size = _GRPC_ENCODING_FIELDS[self._encoding]
             size += enc_size
         block = m.pseudo_block + timeout_block + enc_block + m.defs_block
-        r = self._retry
-        if r is not None and r.attempts > 1:
-            # A6: grpc-previous-rpc-attempts on every retry and hedge (113, 129).
+        runner = self._runner
+        if runner is not None and runner.attempts > 1:
+            # A6 §Exposed Retry Metadata: grpc-previous-rpc-attempts on every retry and hedge.
             attempts_block, attempts_size = encode_sized(
-                [("grpc-previous-rpc-attempts", str(r.attempts - 1))]
+                [("grpc-previous-rpc-attempts", str(runner.attempts - 1))]
             )
             block += attempts_block
             size += attempts_size
@@ -590,239 +469,21 @@ class Call:
             max_receive=self._max_receive,
             unary_response=self._unary_response,
         )
-        if r is not None and r.hedging is not None and not r.committed:
-            r.hedges.append(stream)
-        else:
+        if runner is None:  # the call's only attempt
             self._stream = stream
-        if r is not None:
-            per_attempt = r.per_attempt_timeout
-            if per_attempt is not None:
-                r.attempt_timers[stream] = self._loop.call_later(
-                    per_attempt, self._attempt_timed_out, stream
-                )
-        # Queue the request before starting so HEADERS and DATA share one write.
-        if self._unary_request:
             stream.send(self._request_frame, True)
         else:
-            for frame in self._replay or ():
-                stream.send(frame, False)
-            if self._half_closed:
-                stream.send(b"", True)
-            if r is not None and r.committed:
-                self._replay = None  # the committed attempt has it all: nothing to replay
+            runner.started(stream)
         transport.start_stream(stream)
         if self._waiters:
             self._notify()
 
-    def _restart(self) -> None:
-        r = self._retry
-        if r is not None:
-            r.timer = None
-        if self._code is None and self._stream is None and self._pick_task is None:
-            self._begin()
-
-    # ------------------------------------------------------------------ A6 retries and hedging
-
-    def _commit(self, stream: ClientStream) -> None:
-        """No more retries or hedges: ``stream`` is the call's attempt from now on (A6)."""
-        r = self._retry
-        assert r is not None
-        r.committed = True
-        if r.timer is not None:
-            r.timer.cancel()
-            r.timer = None
-        if r.attempt_timers:
-            timer = r.attempt_timers.pop(stream, None)
-            if timer is not None:
-                timer.cancel()
-        if r.hedging is not None:
-            self._stream = stream
-            hedges, r.hedges = r.hedges, []
-            for other in hedges:
-                if other is not stream:
-                    # CONFORMANCE 125: the losers are cancelled with RST_STREAM(CANCEL).
-                    other.cancel(StatusCode.CANCELLED, "another hedged attempt won")
-                    t = r.attempt_timers.pop(other, None)
-                    if t is not None:
-                        t.cancel()
-        if r.buffered:
-            self._release_buffer()
-        self._replay = None if not self._unary_request else self._replay
-
-    def _release_buffer(self) -> None:
-        r = self._retry
-        if r is not None and r.buffered:
-            self._method.channel.retry_buffer_used -= r.buffered
-            r.buffered = 0
-
-    def _buffer(self, nbytes: int) -> bool:
-        """Count ``nbytes`` of request against the replay limits; False when over (110)."""
-        r = self._retry
-        if r is None or r.committed:
-            return True
-        ctx = self._method.channel
-        r.buffered += nbytes
-        ctx.retry_buffer_used += nbytes
-        opts = ctx.options
-        return (
-            r.buffered <= opts.per_rpc_retry_buffer_size
-            and ctx.retry_buffer_used <= opts.retry_buffer_size
-        )
-
-    def _attempt_timed_out(self, stream: ClientStream) -> None:
-        """perAttemptRecvTimeout (C-core): no response in time counts as a retryable failure."""
-        r = self._retry
-        if r is None or self._code is not None or r.committed:
-            return
-        r.attempt_timers.pop(stream, None)
-        self._method.channel.record_event(
-            "retry", f"{self._method.path}: attempt {r.attempts} got no response in time"
-        )
-        stream.per_attempt_timeout = True
-        stream.cancel(StatusCode.CANCELLED, "per-attempt receive timeout")
-
-    def _retry_failed_attempt(self, stream: ClientStream, code: StatusCode) -> bool:
-        """A6 retry decision for a finished, failed attempt; True when a retry is scheduled."""
-        return self._retry_decision(code, stream.trailing_metadata, stream.per_attempt_timeout)
-
-    def _retry_decision(
-        self, code: StatusCode, trailing: Metadata | None, per_attempt_timeout: bool
-    ) -> bool:
-        r = self._retry
-        assert r is not None and r.policy is not None
-        policy = r.policy
-        ctx = self._method.channel
-        decision = decide_retry(
-            policy,
-            code,
-            attempts=r.attempts,
-            committed=r.committed,
-            throttler=ctx.retry_throttler,
-            pushback=_pushback(trailing),
-            rand=random.random,
-            retries_since_pushback=r.since_pushback,
-            per_attempt_timeout=per_attempt_timeout,
-        )
-        path = self._method.path
-        if not isinstance(decision, Retry):
-            ctx.record_event(
-                "retry",
-                f"{path}: attempt {r.attempts} failed {code.name}; "
-                f"no retry ({decision.reason.name.lower()})",
-            )
-            return False
-        if decision.from_pushback:
-            r.since_pushback = 0
-        elif r.since_pushback is not None:
-            r.since_pushback += 1
-        ctx.record_event(
-            "retry",
-            f"{path}: attempt {r.attempts} failed {code.name}; "
-            f"retrying in {decision.delay * 1000:.0f} ms",
-        )
-        r.attempts += 1
-        self._stream = None
-        r.timer = self._loop.call_later(decision.delay, self._restart)
-        return True
-
-    def _schedule_hedge(self, delay: float) -> None:
-        r = self._retry
-        assert r is not None
-        if r.timer is not None:
-            r.timer.cancel()
-            r.timer = None
-        if r.stopped or r.committed or r.attempts >= r.max_attempts:
-            return
-        if delay <= 0:
-            self._send_hedge()
-        else:
-            r.timer = self._loop.call_later(delay, self._send_hedge)
-
-    def _send_hedge(self) -> None:
-        """Start the next hedged attempt (124), then schedule the one after it."""
-        r = self._retry
-        assert r is not None and r.hedging is not None
-        r.timer = None
-        if self._code is not None or r.committed or r.stopped:
-            return
-        throttler = self._method.channel.retry_throttler
-        if not isinstance(
-            decide_hedge(r.hedging, None, attempts=r.attempts, throttler=throttler), Hedge
-        ):
-            return  # maxAttempts sent, or throttled: a throttled hedge is simply not sent
-        if self._pick_task is not None:
-            # A pick is still waiting: this hedge goes when it lands.
-            r.timer = self._loop.call_later(r.hedging.hedging_delay or 0.001, self._send_hedge)
-            return
-        r.attempts += 1
-        self._method.channel.record_event(
-            "hedge", f"{self._method.path}: sending hedged attempt {r.attempts}"
-        )
-        self._begin()
-        self._schedule_hedge(r.hedging.hedging_delay)
-
-    def _hedge_done(self, stream: ClientStream) -> None:
-        """An uncommitted hedged attempt finished (A6 "Summary of Retry and Hedging Logic")."""
-        r = self._retry
-        assert r is not None and r.hedging is not None
-        if stream not in r.hedges:
-            return
-        r.hedges.remove(stream)
-        timer = r.attempt_timers.pop(stream, None)
-        if timer is not None:
-            timer.cancel()
-        if stream.unprocessed and self._transparent_retry_allowed(stream):
-            self._loop.call_soon(self._begin)
-            return
-        code = stream.code
-        assert code is not None
-        ctx = self._method.channel
-        decision = decide_hedge(
-            r.hedging,
-            code,
-            attempts=r.attempts,
-            throttler=ctx.retry_throttler,
-            pushback=_pushback(stream.trailing_metadata),
-            per_attempt_timeout=stream.per_attempt_timeout,
-            stopped=r.stopped,
-        )
-        reason = None if isinstance(decision, Hedge) else decision.reason
-        if reason is NoHedgeReason.OK:  # a Trailers-Only OK: this attempt wins
-            self._commit(stream)
-            self._finish(code, stream.details, stream.trailing_metadata)
-            return
-        if reason is not NoHedgeReason.FATAL:
-            if isinstance(decision, Hedge):
-                self._schedule_hedge(decision.delay)  # a non-fatal failure sends the next now
-            else:
-                if reason is not NoHedgeReason.MAX_ATTEMPTS:
-                    r.stopped = True  # outstanding attempts continue, no new ones
-                if r.timer is not None:
-                    r.timer.cancel()
-                    r.timer = None
-            ctx.record_event(
-                "hedge", f"{self._method.path}: hedged attempt failed {code.name} (non-fatal)"
-            )
-            if r.hedges or r.timer is not None or self._pick_task is not None:
-                return  # attempts still outstanding or scheduled
-        else:
-            ctx.record_event(
-                "hedge", f"{self._method.path}: hedged attempt failed {code.name} (fatal)"
-            )
-        # Finish first: the outstanding attempts are cancelled by _finish, and their
-        # own completion callbacks then find the call already done.
-        self._stream = stream
-        self._finish(code, stream.details, stream.trailing_metadata)
-
     # ------------------------------------------------------------------ StreamListener
 
     def stream_headers(self, stream: ClientStream) -> None:
-        r = self._retry
-        if r is not None:
-            if not r.committed and (stream is self._stream or stream in r.hedges):
-                self._commit(stream)  # (109, 125) response headers commit the call
-        elif stream is self._stream:
-            self._replay = None  # the server saw the call: no transparent retry
+        runner = self._runner
+        if runner is not None:
+            runner.headers(stream)  # response headers commit the call
         if stream is self._stream and self._waiters:
             self._notify()
 
@@ -854,30 +515,20 @@ class Call:
     def stream_done(self, stream: ClientStream) -> None:
         if self._code is not None:
             return
-        r = self._retry
-        if r is not None and r.hedging is not None and not r.committed:
-            self._hedge_done(stream)
-            return
-        if stream is not self._stream:
-            return
-        if stream.unprocessed and self._transparent_retry_allowed(stream):
-            # A6 transparent retry: the server never saw this stream (121-123).
-            self._stream = None
-            self._loop.call_soon(self._restart)
-            return
+        runner = self._runner
+        if runner is None:
+            if stream is not self._stream:
+                return
+            if stream.unprocessed:
+                # The server never saw the only attempt: a runner takes over for a
+                # transparent retry (A6 §Transparent Retries).
+                runner = self._runner = AttemptRunner(self, None, None)
+                if not runner.take_over(stream):
+                    return
+        elif not runner.attempt_done(stream):
+            return  # retried, hedged, or not the call's attempt
         code = stream.code
         assert code is not None
-        if r is not None:
-            if r.attempt_timers:
-                timer = r.attempt_timers.pop(stream, None)
-                if timer is not None:
-                    timer.cancel()
-            if (
-                code is not StatusCode.OK
-                and r.policy is not None
-                and self._retry_failed_attempt(stream, code)
-            ):
-                return
         details = stream.details
         if (
             code is StatusCode.CANCELLED
@@ -886,22 +537,6 @@ class Call:
         ):
             code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"  # (49)
         self._finish(code, details, stream.trailing_metadata)
-
-    def _transparent_retry_allowed(self, stream: ClientStream) -> bool:
-        sent = stream.id != 0
-        decision = decide_transparent_retry(
-            sent=sent,
-            refused=stream.refused,
-            headers_received=stream.headers_received,
-            replay_kept=self._unary_request or self._replay is not None,
-            transparent_retries=self._transparent_retries,
-            refused_retries=self._refused_retries,
-        )
-        if sent:
-            self._transparent_retries += 1
-            if stream.refused:
-                self._refused_retries += 1
-        return isinstance(decision, TransparentRetry)
 
     # ------------------------------------------------------------------ completion
 
@@ -913,38 +548,22 @@ class Call:
         self._trailing_metadata = trailing
         stream = self._stream
         if stream is not None:
-            if not stream.done:
+            if stream.code is None:
                 stream.cancel(code, details)
             self._initial_metadata = stream.initial_metadata
             stream.listener = DETACHED  # no call <-> stream cycle left for the GC
-        r = self._retry
-        if r is not None:
-            if r.timer is not None:
-                r.timer.cancel()
-                r.timer = None
-            if r.attempt_timers:
-                for t in r.attempt_timers.values():
-                    t.cancel()
-                r.attempt_timers.clear()
-            if r.hedges:
-                hedges, r.hedges = r.hedges, []
-                for other in hedges:
-                    other.cancel(code, details)
-            if r.buffered:
-                self._release_buffer()
+        runner = self._runner
+        if runner is not None:
+            self._runner = None  # no call <-> runner cycle left for the GC either
+            runner.close(code, details)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        task = self._pick_task
-        if task is not None:
-            self._pick_task = None
-            task.cancel()
         task = self._request_task
         if task is not None:
             self._request_task = None
             if task is not asyncio.current_task():
                 task.cancel()
-        self._replay = None
         self._method.channel.call_finished(self, code, self._picked)
         done_waiters = self._done_waiters
         if done_waiters:  # _notify_done, inline: every unary call ends here
@@ -1167,87 +786,6 @@ class Call:
                 self._raise_if_failed()
             await self._wait()
 
-    async def _write(self, request: Any, compress: bool = True) -> None:
-        if self._code is not None:
-            if self._code is StatusCode.OK:
-                raise asyncio.InvalidStateError("the RPC has already finished")
-            self._raise_if_failed()
-        if self._half_closed:
-            raise UsageError("write() after done_writing()")
-        frame = self._serialize(request, compress)
-        if frame is None:
-            self._raise_if_failed()
-            return
-        replay = self._replay
-        if replay is not None:
-            replay.append(frame)
-            self._replay_size += len(frame)
-        stream = self._stream
-        r = self._retry
-        if stream is not None:
-            stream.send(frame, False)
-        elif r is not None:
-            for hedge in r.hedges:
-                hedge.send(frame, False)
-        if r is not None and not r.committed and not self._buffer(len(frame)):
-            # CONFORMANCE 110: over the replay buffer limit the call commits.
-            target = stream if stream is not None else (r.hedges[0] if r.hedges else None)
-            if target is not None:
-                self._commit(target)
-            else:
-                # No attempt is running (the pick or a backoff is pending): the next
-                # attempt is the last one; it sends the buffer, which is then dropped.
-                r.committed = True
-                self._release_buffer()
-            self._method.channel.record_event(
-                "retry", f"{self._method.path}: replay buffer limit exceeded; committed"
-            )
-        elif (
-            r is None
-            and stream is not None
-            and replay is not None
-            and self._replay_size > _REPLAY_LIMIT
-        ):
-            self._replay = None  # too much to replay: no transparent retry any more
-        # Backpressure: wait while too much is queued for the socket.
-        while self._code is None:
-            stream = self._stream
-            queued = stream.send_buffered if stream is not None else self._replay_size
-            if queued <= SEND_HIGH_WATER:
-                break
-            await self._wait()
-
-    async def _done_writing(self) -> None:
-        if self._half_closed or self._code is not None:
-            return
-        self._half_closed = True
-        stream = self._stream
-        if stream is not None:
-            stream.send(b"", True)
-        elif self._retry is not None:
-            for hedge in self._retry.hedges:
-                hedge.send(b"", True)
-
-    def _consume_requests(self, requests: Iterable[Any] | AsyncIterable[Any]) -> None:
-        self._request_task = self._loop.create_task(self._feed(requests))
-
-    async def _feed(self, requests: Iterable[Any] | AsyncIterable[Any]) -> None:
-        try:
-            if isinstance(requests, AsyncIterable):
-                async for request in requests:
-                    await self._write(request)
-            else:
-                for request in requests:
-                    await self._write(request)
-            await self._done_writing()
-        except (RpcError, asyncio.InvalidStateError, asyncio.CancelledError):
-            pass
-        except Exception as exc:
-            self._finish(StatusCode.UNKNOWN, f"exception iterating requests: {exc!r}", None)
-        finally:
-            if self._request_task is asyncio.current_task():
-                self._request_task = None
-
 
 class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
     __slots__ = ()
@@ -1257,13 +795,17 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
         frame = self._serialize(request)
         if frame is not None:
             self._request_frame = frame
-            if self._retry is None and not self._config_pending and self._creds is None:
-                # Hot path (_start_first and _begin with nothing to decide): pick now.
+            runner = self._runner
+            if runner is None and not self._config_pending and self._creds is None:
+                # Hot path (_start_first with nothing to decide): pick now.
                 picked = method.channel.pick(method.pick_info)
                 if picked is not None:
                     self._start_on(picked)
                     return
-            self._start_first()
+            if runner is not None:
+                runner.start()
+            else:
+                self._start_first()
 
     def __await__(self) -> Generator[Any, None, ResponseT]:
         return self._unary_result()
@@ -1293,11 +835,15 @@ class UnaryStreamCall(Call, Generic[RequestT, ResponseT]):
             yield msg
 
 
-class StreamUnaryCall(Call, Generic[RequestT, ResponseT]):
+class _RequestStreamCall(Call, Generic[RequestT]):
+    """The request half of the client- and bidi-streaming calls: ``write()``,
+    ``done_writing()`` and a request iterator consumed in a task. Every message goes
+    through the call's `AttemptRunner`, which holds it for a replay while it may need one."""
+
     __slots__ = ()
 
     def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
-        super().__init__(method, unary_request=False, unary_response=True, **kwargs)
+        super().__init__(method, unary_request=False, **kwargs)
         self._start_first()
         if requests is not None and self._code is None:
             self._consume_requests(requests)
@@ -1309,27 +855,75 @@ class StreamUnaryCall(Call, Generic[RequestT, ResponseT]):
 
     async def done_writing(self) -> None:
         await self._done_writing()
+
+    async def _write(self, request: Any, compress: bool = True) -> None:
+        if self._code is not None:
+            if self._code is StatusCode.OK:
+                raise asyncio.InvalidStateError("the RPC has already finished")
+            self._raise_if_failed()
+        if self._half_closed:
+            raise UsageError("write() after done_writing()")
+        frame = self._serialize(request, compress)
+        if frame is None:
+            self._raise_if_failed()
+            return
+        runner = self._runner
+        assert runner is not None  # a streaming request always has one (its replay buffer)
+        runner.send(frame)
+        # Backpressure: wait while too much is queued for the socket.
+        while self._code is None:
+            stream = self._stream
+            queued = stream.send_buffered if stream is not None else runner.replay_size
+            if queued <= SEND_HIGH_WATER:
+                break
+            await self._wait()
+
+    async def _done_writing(self) -> None:
+        if self._half_closed or self._code is not None:
+            return
+        self._half_closed = True
+        stream = self._stream
+        if stream is not None:
+            stream.send(b"", True)
+        elif self._runner is not None:
+            self._runner.half_close()
+
+    def _consume_requests(self, requests: Iterable[Any] | AsyncIterable[Any]) -> None:
+        self._request_task = self._loop.create_task(self._feed(requests))
+
+    async def _feed(self, requests: Iterable[Any] | AsyncIterable[Any]) -> None:
+        try:
+            if isinstance(requests, AsyncIterable):
+                async for request in requests:
+                    await self._write(request)
+            else:
+                for request in requests:
+                    await self._write(request)
+            await self._done_writing()
+        except (RpcError, asyncio.InvalidStateError, asyncio.CancelledError):
+            pass
+        except Exception as exc:
+            self._finish(StatusCode.UNKNOWN, f"exception iterating requests: {exc!r}", None)
+        finally:
+            if self._request_task is asyncio.current_task():
+                self._request_task = None
+
+
+class StreamUnaryCall(_RequestStreamCall[RequestT], Generic[RequestT, ResponseT]):
+    __slots__ = ()
+
+    def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
+        super().__init__(method, requests, unary_response=True, **kwargs)
 
     def __await__(self) -> Generator[Any, None, ResponseT]:
         return self._unary_result()
 
 
-class StreamStreamCall(Call, Generic[RequestT, ResponseT]):
+class StreamStreamCall(_RequestStreamCall[RequestT], Generic[RequestT, ResponseT]):
     __slots__ = ()
 
     def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
-        super().__init__(method, unary_request=False, unary_response=False, **kwargs)
-        self._start_first()
-        if requests is not None and self._code is None:
-            self._consume_requests(requests)
-
-    async def write(self, request: RequestT, *, compress: bool = True) -> None:
-        """Send one request message. ``compress=False`` sends this one uncompressed even
-        when the call compresses (grpc_lite only; grpc.aio has no per-message flag)."""
-        await self._write(request, compress)
-
-    async def done_writing(self) -> None:
-        await self._done_writing()
+        super().__init__(method, requests, unary_response=False, **kwargs)
 
     async def read(self) -> Any:
         return await self._read()

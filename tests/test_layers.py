@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "_resolver_wrapper": 4,
     "_balancer_wrapper": 4,
     "_call": 5,
+    "_attempts": 5,
     "_interceptors": 5,
     "_channel": 5,
     "__init__": 6,

@@ -1,0 +1,758 @@
+"""The attempts of a call: retries, hedging, transparent retries, the replay buffer (L5; A6).
+
+grpc-go counterpart: the retry half of ``clientStream`` (``withRetry``, ``retryLocked``,
+``replayBufferLocked``) and ``csAttempt`` in stream.go.
+
+A call that needs one attempt never makes a runner: the unary fast path picks and starts its
+stream itself (`grpc_lite._call`). Every other call hands its attempts to an `AttemptRunner`:
+a call with a retryPolicy or a hedgingPolicy, one whose pick must wait, whose call
+credentials must run first or whose service config is not known yet, one that streams
+requests (the replay buffer lives here), and a plain call whose stream the server never
+processed (handed over then, for a transparent retry).
+
+The runner's `Phase` says which rules apply; `TRANSITIONS` lists the legal moves and
+`AttemptRunner._enter` is the only writer of ``phase``. What to do when an attempt ends comes
+from the pure functions of `grpc_lite._retry` (`decide_retry`, `decide_hedge`,
+`decide_transparent_retry`); the runner executes their decisions. It owns the timers (backoff,
+next hedge, per-attempt receive timeouts), the task picking the next attempt, the hedged
+attempts in flight and the replay buffer. The call keeps what the application sees: the
+attempt it reads from (``_stream``), the status, and its single completion path,
+``Call._finish``, which closes the runner.
+
+Phases and moves (a retryPolicy, or no policy)::
+
+    PICKING --stream started--> ACTIVE --response headers--> COMMITTED --status--> DONE
+      ^   |                      |   |
+      |   +--pick failed--+      |   +--failed, decide_retry: Retry--+
+      |                   v      |                                   v
+      +--timer fired-- BACKOFF <-+--------------------------------- BACKOFF
+      +-------transparent retry--+
+
+a hedgingPolicy::
+
+    HEDGING --headers or OK on an attempt, buffer overflow--> COMMITTED
+    HEDGING --pushback "don't retry", throttled--> HEDGING_STOPPED --headers, OK--> COMMITTED
+
+and from every phase, DONE when the call ends (status, deadline, cancel).
+
+Who may call: the call that owns the runner, on the channel's loop; the runner calls back
+only the members of `AttemptHost`.
+"""
+
+import asyncio
+import enum
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from ._retry import (
+    PUSHBACK_HEADER,
+    Hedge,
+    NoHedgeReason,
+    PushbackResult,
+    Retry,
+    TransparentRetry,
+    decide_hedge,
+    decide_retry,
+    decide_transparent_retry,
+    parse_pushback,
+)
+from ._transport import ClientStream
+from .balancer import PickInfo, PickResult
+from .metadata import Metadata
+from .status import RpcError, StatusCode
+
+if TYPE_CHECKING:
+    from ._options import ChannelOptions
+    from ._retry import RetryThrottler
+    from .service_config import HedgingPolicy, RetryPolicy
+
+__all__ = ["TRANSITIONS", "AttemptHost", "AttemptRunner", "Phase"]
+
+# Request bytes kept for a transparent retry of a streaming call without a retry or hedging
+# policy; past them the call commits to its attempt (A6 §Memory Management's default).
+REPLAY_LIMIT = 256 * 1024
+
+
+class Phase(enum.IntEnum):
+    """Which rules apply to a call's attempts now (an IntEnum: hashed as an int)."""
+
+    PICKING = 1
+    """No attempt in flight: the next one waits for the service config, call credentials or
+    a pick (a retryPolicy, or none)."""
+    ACTIVE = 2
+    """One attempt in flight, not committed (a retryPolicy, or none)."""
+    BACKOFF = 3
+    """The last attempt failed and `decide_retry` said retry: the next one starts when the
+    backoff timer fires."""
+    HEDGING = 4
+    """A hedgingPolicy: hedged attempts in flight or being picked, the next one on a timer."""
+    HEDGING_STOPPED = 5
+    """A hedgingPolicy after a "don't retry" pushback or throttling: no more hedged attempts;
+    those in flight go on and the first response still wins."""
+    COMMITTED = 6
+    """One attempt is the call's from now on (A6 §When Retries are Valid): no retry, no
+    hedge; only a transparent retry of an attempt the server never saw. Committed while no
+    attempt was in flight, the next one to start is the last."""
+    DONE = 7
+    """The call has its status; nothing starts any more."""
+
+
+_P = Phase
+
+TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
+    {
+        (_P.PICKING, _P.ACTIVE),  # the attempt's stream started
+        (_P.PICKING, _P.BACKOFF),  # the pick or the call credentials failed; retried
+        (_P.PICKING, _P.HEDGING),  # the method config has a hedgingPolicy
+        (_P.PICKING, _P.COMMITTED),  # the request outgrew the replay buffer before an attempt
+        (_P.ACTIVE, _P.PICKING),  # transparent retry (A6 §Transparent Retries)
+        (_P.ACTIVE, _P.BACKOFF),  # the attempt failed; decide_retry said retry
+        (_P.ACTIVE, _P.COMMITTED),  # response headers, or the replay buffer overflowed
+        (_P.BACKOFF, _P.PICKING),  # the backoff timer fired
+        (_P.BACKOFF, _P.COMMITTED),  # the replay buffer overflowed during the backoff
+        (_P.HEDGING, _P.HEDGING_STOPPED),  # pushback "don't retry", or throttled
+        (_P.HEDGING, _P.COMMITTED),  # headers or OK on one attempt, or the buffer overflowed
+        (_P.HEDGING_STOPPED, _P.COMMITTED),
+    }
+    | {(p, _P.DONE) for p in _P if p is not _P.DONE}
+)
+"""Legal (old, new) phase moves. A move to the phase the runner is in is illegal too."""
+
+_NEXT: dict[Phase, frozenset[Phase]] = {
+    old: frozenset(new for o, new in TRANSITIONS if o is old) for old in _P
+}
+
+
+class AttemptChannel(Protocol):
+    """What a runner needs from the call's channel (a part of `_call.CallContext`)."""
+
+    retry_buffer_used: int
+
+    @property
+    def options(self) -> "ChannelOptions": ...
+
+    @property
+    def retry_throttler(self) -> "RetryThrottler | None": ...
+
+    def pick(self, info: PickInfo) -> PickResult | None: ...
+
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult: ...
+
+    async def wait_for_config(self) -> None: ...
+
+    def record_event(self, subject: str, description: str) -> None: ...
+
+
+class AttemptMethod(Protocol):
+    """What a runner needs from the call's method (`_call.Method`)."""
+
+    @property
+    def channel(self) -> AttemptChannel: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def pick_info(self) -> PickInfo: ...
+
+
+class AttemptHost(Protocol):
+    """What a runner needs from its call (implemented by `_call.Call`)."""
+
+    _stream: ClientStream | None
+    """The attempt the application reads from and writes to; the runner sets it."""
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def _method(self) -> AttemptMethod: ...
+
+    @property
+    def _unary_request(self) -> bool: ...
+
+    @property
+    def _request_frame(self) -> bytes: ...
+
+    @property
+    def _half_closed(self) -> bool: ...
+
+    @property
+    def _config_pending(self) -> bool: ...
+
+    @property
+    def _wait_for_ready(self) -> bool: ...
+
+    @property
+    def _creds(self) -> object | None:
+        """Call credentials whose plugins run before each attempt, or None."""
+
+    def _configure(self, started: float, frames: Sequence[bytes]) -> bool:
+        """Apply the service config that arrived after the call started; False when that
+        failed the call."""
+
+    async def _call_credentials(self) -> str | None:
+        """Run the call credentials' plugins for the next attempt; the failure, or None."""
+
+    def _start_on(self, picked: PickResult) -> None:
+        """Open the next attempt's stream on ``picked`` (it calls `AttemptRunner.started`)."""
+
+    def _finish(self, code: StatusCode, details: str, trailing: Metadata | None) -> None:
+        """The call's single completion path (it calls `AttemptRunner.close`)."""
+
+
+def _pushback(trailing: Metadata | None) -> PushbackResult:
+    if not trailing:
+        return None
+    return parse_pushback([v for v in trailing.get_all(PUSHBACK_HEADER) if isinstance(v, str)])
+
+
+class AttemptRunner:
+    """Starts a call's attempts and decides, by its phase, what follows when one ends.
+
+    Who may call: the owning call (`AttemptHost`), on the channel's loop.
+    """
+
+    __slots__ = (
+        "_attempt_timers",
+        "_buffered",
+        "_call",
+        "_hedges",
+        "_hedging",
+        "_pick_task",
+        "_policy",
+        "_queued",
+        "_refused_retries",
+        "_replay",
+        "_since_pushback",
+        "_timer",
+        "_transparent_retries",
+        "attempts",
+        "phase",
+        "replay_size",
+    )
+
+    def __init__(
+        self, call: AttemptHost, policy: "RetryPolicy | None", hedging: "HedgingPolicy | None"
+    ) -> None:
+        self._call = call
+        self.phase = Phase.HEDGING if hedging is not None else Phase.PICKING
+        self._policy = policy
+        self._hedging = hedging
+        # Counted attempts started (transparent retries excluded, A6 §Transparent Retries).
+        self.attempts = 1
+        self._since_pushback: int | None = None
+        # The backoff timer (retryPolicy) or the next hedged attempt's (hedgingPolicy).
+        self._timer: asyncio.TimerHandle | None = None
+        # perAttemptRecvTimeout timers of the attempts in flight.
+        self._attempt_timers: dict[ClientStream, asyncio.TimerHandle] = {}
+        # Uncommitted hedged attempts in flight.
+        self._hedges: list[ClientStream] = []
+        # Waits for the service config, the call credentials or the pick of the next attempt.
+        self._pick_task: asyncio.Task[None] | None = None
+        # Transparent retries queued for the next loop iteration.
+        self._queued = 0
+        # Request bytes counted against the channel's retry buffer limits.
+        self._buffered = 0
+        # A streaming request's frames, kept for a replay (None: dropped, or unary).
+        self._replay: list[bytes] | None = None if call._unary_request else []
+        self.replay_size = 0
+        self._transparent_retries = 0
+        self._refused_retries = 0
+
+    def __repr__(self) -> str:
+        return f"<AttemptRunner {self._call._method.path} {self.phase.name}>"
+
+    def _enter(self, new: Phase) -> None:
+        """The only writer of ``phase``: checks the move against `TRANSITIONS`."""
+        old = self.phase
+        if new not in _NEXT[old]:
+            raise AssertionError(
+                f"{self._call._method.path}: invalid attempt phase move {old.name} -> {new.name}"
+            )
+        self.phase = new
+
+    # ------------------------------------------------------------------ from the call
+
+    def use_policy(self, policy: "RetryPolicy | None", hedging: "HedgingPolicy | None") -> None:
+        """The method config's retry or hedging policy, when the service config arrived
+        after the runner was made (before the first attempt)."""
+        self._policy = policy
+        self._hedging = hedging
+        if hedging is not None:
+            self._enter(Phase.HEDGING)
+
+    def start(self) -> None:
+        """Start the call's first attempt (once the service config is known)."""
+        call = self._call
+        if call._config_pending:
+            loop = call._loop
+            self._pick_task = loop.create_task(self._await_config(loop.time()))
+            return
+        if (
+            call._unary_request
+            and (self._policy is not None or self._hedging is not None)
+            and not self._buffer(len(call._request_frame))
+        ):
+            self._commit(None)  # too large to replay (A6 §Memory Management)
+        if call._creds is None:  # hot path: what _begin does, inline
+            m = call._method
+            picked = m.channel.pick(m.pick_info)
+            if picked is not None:
+                call._start_on(picked)
+            else:
+                self._pick_task = call._loop.create_task(self._pick_slow())
+        else:
+            self._begin()
+        hedging = self._hedging
+        if hedging is not None:
+            self._schedule_hedge(hedging.hedging_delay)
+
+    def take_over(self, stream: ClientStream) -> bool:
+        """The call's own single attempt ended unprocessed: from now on the runner starts
+        the attempts (a transparent retry, A6 §Transparent Retries). As `attempt_done`."""
+        self._enter(Phase.ACTIVE)
+        return self.attempt_done(stream)
+
+    def started(self, stream: ClientStream) -> None:
+        """``stream`` is the next attempt (from ``Call._start_on``, before the transport
+        starts it): track it and queue the request, replayed, on it."""
+        call = self._call
+        phase = self.phase
+        if phase is Phase.HEDGING or phase is Phase.HEDGING_STOPPED:
+            self._hedges.append(stream)
+        else:
+            call._stream = stream
+            if phase is Phase.PICKING:
+                self._enter(Phase.ACTIVE)
+        chosen = self._hedging or self._policy
+        if chosen is not None and phase is not Phase.COMMITTED:
+            timeout = chosen.per_attempt_recv_timeout
+            if timeout is not None:
+                self._attempt_timers[stream] = call._loop.call_later(
+                    timeout, self._attempt_timed_out, stream
+                )
+        if call._unary_request:
+            stream.send(call._request_frame, True)
+            return
+        for frame in self._replay or ():
+            stream.send(frame, False)
+        if call._half_closed:
+            stream.send(b"", True)
+        if phase is Phase.COMMITTED:
+            self._replay = None  # the committed attempt has it all: nothing to replay
+
+    def headers(self, stream: ClientStream) -> None:
+        """Response headers on ``stream`` commit the call to it (A6 §When Retries are Valid)."""
+        phase = self.phase
+        if phase is Phase.ACTIVE:
+            if stream is self._call._stream:
+                self._commit(stream)
+        elif (phase is Phase.HEDGING or phase is Phase.HEDGING_STOPPED) and stream in self._hedges:
+            self._commit(stream)
+
+    def attempt_done(self, stream: ClientStream) -> bool:
+        """An attempt ended (the call is not done): retry it, hedge, transparently retry, or
+        say True: its status is the call's (``Call.stream_done`` then finishes with it)."""
+        phase = self.phase
+        if phase is Phase.HEDGING or phase is Phase.HEDGING_STOPPED:
+            self._hedge_done(stream)
+            return False
+        call = self._call
+        if stream is not call._stream:
+            return False
+        if self._attempt_timers:
+            self._cancel_attempt_timer(stream)
+        if stream.unprocessed and self._transparent_retry(stream):
+            call._stream = None
+            if phase is Phase.ACTIVE:
+                self._enter(Phase.PICKING)
+            self._queue_start()
+            return False
+        code = stream.code
+        assert code is not None
+        return (
+            code is StatusCode.OK
+            or self._policy is None
+            or not self._retry(code, stream.trailing_metadata, stream.per_attempt_timeout)
+        )
+
+    def send(self, frame: bytes) -> None:
+        """A request message of a streaming call: to the attempts in flight, and kept for a
+        replay while the call may still need one."""
+        replay = self._replay
+        if replay is not None:
+            replay.append(frame)
+            self.replay_size += len(frame)
+        stream = self._call._stream
+        if stream is not None:
+            stream.send(frame, False)
+        else:
+            for hedge in self._hedges:
+                hedge.send(frame, False)
+        if self.phase is Phase.COMMITTED:
+            return
+        if self._policy is None and self._hedging is None:
+            if stream is not None and replay is not None and self.replay_size > REPLAY_LIMIT:
+                self._commit(stream)  # too much to replay: no transparent retry any more
+            return
+        if not self._buffer(len(frame)):
+            # Over the replay buffer limit the call commits (A6 §Memory Management): to the
+            # attempt in flight, or, while none is, to the next one.
+            if stream is None and self._hedges:
+                stream = self._hedges[0]
+            self._commit(stream)
+            call = self._call
+            call._method.channel.record_event(
+                "retry", f"{call._method.path}: replay buffer limit exceeded; committed"
+            )
+
+    def half_close(self) -> None:
+        """The application is done writing and no attempt is the call's yet."""
+        for hedge in self._hedges:
+            hedge.send(b"", True)
+
+    def close(self, code: StatusCode, details: str) -> None:
+        """The call ended (``Call._finish``): stop everything still running."""
+        self._enter(Phase.DONE)
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        if self._attempt_timers:
+            for t in self._attempt_timers.values():
+                t.cancel()
+            self._attempt_timers.clear()
+        if self._hedges:
+            hedges, self._hedges = self._hedges, []
+            for other in hedges:
+                other.cancel(code, details)
+        task = self._pick_task
+        if task is not None:
+            self._pick_task = None
+            task.cancel()
+        if self._buffered:
+            self._call._method.channel.retry_buffer_used -= self._buffered
+            self._buffered = 0
+        self._replay = None
+
+    # ------------------------------------------------------------------ starting attempts
+
+    async def _await_config(self, started: float) -> None:
+        """Wait for the channel's first service config (grpc-go waitForResolvedAddrs), let
+        the call apply it, then start."""
+        call = self._call
+        try:
+            await call._method.channel.wait_for_config()
+        except RpcError as exc:
+            self._pick_task = None
+            call._finish(exc.code(), exc.details() or "", None)
+            return
+        self._pick_task = None
+        if self.phase is Phase.DONE:
+            return
+        frames = [call._request_frame] if call._unary_request else self._replay or ()
+        if not call._configure(started, frames):
+            return
+        if (
+            not call._unary_request
+            and (self._policy is not None or self._hedging is not None)
+            and self.replay_size
+            and not self._buffer(self.replay_size)
+        ):
+            self._commit(None)
+        self.start()
+
+    def _begin(self) -> None:
+        """Pick and start the next attempt: at once when the picker has a READY subchannel,
+        else in a task (after the call credentials' plugins, when there are some)."""
+        call = self._call
+        if call._creds is not None:
+            self._pick_task = call._loop.create_task(self._authorize())
+            return
+        m = call._method
+        picked = m.channel.pick(m.pick_info)
+        if picked is not None:
+            call._start_on(picked)
+        else:
+            self._pick_task = call._loop.create_task(self._pick_slow())
+
+    async def _authorize(self) -> None:
+        """Run the call credentials' plugins, then pick and start the attempt."""
+        call = self._call
+        error = await call._call_credentials()
+        self._pick_task = None
+        if self.phase is Phase.DONE:
+            return
+        if error is not None:
+            self._attempt_failed(StatusCode.UNAVAILABLE, error)
+            return
+        m = call._method
+        picked = m.channel.pick(m.pick_info)
+        if picked is not None:
+            call._start_on(picked)
+        else:
+            self._pick_task = call._loop.create_task(self._pick_slow())
+
+    async def _pick_slow(self) -> None:
+        call = self._call
+        m = call._method
+        try:
+            picked = await m.channel.wait_for_pick(m.pick_info, call._wait_for_ready)
+        except RpcError as exc:
+            self._pick_task = None
+            self._attempt_failed(exc.code(), exc.details() or "")
+            return
+        self._pick_task = None
+        if self.phase is not Phase.DONE:
+            call._start_on(picked)
+
+    def _attempt_failed(self, code: StatusCode, details: str) -> None:
+        """An attempt failed before anything was sent (its pick, its call credentials): a
+        fail-fast pick failure is an attempt's failure too, retried by the retryPolicy."""
+        if self._policy is not None and self._retry(code, None, False):
+            return
+        self._call._finish(code, details, None)
+
+    def _queue_start(self) -> None:
+        """Start an attempt again on the next loop iteration (out of the transport's
+        callback that ended the last one)."""
+        self._queued += 1
+        self._call._loop.call_soon(self._start_queued)
+
+    def _start_queued(self) -> None:
+        self._queued -= 1
+        phase = self.phase
+        if phase is Phase.DONE:
+            return
+        if (
+            phase is Phase.HEDGING
+            or phase is Phase.HEDGING_STOPPED
+            or (self._call._stream is None and self._pick_task is None)
+        ):
+            self._begin()
+
+    def _backoff_over(self) -> None:
+        self._timer = None
+        if self.phase is Phase.BACKOFF:
+            self._enter(Phase.PICKING)
+        if self._call._stream is None and self._pick_task is None:
+            self._begin()
+
+    # ------------------------------------------------------------------ retries (A6)
+
+    def _retry(
+        self, code: StatusCode, trailing: Metadata | None, per_attempt_timeout: bool
+    ) -> bool:
+        """Execute `decide_retry` for a failed attempt; True when a retry is scheduled."""
+        call = self._call
+        policy = self._policy
+        assert policy is not None
+        ctx = call._method.channel
+        decision = decide_retry(
+            policy,
+            code,
+            attempts=self.attempts,
+            committed=self.phase is Phase.COMMITTED,
+            throttler=ctx.retry_throttler,
+            pushback=_pushback(trailing),
+            rand=random.random,
+            retries_since_pushback=self._since_pushback,
+            per_attempt_timeout=per_attempt_timeout,
+        )
+        path = call._method.path
+        if not isinstance(decision, Retry):
+            ctx.record_event(
+                "retry",
+                f"{path}: attempt {self.attempts} failed {code.name}; "
+                f"no retry ({decision.reason.name.lower()})",
+            )
+            return False
+        if decision.from_pushback:
+            self._since_pushback = 0
+        elif self._since_pushback is not None:
+            self._since_pushback += 1
+        ctx.record_event(
+            "retry",
+            f"{path}: attempt {self.attempts} failed {code.name}; "
+            f"retrying in {decision.delay * 1000:.0f} ms",
+        )
+        self.attempts += 1
+        call._stream = None
+        self._enter(Phase.BACKOFF)
+        self._timer = call._loop.call_later(decision.delay, self._backoff_over)
+        return True
+
+    def _transparent_retry(self, stream: ClientStream) -> bool:
+        """Execute `decide_transparent_retry` for an attempt the server never processed."""
+        sent = stream.id != 0
+        decision = decide_transparent_retry(
+            sent=sent,
+            refused=stream.refused,
+            headers_received=stream.headers_received,
+            replay_kept=self._call._unary_request or self._replay is not None,
+            transparent_retries=self._transparent_retries,
+            refused_retries=self._refused_retries,
+        )
+        if sent:
+            self._transparent_retries += 1
+            if stream.refused:
+                self._refused_retries += 1
+        return isinstance(decision, TransparentRetry)
+
+    def _attempt_timed_out(self, stream: ClientStream) -> None:
+        """perAttemptRecvTimeout (C-core): no response in time fails the attempt, which
+        `decide_retry` and `decide_hedge` then treat as retryable (non-fatal)."""
+        phase = self.phase
+        if phase is Phase.COMMITTED or phase is Phase.DONE:
+            return
+        self._attempt_timers.pop(stream, None)
+        call = self._call
+        call._method.channel.record_event(
+            "retry", f"{call._method.path}: attempt {self.attempts} got no response in time"
+        )
+        stream.per_attempt_timeout = True
+        stream.cancel(StatusCode.CANCELLED, "per-attempt receive timeout")
+
+    def _cancel_attempt_timer(self, stream: ClientStream) -> None:
+        timer = self._attempt_timers.pop(stream, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _commit(self, stream: ClientStream | None) -> None:
+        """No more retries or hedges: ``stream`` is the call's attempt from now on, or, with
+        None (no attempt in flight), the next one to start will be (A6 §When Retries are
+        Valid, §Memory Management)."""
+        hedging = self.phase is Phase.HEDGING or self.phase is Phase.HEDGING_STOPPED
+        self._enter(Phase.COMMITTED)
+        if stream is not None:
+            timer = self._timer
+            if timer is not None:
+                self._timer = None
+                timer.cancel()
+            if self._attempt_timers:
+                self._cancel_attempt_timer(stream)
+            if hedging:
+                self._call._stream = stream
+                hedges, self._hedges = self._hedges, []
+                for other in hedges:
+                    if other is not stream:
+                        # The losers are reset with RST_STREAM(CANCEL) (A6 §Hedging Policy).
+                        other.cancel(StatusCode.CANCELLED, "another hedged attempt won")
+                        if self._attempt_timers:
+                            self._cancel_attempt_timer(other)
+            if not self._call._unary_request:
+                self._replay = None
+        if self._buffered:
+            self._call._method.channel.retry_buffer_used -= self._buffered
+            self._buffered = 0
+
+    def _buffer(self, nbytes: int) -> bool:
+        """Count ``nbytes`` of request against the replay limits (the per-call and the
+        channel's retry buffer, A6 §Memory Management); False when over."""
+        ctx = self._call._method.channel
+        self._buffered += nbytes
+        ctx.retry_buffer_used += nbytes
+        opts = ctx.options
+        return (
+            self._buffered <= opts.per_rpc_retry_buffer_size
+            and ctx.retry_buffer_used <= opts.retry_buffer_size
+        )
+
+    # ------------------------------------------------------------------ hedging (A6)
+
+    def _schedule_hedge(self, delay: float) -> None:
+        """Arm the next hedged attempt's timer (at once for a delay of 0), if one may go."""
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        hedging = self._hedging
+        assert hedging is not None
+        if self.phase is not Phase.HEDGING:
+            return
+        # Throttling aside (asked again when the timer fires): is a next attempt left?
+        if not isinstance(
+            decide_hedge(hedging, None, attempts=self.attempts, throttler=None), Hedge
+        ):
+            return
+        if delay <= 0:
+            self._send_hedge()
+        else:
+            self._timer = self._call._loop.call_later(delay, self._send_hedge)
+
+    def _send_hedge(self) -> None:
+        """The hedging delay passed: send the next hedged attempt, then time the one after."""
+        self._timer = None
+        if self.phase is not Phase.HEDGING:
+            return
+        hedging = self._hedging
+        assert hedging is not None
+        call = self._call
+        ctx = call._method.channel
+        decision = decide_hedge(
+            hedging, None, attempts=self.attempts, throttler=ctx.retry_throttler
+        )
+        if not isinstance(decision, Hedge):
+            return  # maxAttempts sent, or throttled: a throttled hedge is simply not sent
+        if self._pick_task is not None:
+            # A pick is still waiting: this hedge goes when it lands.
+            self._timer = call._loop.call_later(hedging.hedging_delay or 0.001, self._send_hedge)
+            return
+        self.attempts += 1
+        ctx.record_event("hedge", f"{call._method.path}: sending hedged attempt {self.attempts}")
+        self._begin()
+        self._schedule_hedge(hedging.hedging_delay)
+
+    def _hedge_done(self, stream: ClientStream) -> None:
+        """An uncommitted hedged attempt ended: execute `decide_hedge` (A6 §Summary of Retry
+        and Hedging Logic)."""
+        if stream not in self._hedges:
+            return
+        self._hedges.remove(stream)
+        if self._attempt_timers:
+            self._cancel_attempt_timer(stream)
+        if stream.unprocessed and self._transparent_retry(stream):
+            self._queue_start()
+            return
+        hedging = self._hedging
+        assert hedging is not None
+        code = stream.code
+        assert code is not None
+        call = self._call
+        ctx = call._method.channel
+        decision = decide_hedge(
+            hedging,
+            code,
+            attempts=self.attempts,
+            throttler=ctx.retry_throttler,
+            pushback=_pushback(stream.trailing_metadata),
+            per_attempt_timeout=stream.per_attempt_timeout,
+            stopped=self.phase is Phase.HEDGING_STOPPED,
+        )
+        reason = None if isinstance(decision, Hedge) else decision.reason
+        if reason is NoHedgeReason.OK:  # a Trailers-Only OK: this attempt wins
+            self._commit(stream)
+            call._finish(code, stream.details, stream.trailing_metadata)
+            return
+        path = call._method.path
+        if reason is NoHedgeReason.FATAL:
+            ctx.record_event("hedge", f"{path}: hedged attempt failed {code.name} (fatal)")
+        else:
+            if isinstance(decision, Hedge):
+                self._schedule_hedge(decision.delay)  # the next one goes now (or on pushback)
+            else:
+                if reason is NoHedgeReason.PUSHBACK_STOP or reason is NoHedgeReason.THROTTLED:
+                    self._enter(Phase.HEDGING_STOPPED)  # those in flight go on, no new ones
+                timer = self._timer
+                if timer is not None:
+                    self._timer = None
+                    timer.cancel()
+            ctx.record_event("hedge", f"{path}: hedged attempt failed {code.name} (non-fatal)")
+            if self._hedges or self._timer or self._pick_task is not None or self._queued:
+                return  # attempts still in flight, being picked or scheduled
+        # Finish first: the attempts still in flight are cancelled by it, and their own
+        # completion then finds the call done.
+        call._stream = stream
+        call._finish(code, stream.details, stream.trailing_metadata)
