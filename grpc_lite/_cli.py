@@ -69,6 +69,7 @@ def _channel(
     options: Sequence[tuple[str, Any]] = (),
     tls: bool = False,
     ca: str | None = None,
+    observability: Sequence[Any] | None = None,
 ) -> grpc_lite.Channel:
     try:
         if tls:
@@ -81,13 +82,60 @@ def _channel(
                     raise CliError(f"cannot read CA file {ca!r}: {exc.strerror}") from None
             creds = grpc_lite.ssl_channel_credentials(root_certificates=roots)
             return grpc_lite.secure_channel(
-                target, creds, options=list(options), service_config=service_config
+                target,
+                creds,
+                options=list(options),
+                service_config=service_config,
+                observability=observability,
             )
         return grpc_lite.insecure_channel(
-            target, options=list(options), service_config=service_config
+            target,
+            options=list(options),
+            service_config=service_config,
+            observability=observability,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
+
+
+def prometheus_endpoint(args: argparse.Namespace) -> Any:
+    """The ``--prometheus-port`` endpoint (``grpc_lite.opentelemetry``), or None without it.
+    Its address goes to stderr, so that ``--json`` output stays JSON."""
+    if getattr(args, "prometheus_port", None) is None:
+        return None
+    try:
+        from grpc_lite.opentelemetry._prometheus import PrometheusEndpoint
+
+        endpoint = PrometheusEndpoint(args.prometheus_port, args.prometheus_host)
+    except ImportError:
+        raise CliError(
+            "--prometheus-port needs the OpenTelemetry API, SDK and Prometheus exporter: "
+            "pip install 'grpc-lite[prometheus]'"
+        ) from None
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(
+            f"cannot serve metrics on {args.prometheus_host}:{args.prometheus_port}: {exc}"
+        ) from None
+    print(f"metrics for Prometheus: {endpoint.url}", file=sys.stderr, flush=True)
+    return endpoint
+
+
+def _prometheus_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prometheus-port",
+        type=int,
+        metavar="PORT",
+        help="serve the OpenTelemetry metrics (A66 calls, A94 subchannels, A78 pick_first) "
+        "for Prometheus on http://HOST:PORT/metrics (0: a free port)",
+    )
+    p.add_argument(
+        "--prometheus-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --prometheus-port (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
 
 
 def _rpc_error(exc: grpc_lite.RpcError) -> CliError:
@@ -127,9 +175,20 @@ async def _watch(args: argparse.Namespace) -> int:
     if args.health_service is not None:
         config["healthCheckConfig"] = {"serviceName": args.health_service}
     options = [("grpc_lite.dns_refresh_interval_s", max(1.0, args.interval))]
-    channel = _channel(
-        args.target, service_config=config or None, options=options, tls=args.tls, ca=args.ca
-    )
+    endpoint = prometheus_endpoint(args)
+    try:
+        channel = _channel(
+            args.target,
+            service_config=config or None,
+            options=options,
+            tls=args.tls,
+            ca=args.ca,
+            observability=[endpoint.plugin] if endpoint is not None else None,
+        )
+    except BaseException:
+        if endpoint is not None:
+            endpoint.close()
+        raise
     started = time.time()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -193,6 +252,8 @@ async def _watch(args: argparse.Namespace) -> int:
         remove()
         snap = channel.snapshot()
         await channel.close()
+        if endpoint is not None:
+            endpoint.close()
     summary = {
         "type": "summary",
         "target": args.target,
@@ -427,6 +488,7 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=_duration, default=1.0, help="default 1s")
     watch.add_argument("--duration", type=_duration, help="stop after this long")
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
+    _prometheus_arguments(watch)
     common(watch)
 
     hc = sub.add_parser(
@@ -471,6 +533,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-health", action="store_true", help="run without health checks")
     demo.add_argument("--json", action="store_true", help="one JSON object per line")
     demo.add_argument("--speed", type=float, default=1.0, help="time scale (2 = twice as fast)")
+    _prometheus_arguments(demo)
 
     from grpc_lite._load import add_parser as add_load_parser
 

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import grpc_lite
+from grpc_lite._cli import CliError, prometheus_endpoint
 from grpc_lite.testing import Backend, helloworld_pb2
 
 _HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -153,8 +154,17 @@ async def run_demo(args: argparse.Namespace) -> int:
     show.line("phase", f"3 backends on {', '.join(_HOSTS)} port {port}; round_robin, {mode}")
     # A short reconnect backoff, so that returning backends rejoin within the demo.
     options = [("grpc.initial_reconnect_backoff_ms", 300), ("grpc.max_reconnect_backoff_ms", 1000)]
+    try:
+        endpoint = prometheus_endpoint(args)
+    except CliError:
+        for b in backends:
+            await b.stop()
+        raise
     channel = grpc_lite.insecure_channel(
-        target, options=options, service_config=_service_config(retry, health)
+        target,
+        options=options,
+        service_config=_service_config(retry, health),
+        observability=[endpoint.plugin] if endpoint is not None else None,
     )
     remove = channel.add_trace_listener(event)
     loop_task = asyncio.create_task(client(channel))
@@ -193,6 +203,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         await channel.close()
         for b in backends:
             await b.stop()
+        if endpoint is not None:
+            endpoint.close()
     total_failed = sum(failures.values())
     answered = dict(sorted(per_backend.items()))
     summary: dict[str, Any] = {
