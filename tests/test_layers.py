@@ -11,6 +11,7 @@ PACKAGE = Path(grpc_lite.__file__).parent
 LAYERS: dict[str, int] = {
     "status": 0,
     "metadata": 0,
+    "_observability": 0,  # plugin hooks (Protocols) and the global plugin registry
     "_clock": 0,
     "_serializer": 0,
     "_connectivity": 0,
@@ -44,6 +45,7 @@ LAYERS: dict[str, int] = {
     "testing": 6,
     "interop": 7,  # the interop clients use only the public API (and the test protos)
     "contrib": 7,  # integrations with other tools (Locust): the public API only
+    "opentelemetry": 6,  # a plugin on the hooks of _observability; the CLI's Prometheus endpoint
 }
 
 # Extension packages and the transport see the channel only through Protocols.
