@@ -45,6 +45,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from ._picker import Picked
 from ._retry import (
     PUSHBACK_HEADER,
     Hedge,
@@ -58,7 +59,7 @@ from ._retry import (
     parse_pushback,
 )
 from ._transport import ClientStream
-from .balancer import PickInfo, PickResult
+from .balancer import PickInfo
 from .metadata import Metadata
 from .status import RpcError, StatusCode
 
@@ -135,9 +136,9 @@ class AttemptChannel(Protocol):
     @property
     def retry_throttler(self) -> "RetryThrottler | None": ...
 
-    def pick(self, info: PickInfo) -> PickResult | None: ...
+    def pick(self, info: PickInfo) -> Picked | None: ...
 
-    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult: ...
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Picked: ...
 
     async def wait_for_config(self) -> None: ...
 
@@ -195,7 +196,7 @@ class AttemptHost(Protocol):
     async def _call_credentials(self) -> str | None:
         """Run the call credentials' plugins for the next attempt; the failure, or None."""
 
-    def _start_on(self, picked: PickResult) -> None:
+    def _start_on(self, picked: Picked) -> None:
         """Open the next attempt's stream on ``picked`` (it calls `AttemptRunner.started`)."""
 
     def _finish(self, code: StatusCode, details: str, trailing: Metadata | None) -> None:

@@ -25,11 +25,12 @@ from ._credentials import (
     auth_context,
     fetch_metadata,
 )
-from ._transport import ClientStream, Http2Transport
+from ._picker import Picked
+from ._transport import ClientStream
 from ._transport._connection import SEND_HIGH_WATER
 from ._transport._hpack import encode_sized, encode_timeout_field
 from ._transport._stream import DETACHED
-from .balancer import PickInfo, PickResult
+from .balancer import PickInfo
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
 from .status import RpcError, StatusCode, UsageError
 
@@ -127,13 +128,13 @@ class CallContext(Protocol):
 
     def record_event(self, subject: str, description: str) -> None: ...
 
-    def pick(self, info: PickInfo) -> PickResult | None: ...
+    def pick(self, info: PickInfo) -> Picked | None: ...
 
-    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult: ...
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Picked: ...
 
     def call_started(self, call: "Call") -> None: ...
 
-    def call_finished(self, call: "Call", code: StatusCode, picked: PickResult | None) -> None: ...
+    def call_finished(self, call: "Call", code: StatusCode, picked: Picked | None) -> None: ...
 
 
 class Method:
@@ -320,7 +321,7 @@ class Call:
         self._waiters: list[asyncio.Future[None]] | None = None
         self._done_waiters: list[asyncio.Future[None]] | None = None
         self._done_callbacks: list[Callable[[Call], None]] | None = None
-        self._picked: PickResult | None = None
+        self._picked: Picked | None = None
         self._request_task: asyncio.Task[None] | None = None
         self._response: Any = None
         self._request_frame = b""
@@ -426,16 +427,14 @@ class Call:
             runner = self._runner = AttemptRunner(self, None, None)
         runner.start()
 
-    def _start_on(self, picked: PickResult) -> None:
-        """Open an attempt's stream on the picked subchannel and queue the request on it,
+    def _start_on(self, picked: Picked) -> None:
+        """Open an attempt's stream on the picked transport and queue the request on it,
         so that HEADERS and DATA leave in one write."""
-        sc: Any = picked.subchannel
-        transport: Http2Transport = sc.transport
+        transport, sc, _ = picked
         sc.calls_started += 1
         previous = self._picked
         if previous is not None:  # an earlier attempt of this call failed there
-            prev_sc: Any = previous.subchannel
-            prev_sc.calls_failed += 1
+            previous[1].calls_failed += 1
         self._picked = picked
         m = self._method
         size = m.pseudo_size + m.defs_size + self._md_size

@@ -49,7 +49,7 @@ from ._call import (
 from ._connectivity import ConnectivityState, ConnectivityStateManager
 from ._credentials import ChannelCredentials, local_address_error
 from ._options import ChannelOptions, parse_options
-from ._picker import PickerHolder
+from ._picker import Picked, PickerHolder
 from ._proxy import HttpProxy, ProxySettings, proxy_settings
 from ._resolver_wrapper import ResolverWrapper
 from ._retry import RetryThrottler
@@ -63,7 +63,6 @@ from .balancer import (
     ErrorPicker,
     GracefulSwitchBalancer,
     PickInfo,
-    PickResult,
 )
 from .health import WATCH_METHOD
 from .resolver import Address, BuildOptions, ResolverState
@@ -341,11 +340,11 @@ class Channel(BalancerHost):
     def default_compression(self) -> Compression | None:
         return self._compression
 
-    def pick(self, info: PickInfo) -> PickResult | None:
+    def pick(self, info: PickInfo) -> Picked | None:
         # Hot path: the current picker, no allocation beyond what the picker does.
         return self._picker.pick_now(info)
 
-    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult:
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Picked:
         if self._closed:
             raise RpcError(StatusCode.CANCELLED, "the channel is closed")
         if self._idle:
@@ -358,7 +357,7 @@ class Channel(BalancerHost):
         self._active_since_check = True
         self._calls.add(call)
 
-    def call_finished(self, call: Call, code: StatusCode, picked: PickResult | None) -> None:
+    def call_finished(self, call: Call, code: StatusCode, picked: Picked | None) -> None:
         self._calls.discard(call)
         self._active_calls -= 1
         ok = code is StatusCode.OK
@@ -370,14 +369,14 @@ class Channel(BalancerHost):
         else:
             self.calls_failed += 1
         if picked is not None:
-            sc: Subchannel = picked.subchannel  # type: ignore[assignment]
+            _, sc, result = picked
             if ok:
                 sc.calls_succeeded += 1
             else:
                 sc.calls_failed += 1
-            if picked.on_done is not None:
+            if result.on_done is not None:
                 try:
-                    picked.on_done(code)
+                    result.on_done(code)
                 except Exception:
                     log.exception("grpc_lite: pick on_done callback raised")
 

@@ -13,19 +13,38 @@ Pick semantics (CONFORMANCE 99-103):
   per A54); wait-for-ready RPCs keep waiting when it is UNAVAILABLE.
 - any other exception: UNAVAILABLE for fail-fast RPCs.
 - a picked subchannel that is not READY (a race): wait for the next picker.
+- a picked "subchannel" that is not one the channel made (a plugin's own object): INTERNAL,
+  naming its type (grpc-go checks the same in pickerWrapper.pick, "subconn returned from
+  pick is type %T, not *acBalancerWrapper", but logs it and waits for the next picker: a
+  plugin's bug then hangs every RPC until its deadline; here the RPC fails at once).
+
+A pick is handed to the call as `Picked`: the READY transport, the channel's own subchannel
+(typed: the call counts its calls there) and the balancer's `PickResult` (its ``on_done``).
 """
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TypeAlias
 
+from ._subchannel import Subchannel
+from ._transport import Http2Transport
 from .balancer import NoSubchannelAvailable, Picker, PickInfo, PickResult
 from .status import RpcError, StatusCode, restrict_control_plane_code
 
-if TYPE_CHECKING:
-    from ._subchannel import Subchannel
-
 log = logging.getLogger("grpc_lite")
+
+Picked: TypeAlias = tuple[Http2Transport, Subchannel, PickResult]
+"""What a call starts an attempt on (grpc-go: pickerWrapper.pick's transport and result)."""
+
+
+def foreign_subchannel(subchannel: object) -> RpcError:
+    """The error of a pick whose subchannel the channel did not make."""
+    kind = type(subchannel)
+    return RpcError(
+        StatusCode.INTERNAL,
+        f"the picker returned a subchannel of type {kind.__module__}.{kind.__qualname__}, "
+        "not one of the channel's (made by BalancerChannel.new_subchannel)",
+    )
 
 
 def _forget_traceback(exc: BaseException) -> None:
@@ -66,7 +85,7 @@ class PickerHolder:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    def pick_now(self, info: PickInfo) -> PickResult | None:
+    def pick_now(self, info: PickInfo) -> Picked | None:
         """Hot path: a READY pick from the current picker, or None (take the slow path)."""
         picker = self.picker
         if picker is None:
@@ -76,13 +95,15 @@ class PickerHolder:
         except Exception as exc:
             _forget_traceback(exc)
             return None
-        sc: Subchannel = result.subchannel  # type: ignore[assignment]
+        sc = result.subchannel
+        if type(sc) is not Subchannel:
+            return None  # wait_for_pick fails the RPC, naming the type
         transport = sc.transport
         if transport is None or not transport.accepting_streams:
             return None
-        return result
+        return transport, sc, result
 
-    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> PickResult:
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Picked:
         """Pick, waiting across picker generations; raises RpcError for a failed pick."""
         while True:
             event = self._event
@@ -104,10 +125,12 @@ class PickerHolder:
                         raise RpcError(StatusCode.UNAVAILABLE, f"picker failed: {exc!r}") from None
                     log.debug("grpc_lite: picker raised %r; waiting for the next one", exc)
                 else:
-                    sc: Subchannel = result.subchannel  # type: ignore[assignment]
+                    sc = result.subchannel
+                    if type(sc) is not Subchannel:
+                        raise foreign_subchannel(sc)
                     transport = sc.transport
                     if transport is not None and transport.accepting_streams:
-                        return result
+                        return transport, sc, result
                     # CONFORMANCE 102: picked a subchannel that is no longer READY: re-pick
                     # with the next picker instead of failing.
             await event.wait()

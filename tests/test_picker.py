@@ -1,12 +1,19 @@
-"""PickerHolder (grpc-go pickerWrapper): picker generations and pick semantics (99-103)."""
+"""PickerHolder (grpc-go pickerWrapper): picker generations and pick semantics (99-103),
+and what a pick hands the call (`Picked`: the transport, the channel's own subchannel, the
+result)."""
 
 import asyncio
 from typing import Any
 
 import pytest
 
+import grpc_lite
+from grpc_lite import balancer
+from grpc_lite._backoff import BackoffConfig
 from grpc_lite._picker import PickerHolder
+from grpc_lite._subchannel import Subchannel
 from grpc_lite.balancer import ErrorPicker, NoSubchannelAvailable, PickInfo, PickResult, QueuePicker
+from grpc_lite.resolver import Address
 from grpc_lite.status import RpcError, StatusCode
 
 INFO = PickInfo(method="/pkg.Svc/M")
@@ -17,14 +24,22 @@ class _Transport:
         self.accepting_streams = accepting
 
 
-class _Sub:
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
+def _Sub(transport: Any) -> Subchannel:
+    """A channel subchannel (never connected) whose transport is ``transport``."""
+    sc = Subchannel(
+        (Address("10.0.0.1:443"),),
+        backoff=BackoffConfig(),
+        ssl_context=None,
+        server_hostname=None,
+        on_state_change=lambda *args: None,
+    )
+    sc.transport = transport
+    return sc
 
 
 class _Fixed:
-    def __init__(self, sub: _Sub) -> None:
-        self.result = PickResult(subchannel=sub)  # type: ignore[arg-type]
+    def __init__(self, sub: Any) -> None:
+        self.result = PickResult(subchannel=sub)
 
     def pick(self, info: PickInfo) -> PickResult:
         return self.result
@@ -43,8 +58,8 @@ async def test_no_picker_then_ready_picker_wakes_waiter() -> None:
     assert not task.done()
     sub = _Sub(_Transport())
     holder.update(_Fixed(sub))
-    result = await asyncio.wait_for(task, 1)
-    assert result.subchannel is sub
+    transport, picked_sub, result = await asyncio.wait_for(task, 1)
+    assert picked_sub is sub and result.subchannel is sub and transport is sub.transport
 
 
 async def test_cancelling_one_waiter_leaves_the_others_waiting() -> None:
@@ -61,7 +76,7 @@ async def test_cancelling_one_waiter_leaves_the_others_waiting() -> None:
     sub = _Sub(_Transport())
     holder.update(_Fixed(sub))
     results = await asyncio.gather(*waiters[1:])
-    assert all(r.subchannel is sub for r in results)
+    assert all(picked[1] is sub for picked in results)
 
 
 async def test_fail_fast_fails_on_transient_failure_picker() -> None:
@@ -83,7 +98,7 @@ async def test_wait_for_ready_waits_through_transient_failure() -> None:
     assert not task.done()
     sub = _Sub(_Transport())
     holder.update(_Fixed(sub))
-    assert (await asyncio.wait_for(task, 1)).subchannel is sub
+    assert (await asyncio.wait_for(task, 1))[1] is sub
 
 
 async def test_picked_subchannel_not_ready_is_repicked() -> None:
@@ -96,7 +111,7 @@ async def test_picked_subchannel_not_ready_is_repicked() -> None:
     assert not task.done()
     good = _Sub(_Transport())
     holder.update(_Fixed(good))
-    assert (await asyncio.wait_for(task, 1)).subchannel is good
+    assert (await asyncio.wait_for(task, 1))[1] is good
 
 
 @pytest.mark.parametrize(
@@ -128,3 +143,83 @@ def test_queue_picker_queues() -> None:
     """99: QueuePicker raises NoSubchannelAvailable; pick_now takes the slow path."""
     with pytest.raises(NoSubchannelAvailable):
         QueuePicker().pick(INFO)
+
+
+def test_pick_now_hands_over_the_transport_the_subchannel_and_the_result() -> None:
+    holder = PickerHolder()
+    sub = _Sub(_Transport())
+    picker = _Fixed(sub)
+    holder.update(picker)
+    assert holder.pick_now(INFO) == (sub.transport, sub, picker.result)
+
+
+class _Foreign:
+    """A plugin's own "subchannel": not one the channel made."""
+
+    state = grpc_lite.ChannelConnectivity.READY
+    transport = _Transport()
+
+
+@pytest.mark.parametrize("wait_for_ready", [False, True])
+async def test_a_foreign_subchannel_fails_the_rpc_internal_naming_its_type(
+    wait_for_ready: bool,
+) -> None:
+    """grpc-go pickerWrapper: "subconn returned from pick is type %T"; here the RPC fails
+    INTERNAL at once (wait-for-ready too: a plugin's bug, not a transient state)."""
+    holder = PickerHolder()
+    holder.update(_Fixed(_Foreign()))
+    assert holder.pick_now(INFO) is None  # the slow path names the problem
+    with pytest.raises(RpcError) as info:
+        await holder.wait_for_pick(INFO, wait_for_ready=wait_for_ready)
+    assert info.value.code() is StatusCode.INTERNAL
+    assert "tests.test_picker._Foreign" in (info.value.details() or "")
+
+
+class _ForeignBalancer:
+    """A plugin policy whose picker returns its own object as the subchannel."""
+
+    def __init__(self, channel: balancer.BalancerChannel) -> None:
+        self.channel = channel
+
+    def update_channel_state(self, state: balancer.ChannelState) -> bool:
+        self.channel.update_state(
+            balancer.BalancerState(
+                state=grpc_lite.ChannelConnectivity.READY, picker=_Fixed(_Foreign())
+            )
+        )
+        return True
+
+    def resolver_error(self, error: Exception) -> None:
+        pass
+
+    def exit_idle(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _ForeignBuilder:
+    name = "test_foreign_subchannel"
+
+    def build(self, channel: balancer.BalancerChannel) -> _ForeignBalancer:
+        return _ForeignBalancer(channel)
+
+    def parse_config(self, config: Any) -> None:
+        return None
+
+
+async def test_a_plugin_picker_returning_a_foreign_subchannel_fails_the_call() -> None:
+    """Through a real channel: the call fails INTERNAL naming the type (it used to be an
+    AttributeError out of the pick)."""
+    builder = _ForeignBuilder()
+    balancer.register(builder)
+    try:
+        config = {"loadBalancingConfig": [{builder.name: {}}]}
+        async with grpc_lite.insecure_channel("127.0.0.1:1", service_config=config) as ch:
+            with pytest.raises(grpc_lite.RpcError) as info:
+                await ch.unary_unary("/pkg.Svc/M")(b"x", timeout=5)
+        assert info.value.code() is StatusCode.INTERNAL
+        assert "_Foreign" in (info.value.details() or "")
+    finally:
+        balancer.unregister_for_testing(builder.name)
