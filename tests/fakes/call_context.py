@@ -1,0 +1,266 @@
+"""FakeCallContext and friends: sans-IO pieces for tests of a call and its attempt runner.
+
+grpc-go counterpart: the fake transports of internal/transport tests. A call takes its loop
+from its channel; `FakeLoop` gives it the test's `FakeClock` for time and every timer
+(``call_soon`` is a timer due now: ``clock.advance(0)`` runs it) and the running asyncio loop
+for futures and tasks. `FakeCallContext` implements `grpc_lite._call.CallContext`: it picks
+`FakeTransport` backends in turn while ``ready``, queues picks while not, and records the
+calls it sees start and finish and the trace events they record. A `FakeTransport` keeps the
+streams started on it (numbered 1, 3, 5, ... as if sent); the test answers for the server
+through the stream's connection callbacks (`answer_headers`, `answer_message`,
+`answer_trailers`, `answer_status`, `refuse`, `goaway`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from grpc_lite import _codec
+from grpc_lite._call import Method
+from grpc_lite._options import ChannelOptions
+from grpc_lite._retry import RetryThrottler
+from grpc_lite._transport import ClientStream
+from grpc_lite._transport import _frames as fr
+from grpc_lite._transport._connection import HeaderBlock
+from grpc_lite.balancer import PickInfo, PickResult
+from grpc_lite.service_config import ServiceConfig, parse_service_config
+from grpc_lite.status import RpcError, StatusCode
+from tests.fakes.clock import FakeClock
+
+__all__ = [
+    "FakeCallContext",
+    "FakeLoop",
+    "FakeSubchannel",
+    "FakeTransport",
+    "answer_headers",
+    "answer_message",
+    "answer_status",
+    "answer_trailers",
+    "goaway",
+    "refuse",
+    "request_frames",
+]
+
+PATH = "/pkg.Service/Method"
+
+
+class FakeLoop:
+    """The parts of an asyncio loop a call uses, on a FakeClock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def time(self) -> float:
+        return self.clock.now()
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> Any:
+        return self.clock.call_at(when, callback, *args)
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> Any:
+        return self.clock.call_later(delay, callback, *args)
+
+    def call_soon(self, callback: Any, *args: Any) -> Any:
+        return self.clock.call_later(0, callback, *args)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    def create_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return asyncio.get_running_loop().create_task(coro)
+
+
+class FakeSubchannel:
+    """What a call uses of a picked subchannel: its call counters."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls_started = 0
+        self.calls_failed = 0
+        self.calls_succeeded = 0
+
+    def __repr__(self) -> str:
+        return f"FakeSubchannel({self.name!r})"
+
+
+class FakeTransport:
+    """A READY transport: keeps the streams a call starts on it, numbered as if sent."""
+
+    def __init__(self, name: str, next_id: list[int]) -> None:
+        self.name = name
+        self.accepting_streams = True
+        self.streams: list[ClientStream] = []
+        self.subchannel = FakeSubchannel(name)
+        self.result = PickResult(subchannel=self.subchannel)  # type: ignore[arg-type]
+        self._next_id = next_id
+
+    def start_stream(self, stream: ClientStream) -> None:
+        stream.id = self._next_id[0]
+        self._next_id[0] += 2
+        self.streams.append(stream)
+
+    def __repr__(self) -> str:
+        return f"FakeTransport({self.name!r})"
+
+
+class FakeCallContext:
+    """Implements `grpc_lite._call.CallContext` for sans-IO tests of a call."""
+
+    def __init__(
+        self,
+        *,
+        service_config: Mapping[str, Any] | None = None,
+        backends: int = 1,
+        config_known: bool = True,
+        throttler: RetryThrottler | None = None,
+        **options: Any,
+    ) -> None:
+        self.clock = FakeClock()
+        self.loop = FakeLoop(self.clock)
+        self.options = ChannelOptions(**options)
+        self.default_compression = None
+        self.config_generation = 1
+        self.retry_throttler = throttler
+        self.retry_buffer_used = 0
+        self.config: ServiceConfig | None = (
+            parse_service_config(dict(service_config)) if service_config is not None else None
+        )
+        self.config_known = config_known
+        self._config_event = asyncio.Event()
+        self.events: list[str] = []
+        self.started: list[Any] = []
+        self.finished: list[tuple[Any, StatusCode]] = []
+        next_id = [1]
+        self.backends = [FakeTransport(f"b{i}", next_id) for i in range(backends)]
+        self._turn = 0
+        self.ready = True
+        self.pick_error: RpcError | None = None
+        self._ready_event = asyncio.Event()
+
+    # -- test controls ---------------------------------------------------------------------
+
+    def method(self, path: str = PATH) -> Method:
+        return Method(
+            self,  # type: ignore[arg-type]
+            path,
+            scheme="http",
+            authority="fake:443",
+            user_agent="fake",
+            serializer=None,
+            deserializer=None,
+        )
+
+    def set_ready(self, ready: bool = True) -> None:
+        """Picks succeed (round robin over the backends) or must wait for the next change."""
+        self.ready = ready
+        event, self._ready_event = self._ready_event, asyncio.Event()
+        event.set()
+
+    def publish_config(self, service_config: Mapping[str, Any] | None) -> None:
+        """The first resolver result arrives with ``service_config``."""
+        self.config = parse_service_config(dict(service_config)) if service_config else None
+        self.config_known = True
+        self._config_event.set()
+
+    def streams(self) -> list[ClientStream]:
+        """Every stream started, in order."""
+        return sorted((s for t in self.backends for s in t.streams), key=lambda s: s.id)
+
+    # -- CallContext -----------------------------------------------------------------------
+
+    def check_open(self) -> None:
+        pass
+
+    def method_config(self, path: str) -> Any:
+        return self.config.method_config(path) if self.config is not None else None
+
+    async def wait_for_config(self) -> None:
+        await self._config_event.wait()
+
+    def record_event(self, subject: str, description: str) -> None:
+        self.events.append(description)
+
+    def _next(self) -> tuple[FakeTransport, FakeSubchannel, PickResult]:
+        t = self.backends[self._turn % len(self.backends)]
+        self._turn += 1
+        return t, t.subchannel, t.result
+
+    def pick(self, info: PickInfo) -> Any:
+        return self._next() if self.ready else None
+
+    async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Any:
+        while True:
+            if self.pick_error is not None and not wait_for_ready:
+                raise self.pick_error
+            if self.ready:
+                return self._next()
+            await self._ready_event.wait()
+
+    def call_started(self, call: Any) -> None:
+        self.started.append(call)
+
+    def call_finished(self, call: Any, code: StatusCode, picked: Any) -> None:
+        self.finished.append((call, code))
+        if code is StatusCode.OK and self.retry_throttler is not None:
+            self.retry_throttler.record_success()  # as the channel does (A6 §Throttling)
+        if picked is not None:
+            sc = picked[1]
+            if code is StatusCode.OK:
+                sc.calls_succeeded += 1
+            else:
+                sc.calls_failed += 1
+
+
+# -- the server's side of a stream ---------------------------------------------------------
+
+
+def answer_headers(stream: ClientStream, metadata: list[tuple[str, str]] | None = None) -> None:
+    """Response headers (they commit the call)."""
+    fields = [(":status", "200"), ("content-type", "application/grpc"), *(metadata or [])]
+    stream._on_headers(HeaderBlock(fields), False)
+
+
+def answer_message(stream: ClientStream, payload: bytes) -> None:
+    stream._on_data(_codec.frame_message(payload), False)
+
+
+def answer_trailers(
+    stream: ClientStream,
+    code: StatusCode = StatusCode.OK,
+    details: str = "",
+    metadata: list[tuple[str, str]] | None = None,
+) -> None:
+    fields = [("grpc-status", str(code.value)), *(metadata or [])]
+    if details:
+        fields.append(("grpc-message", details))
+    stream._on_headers(HeaderBlock(fields), True)
+
+
+def answer_status(
+    stream: ClientStream,
+    code: StatusCode,
+    details: str = "",
+    metadata: list[tuple[str, str]] | None = None,
+) -> None:
+    """A Trailers-Only response: the status without response headers (no commit)."""
+    fields = [(":status", "200"), ("content-type", "application/grpc")]
+    fields += [("grpc-status", str(code.value)), *(metadata or [])]
+    if details:
+        fields.append(("grpc-message", details))
+    stream._on_headers(HeaderBlock(fields), True)
+
+
+def refuse(stream: ClientStream) -> None:
+    """RST_STREAM(REFUSED_STREAM) before any headers: the server never processed it."""
+    stream._on_reset(fr.REFUSED_STREAM)
+
+
+def goaway(stream: ClientStream) -> None:
+    """The stream was above a GOAWAY's last stream id: never processed."""
+    stream._on_unprocessed("GOAWAY above its stream id")
+
+
+def request_frames(stream: ClientStream) -> tuple[list[bytes], bool]:
+    """The request bytes queued on a stream (its connection is fake), and end-of-stream."""
+    return [bytes(b) for b in stream._out], stream._out_end
