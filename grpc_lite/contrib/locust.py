@@ -1,20 +1,21 @@
 """Locust users that call gRPC through grpc_lite: ``GrpcUser``.
 
 Locust runs its users as gevent greenlets; grpc_lite is asyncio. Each Locust process
-(master, worker or standalone) gets one asyncio event loop on a real OS thread beside
-gevent's hub (started with the *original* ``_thread.start_new_thread`` and an epoll
-selector of the original ``select.epoll``, so gevent's monkeypatching does not reach the
-loop), and every call made by a user runs there. The calling greenlet waits on a
-``gevent.event.AsyncResult`` (safe to set from another thread), so other users keep
-running meanwhile. grpc_lite itself is not patched.
+(master, worker or standalone) runs one asyncio event loop in a greenlet of its own, beside
+the users in gevent's thread: the loop uses an epoll of the *original* ``select.epoll``
+(gevent's monkeypatching removes it) and, whenever it has nothing to do, parks in gevent's
+hub until that epoll is readable, a user hands it a call, or its next timer is due. A user
+greenlet starts its call on the loop and waits on a ``gevent.event.AsyncResult``, so the
+other users keep running; nothing crosses threads and grpc_lite itself is not patched.
 
 Each call fires Locust's ``events.request`` (``request_type="grpc"``, the method path as
 the name, response time in ms, the response's serialized size, the exception if it
-failed), so Locust's web UI, CSV output and distributed aggregation work unchanged::
+failed; a call in flight when Locust stops its user is reported when it ends), so
+Locust's web UI, CSV output and distributed aggregation work unchanged::
 
     from locust import task
     from grpc_lite.contrib.locust import GrpcUser
-    from helloworld_pb2 import DESCRIPTOR
+    from helloworld_pb2 import DESCRIPTOR, HelloRequest
 
     class Greeter(GrpcUser):
         host = "localhost:50051"          # or --host; any grpc_lite target
@@ -31,7 +32,8 @@ responses). ``self.call(path, request)`` makes a unary call on raw bytes or with
 ``async def coro_fn(channel)`` on the loop (no event fired). Class attributes:
 ``channel_options``, ``service_config``, ``secure`` with ``root_certificates``,
 ``timeout`` (seconds per call, default 30), ``shared_channel`` (default True: one channel
-per target in the process; False: one per user).
+per target in the process; False: one per user). Do not name a task ``call`` or
+``run_async``: those are GrpcUser's.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import select
 import selectors
 import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -51,7 +54,7 @@ from locust import User
 
 import grpc_lite
 
-__all__ = ["GrpcUser", "LoopThread"]
+__all__ = ["GrpcUser", "LoopRunner"]
 
 
 def _original(module: str, name: str) -> Any:
@@ -104,25 +107,57 @@ class _EpollSelector(selectors._PollLikeSelector):
         super().close()
 
 
-class LoopThread:
-    """One asyncio loop on a real OS thread; ``run(coro)`` from any greenlet."""
-
-    _instance: ClassVar[LoopThread | None] = None
+class _GeventEpollSelector(_EpollSelector):
+    """The loop's epoll, waited on cooperatively: while the loop has nothing to do, its
+    greenlet parks in gevent's hub until the epoll descriptor is readable, a greenlet
+    hands it work (:meth:`poke`) or its next timer is due; other greenlets run meanwhile.
+    When it has work it still yields once per iteration, so users keep running."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.SelectorEventLoop(_EpollSelector())
-        started = gevent.event.AsyncResult()
+        super().__init__()
+        self._wakeup = gevent.event.Event()
+        self._watcher: Any = None
 
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.call_soon(started.set, True)
-            self.loop.run_forever()
+    def start_watching(self) -> None:
+        self._watcher = gevent.get_hub().loop.io(self.fileno(), 1)
+        self._watcher.start(self._wakeup.set)
 
-        _original("_thread", "start_new_thread")(main, ())
-        started.get(timeout=10)
+    def poke(self) -> None:
+        self._wakeup.set()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = super().select(0)
+        if ready or (timeout is not None and timeout <= 0):
+            gevent.sleep(0)  # let the users run, then come back
+            return ready or super().select(0)
+        self._wakeup.clear()
+        self._wakeup.wait(timeout)
+        return super().select(0)
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        super().close()
+
+
+class LoopRunner:
+    """One asyncio loop per process, run by a greenlet in gevent's own thread.
+
+    Who may call: greenlets of the process's main thread. ``run(factory)`` starts
+    ``factory()`` on the loop and parks the calling greenlet until it is done.
+    """
+
+    _instance: ClassVar[LoopRunner | None] = None
+
+    def __init__(self) -> None:
+        self._selector = _GeventEpollSelector()
+        self.loop = asyncio.SelectorEventLoop(self._selector)
+        self._selector.start_watching()
+        self._greenlet = gevent.spawn(self.loop.run_forever)
 
     @classmethod
-    def get(cls) -> LoopThread:
+    def get(cls) -> LoopRunner:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance
@@ -151,7 +186,8 @@ class LoopThread:
                 return
             task.add_done_callback(done)
 
-        self.loop.call_soon_threadsafe(start)
+        self.loop.call_soon(start)
+        self._selector.poke()
         return result
 
 
@@ -178,6 +214,9 @@ class _Method:
         self.kind = kind
         self._serializer = serializer
         self._deserializer = deserializer
+        self._callables: weakref.WeakKeyDictionary[grpc_lite.Channel, Any] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __call__(
         self,
@@ -193,8 +232,12 @@ class _Method:
 
         async def call() -> tuple[Any, int]:
             channel = await user._channel_async()
-            factory = getattr(channel, kind)
-            mc = factory(self.path, self._serializer, self._deserializer)
+            mc = self._callables.get(channel)
+            if mc is None:  # one multi-callable per channel: its headers are encoded once
+                factory = getattr(channel, kind)
+                mc = self._callables[channel] = factory(
+                    self.path, self._serializer, self._deserializer
+                )
             if kind == "unary_unary":
                 reply = await mc(request, timeout=deadline, metadata=metadata)
                 return reply, _size(reply)
@@ -256,8 +299,9 @@ class GrpcUser(User):
         if not self.host:
             raise ValueError(f"{type(self).__name__}: set host (or pass --host) to a target")
         self.target: str = self.host
-        self._loop_thread = LoopThread.get()
+        self._runner = LoopRunner.get()
         self._own_channel: grpc_lite.Channel | None = None
+        self._methods: dict[tuple[Any, ...], _Method] = {}
         self.stub: Any = _SyncStub(self, self.service) if self.service is not None else None
 
     # -- the channel, on the loop thread --------------------------------------------
@@ -287,13 +331,13 @@ class GrpcUser(User):
         channel = self._own_channel
         if channel is not None:
             self._own_channel = None
-            self._loop_thread.run(lambda: channel.close())
+            self._runner.run(lambda: channel.close())
 
     # -- calls ----------------------------------------------------------------------
 
     def _timed(self, name: str, call: Callable[[], Awaitable[tuple[Any, int]]]) -> Any:
         started = time.perf_counter()
-        pending = self._loop_thread.submit(call)
+        pending = self._runner.submit(call)
         try:
             pending.get()
         except gevent.GreenletExit:
@@ -336,7 +380,12 @@ class GrpcUser(User):
     ) -> Any:
         """A unary call of ``path`` (``/pkg.Service/Method``); the response, or None when
         it failed (the failure is reported to Locust)."""
-        method = _Method(self, path, "unary_unary", request_serializer, response_deserializer)
+        key = (path, request_serializer, response_deserializer)
+        method = self._methods.get(key)
+        if method is None:
+            method = self._methods[key] = _Method(
+                self, path, "unary_unary", request_serializer, response_deserializer
+            )
         return method(request, timeout=timeout, metadata=metadata, name=name)
 
     def run_async(self, coro_fn: Callable[[grpc_lite.Channel], Awaitable[Any]]) -> Any:
@@ -345,4 +394,4 @@ class GrpcUser(User):
         async def go() -> Any:
             return await coro_fn(await self._channel_async())
 
-        return self._loop_thread.run(go)
+        return self._runner.run(go)
