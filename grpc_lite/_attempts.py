@@ -124,6 +124,10 @@ _NEXT: dict[Phase, frozenset[Phase]] = {
     old: frozenset(new for o, new in TRANSITIONS if o is old) for old in _P
 }
 
+# Hot path: the members as module globals (reading an enum member costs ~70 ns on 3.11).
+_PICKING, _ACTIVE, _BACKOFF, _HEDGING, _HEDGING_STOPPED, _COMMITTED, _DONE = Phase
+_OK = StatusCode.OK
+
 
 class AttemptChannel(Protocol):
     """What a runner needs from the call's channel (a part of `_call.CallContext`)."""
@@ -238,7 +242,7 @@ class AttemptRunner:
         self, call: AttemptHost, policy: "RetryPolicy | None", hedging: "HedgingPolicy | None"
     ) -> None:
         self._call = call
-        self.phase = Phase.HEDGING if hedging is not None else Phase.PICKING
+        self.phase = _HEDGING if hedging is not None else _PICKING
         self._policy = policy
         self._hedging = hedging
         # Counted attempts started (transparent retries excluded, A6 §Transparent Retries).
@@ -282,7 +286,7 @@ class AttemptRunner:
         self._policy = policy
         self._hedging = hedging
         if hedging is not None:
-            self._enter(Phase.HEDGING)
+            self._enter(_HEDGING)
 
     def start(self) -> None:
         """Start the call's first attempt (once the service config is known)."""
@@ -313,7 +317,7 @@ class AttemptRunner:
     def take_over(self, stream: ClientStream) -> bool:
         """The call's own single attempt ended unprocessed: from now on the runner starts
         the attempts (a transparent retry, A6 §Transparent Retries). As `attempt_done`."""
-        self._enter(Phase.ACTIVE)
+        self._enter(_ACTIVE)
         return self.attempt_done(stream)
 
     def started(self, stream: ClientStream) -> None:
@@ -321,14 +325,14 @@ class AttemptRunner:
         starts it): track it and queue the request, replayed, on it."""
         call = self._call
         phase = self.phase
-        if phase is Phase.HEDGING or phase is Phase.HEDGING_STOPPED:
+        if phase is _HEDGING or phase is _HEDGING_STOPPED:
             self._hedges.append(stream)
         else:
             call._stream = stream
-            if phase is Phase.PICKING:
-                self._enter(Phase.ACTIVE)
+            if phase is _PICKING:
+                self._enter(_ACTIVE)
         chosen = self._hedging or self._policy
-        if chosen is not None and phase is not Phase.COMMITTED:
+        if chosen is not None and phase is not _COMMITTED:
             timeout = chosen.per_attempt_recv_timeout
             if timeout is not None:
                 self._attempt_timers[stream] = call._loop.call_later(
@@ -341,23 +345,23 @@ class AttemptRunner:
             stream.send(frame, False)
         if call._half_closed:
             stream.send(b"", True)
-        if phase is Phase.COMMITTED:
+        if phase is _COMMITTED:
             self._replay = None  # the committed attempt has it all: nothing to replay
 
     def headers(self, stream: ClientStream) -> None:
         """Response headers on ``stream`` commit the call to it (A6 §When Retries are Valid)."""
         phase = self.phase
-        if phase is Phase.ACTIVE:
+        if phase is _ACTIVE:
             if stream is self._call._stream:
                 self._commit(stream)
-        elif (phase is Phase.HEDGING or phase is Phase.HEDGING_STOPPED) and stream in self._hedges:
+        elif (phase is _HEDGING or phase is _HEDGING_STOPPED) and stream in self._hedges:
             self._commit(stream)
 
     def attempt_done(self, stream: ClientStream) -> bool:
         """An attempt ended (the call is not done): retry it, hedge, transparently retry, or
         say True: its status is the call's (``Call.stream_done`` then finishes with it)."""
         phase = self.phase
-        if phase is Phase.HEDGING or phase is Phase.HEDGING_STOPPED:
+        if phase is _HEDGING or phase is _HEDGING_STOPPED:
             self._hedge_done(stream)
             return False
         call = self._call
@@ -367,14 +371,14 @@ class AttemptRunner:
             self._cancel_attempt_timer(stream)
         if stream.unprocessed and self._transparent_retry(stream):
             call._stream = None
-            if phase is Phase.ACTIVE:
-                self._enter(Phase.PICKING)
+            if phase is _ACTIVE:
+                self._enter(_PICKING)
             self._queue_start()
             return False
         code = stream.code
         assert code is not None
         return (
-            code is StatusCode.OK
+            code is _OK
             or self._policy is None
             or not self._retry(code, stream.trailing_metadata, stream.per_attempt_timeout)
         )
@@ -392,7 +396,7 @@ class AttemptRunner:
         else:
             for hedge in self._hedges:
                 hedge.send(frame, False)
-        if self.phase is Phase.COMMITTED:
+        if self.phase is _COMMITTED:
             return
         if self._policy is None and self._hedging is None:
             if stream is not None and replay is not None and self.replay_size > REPLAY_LIMIT:
@@ -416,7 +420,7 @@ class AttemptRunner:
 
     def close(self, code: StatusCode, details: str) -> None:
         """The call ended (``Call._finish``): stop everything still running."""
-        self._enter(Phase.DONE)
+        self._enter(_DONE)
         timer = self._timer
         if timer is not None:
             self._timer = None
@@ -451,7 +455,7 @@ class AttemptRunner:
             call._finish(exc.code(), exc.details() or "", None)
             return
         self._pick_task = None
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
         frames = [call._request_frame] if call._unary_request else self._replay or ()
         if not call._configure(started, frames):
@@ -484,7 +488,7 @@ class AttemptRunner:
         call = self._call
         error = await call._call_credentials()
         self._pick_task = None
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
         if error is not None:
             self._attempt_failed(StatusCode.UNAVAILABLE, error)
@@ -506,7 +510,7 @@ class AttemptRunner:
             self._attempt_failed(exc.code(), exc.details() or "")
             return
         self._pick_task = None
-        if self.phase is not Phase.DONE:
+        if self.phase is not _DONE:
             call._start_on(picked)
 
     def _attempt_failed(self, code: StatusCode, details: str) -> None:
@@ -525,19 +529,19 @@ class AttemptRunner:
     def _start_queued(self) -> None:
         self._queued -= 1
         phase = self.phase
-        if phase is Phase.DONE:
+        if phase is _DONE:
             return
         if (
-            phase is Phase.HEDGING
-            or phase is Phase.HEDGING_STOPPED
+            phase is _HEDGING
+            or phase is _HEDGING_STOPPED
             or (self._call._stream is None and self._pick_task is None)
         ):
             self._begin()
 
     def _backoff_over(self) -> None:
         self._timer = None
-        if self.phase is Phase.BACKOFF:
-            self._enter(Phase.PICKING)
+        if self.phase is _BACKOFF:
+            self._enter(_PICKING)
         if self._call._stream is None and self._pick_task is None:
             self._begin()
 
@@ -555,7 +559,7 @@ class AttemptRunner:
             policy,
             code,
             attempts=self.attempts,
-            committed=self.phase is Phase.COMMITTED,
+            committed=self.phase is _COMMITTED,
             throttler=ctx.retry_throttler,
             pushback=_pushback(trailing),
             rand=random.random,
@@ -581,7 +585,7 @@ class AttemptRunner:
         )
         self.attempts += 1
         call._stream = None
-        self._enter(Phase.BACKOFF)
+        self._enter(_BACKOFF)
         self._timer = call._loop.call_later(decision.delay, self._backoff_over)
         return True
 
@@ -606,7 +610,7 @@ class AttemptRunner:
         """perAttemptRecvTimeout (C-core): no response in time fails the attempt, which
         `decide_retry` and `decide_hedge` then treat as retryable (non-fatal)."""
         phase = self.phase
-        if phase is Phase.COMMITTED or phase is Phase.DONE:
+        if phase is _COMMITTED or phase is _DONE:
             return
         self._attempt_timers.pop(stream, None)
         call = self._call
@@ -625,8 +629,8 @@ class AttemptRunner:
         """No more retries or hedges: ``stream`` is the call's attempt from now on, or, with
         None (no attempt in flight), the next one to start will be (A6 §When Retries are
         Valid, §Memory Management)."""
-        hedging = self.phase is Phase.HEDGING or self.phase is Phase.HEDGING_STOPPED
-        self._enter(Phase.COMMITTED)
+        hedging = self.phase is _HEDGING or self.phase is _HEDGING_STOPPED
+        self._enter(_COMMITTED)
         if stream is not None:
             timer = self._timer
             if timer is not None:
@@ -671,7 +675,7 @@ class AttemptRunner:
             timer.cancel()
         hedging = self._hedging
         assert hedging is not None
-        if self.phase is not Phase.HEDGING:
+        if self.phase is not _HEDGING:
             return
         # Throttling aside (asked again when the timer fires): is a next attempt left?
         if not isinstance(
@@ -686,7 +690,7 @@ class AttemptRunner:
     def _send_hedge(self) -> None:
         """The hedging delay passed: send the next hedged attempt, then time the one after."""
         self._timer = None
-        if self.phase is not Phase.HEDGING:
+        if self.phase is not _HEDGING:
             return
         hedging = self._hedging
         assert hedging is not None
@@ -730,7 +734,7 @@ class AttemptRunner:
             throttler=ctx.retry_throttler,
             pushback=_pushback(stream.trailing_metadata),
             per_attempt_timeout=stream.per_attempt_timeout,
-            stopped=self.phase is Phase.HEDGING_STOPPED,
+            stopped=self.phase is _HEDGING_STOPPED,
         )
         reason = None if isinstance(decision, Hedge) else decision.reason
         if reason is NoHedgeReason.OK:  # a Trailers-Only OK: this attempt wins
@@ -745,7 +749,7 @@ class AttemptRunner:
                 self._schedule_hedge(decision.delay)  # the next one goes now (or on pushback)
             else:
                 if reason is NoHedgeReason.PUSHBACK_STOP or reason is NoHedgeReason.THROTTLED:
-                    self._enter(Phase.HEDGING_STOPPED)  # those in flight go on, no new ones
+                    self._enter(_HEDGING_STOPPED)  # those in flight go on, no new ones
                 timer = self._timer
                 if timer is not None:
                     self._timer = None
