@@ -232,22 +232,30 @@ def rate(server: Server, pin: bool, seconds: float) -> dict[str, Any]:
     return {"cells": rows}
 
 
-def latency(server: Server, pin: bool, seconds: float) -> dict[str, Any]:
-    cells = {
-        tool: run_tool(
-            tool, server, ["--rps", "200", "-c", "10"], cpus=1, cores="0", pin=pin, seconds=seconds
-        )
+def latency(server: Server, pin: bool, seconds: float, rounds: int) -> dict[str, Any]:
+    """Both tools at 200/s, ``rounds`` interleaved rounds; medians of each percentile."""
+    cells: list[dict[str, Any]] = []
+    for r in range(rounds):
+        for tool in ("ghz", "grpc-lite"):
+            cell = run_tool(
+                tool, server, ["--rps", "200", "-c", "10"], cpus=1, cores="0", pin=pin,
+                seconds=seconds,
+            )  # fmt: skip
+            cell["round"] = r + 1
+            cells.append(cell)
+            log(
+                f"  latency at 200/s round {r + 1} {tool:<9} p50 {cell['p50_us']:.0f} us  "
+                f"p90 {cell['p90_us']:.0f} us  p99 {cell['p99_us']:.0f} us"
+            )
+    medians = {
+        tool: {
+            p: statistics.median(c[f"{p}_us"] for c in cells if c["tool"] == tool)
+            for p in ("p50", "p90", "p99")
+        }
         for tool in ("ghz", "grpc-lite")
     }
-    ratios = {
-        p: cells["grpc-lite"][f"{p}_us"] / cells["ghz"][f"{p}_us"] for p in ("p50", "p90", "p99")
-    }
-    for tool, c in cells.items():
-        log(
-            f"  latency at 200/s {tool:<9} p50 {c['p50_us']:.0f} us  "
-            f"p90 {c['p90_us']:.0f} us  p99 {c['p99_us']:.0f} us"
-        )
-    return {"cells": list(cells.values()), "ratio_to_ghz": ratios}
+    ratios = {p: medians["grpc-lite"][p] / medians["ghz"][p] for p in ("p50", "p90", "p99")}
+    return {"cells": cells, "medians_us": medians, "ratio_to_ghz": ratios}
 
 
 def locust_cell(
@@ -258,13 +266,17 @@ def locust_cell(
         path.write_text(locustfile)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(path), "--headless", "-u", str(users),
-            "-r", str(users), "-t", f"{seconds}s", "--host", server.target,
+            "-r", str(users), "-t", f"{max(1, round(seconds))}s", "--host", server.target,
             "--csv", str(Path(tmp) / "run"), "--only-summary", "--loglevel", "WARNING",
             "--stop-timeout", "5",
         ]  # fmt: skip
         done = subprocess.run(
             _pinned("0", cmd, pin), capture_output=True, text=True, timeout=seconds + 90
         )
+        if not (Path(tmp) / "run_stats.csv").exists():
+            raise RuntimeError(
+                f"locust wrote no stats (exit {done.returncode}): {done.stderr[-1500:]}"
+            )
         rows = {r["Name"]: r for r in csv.DictReader((Path(tmp) / "run_stats.csv").open())}
     total = rows["Aggregated"]
     cell = {
@@ -323,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             results["rate"] = rate(server, pin, args.duration)
         if "latency" in only:
             log("latency at a fixed low rate")
-            results["latency"] = latency(server, pin, args.duration)
+            results["latency"] = latency(server, pin, args.duration, args.rounds)
         if "locust" in only:
             log("Locust: one standalone process on one core")
             results["locust"] = locust(server, pin, args.duration, args.users)
@@ -362,10 +374,10 @@ def render(results: dict[str, Any]) -> str:
             )
     lat = results.get("latency")
     if lat:
-        for c in lat["cells"]:
+        for tool, m in lat["medians_us"].items():
             out.append(
-                f"--rps 200 {c['tool']:<9} p50 {c['p50_us']:.0f} us  p90 {c['p90_us']:.0f} us  "
-                f"p99 {c['p99_us']:.0f} us"
+                f"--rps 200 {tool:<9} median p50 {m['p50']:.0f} us  p90 {m['p90']:.0f} us  "
+                f"p99 {m['p99']:.0f} us"
             )
         out.append(
             "grpc-lite / ghz: " + ", ".join(f"{p} {v:.2f}x" for p, v in lat["ratio_to_ghz"].items())
