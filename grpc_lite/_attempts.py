@@ -64,6 +64,7 @@ from .metadata import Metadata
 from .status import RpcError, StatusCode
 
 if TYPE_CHECKING:
+    from ._observability import AttemptTracer, CallTracer
     from ._options import ChannelOptions
     from ._retry import RetryThrottler
     from .service_config import HedgingPolicy, RetryPolicy
@@ -167,6 +168,14 @@ class AttemptHost(Protocol):
 
     _stream: ClientStream | None
     """The attempt the application reads from and writes to; the runner sets it."""
+
+    @property
+    def _tracer(self) -> "CallTracer | None":
+        """The observability plugins' tracer of the call (None: no plugin)."""
+
+    _attempt: "AttemptTracer | None"
+    """The tracer of the attempt being picked (set by the runner with `_tracer`; the call
+    hands it to the attempt's stream)."""
 
     @property
     def _loop(self) -> asyncio.AbstractEventLoop: ...
@@ -303,6 +312,9 @@ class AttemptRunner:
             self._commit(None)  # too large to replay (A6 §Memory Management)
         if call._creds is None:  # hot path: what _begin does, inline
             m = call._method
+            tracer = call._tracer
+            if tracer is not None and call._attempt is None:  # (unless the fast path began it)
+                call._attempt = tracer.start_attempt(False)
             picked = m.channel.pick(m.pick_info)
             if picked is not None:
                 call._start_on(picked)
@@ -457,6 +469,9 @@ class AttemptRunner:
         self._pick_task = None
         if self.phase is _DONE:
             return
+        tracer = call._tracer
+        if tracer is not None:
+            tracer.resolution_delayed()
         frames = [call._request_frame] if call._unary_request else self._replay or ()
         if not call._configure(started, frames):
             return
@@ -469,10 +484,14 @@ class AttemptRunner:
             self._commit(None)
         self.start()
 
-    def _begin(self) -> None:
+    def _begin(self, transparent: bool = False) -> None:
         """Pick and start the next attempt: at once when the picker has a READY subchannel,
-        else in a task (after the call credentials' plugins, when there are some)."""
+        else in a task (after the call credentials' plugins, when there are some).
+        ``transparent``: a transparent retry (for the observability plugins)."""
         call = self._call
+        tracer = call._tracer
+        if tracer is not None:  # the attempt starts before its pick (A66)
+            call._attempt = tracer.start_attempt(transparent, self._hedging is not None)
         if call._creds is not None:
             self._pick_task = call._loop.create_task(self._authorize())
             return
@@ -511,11 +530,18 @@ class AttemptRunner:
             return
         self._pick_task = None
         if self.phase is not _DONE:
+            attempt = call._attempt
+            if attempt is not None:
+                attempt.pick_delayed()
             call._start_on(picked)
 
     def _attempt_failed(self, code: StatusCode, details: str) -> None:
         """An attempt failed before anything was sent (its pick, its call credentials): a
         fail-fast pick failure is an attempt's failure too, retried by the retryPolicy."""
+        attempt = self._call._attempt
+        if attempt is not None:
+            self._call._attempt = None
+            attempt.end(code, details)
         if self._policy is not None and self._retry(code, None, False):
             return
         self._call._finish(code, details, None)
@@ -536,7 +562,7 @@ class AttemptRunner:
             or phase is _HEDGING_STOPPED
             or (self._call._stream is None and self._pick_task is None)
         ):
-            self._begin()
+            self._begin(transparent=True)
 
     def _backoff_over(self) -> None:
         self._timer = None

@@ -26,7 +26,7 @@ from ._credentials import (
     fetch_metadata,
 )
 from ._picker import Picked
-from ._transport import ClientStream
+from ._transport import ClientStream, TracedClientStream
 from ._transport._connection import SEND_HIGH_WATER
 from ._transport._hpack import encode_sized, encode_timeout_field
 from ._transport._stream import DETACHED
@@ -35,6 +35,7 @@ from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
 from .status import RpcError, StatusCode, UsageError
 
 if TYPE_CHECKING:
+    from ._observability import AttemptTracer, CallTracer, MethodObserver
     from ._options import ChannelOptions
     from ._retry import RetryThrottler
     from .service_config import MethodConfig
@@ -149,6 +150,7 @@ class Method:
         "defs_block",
         "defs_size",
         "deserializer",
+        "observer",
         "path",
         "pick_info",
         "pseudo_block",
@@ -168,11 +170,14 @@ class Method:
         deserializer: Deserializer | None,
         auth_scheme: str | None = None,
         call_credentials: CallCredentials | None = None,
+        observer: "MethodObserver | None" = None,
     ) -> None:
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"method must be a full path '/package.Service/Method', got {path!r}")
         self.channel = channel
         self.path = path
+        # The observability plugins' view of this method (None: no plugin on the channel).
+        self.observer = observer
         # Call credentials: the channel's (None: none), and the plugins' context, None when
         # the channel may not carry call credentials (plaintext, not local).
         self.call_credentials = call_credentials
@@ -227,6 +232,7 @@ class Call:
     """
 
     __slots__ = (
+        "_attempt",
         "_cancelled",
         "_code",
         "_config_pending",
@@ -251,6 +257,7 @@ class Call:
         "_runner",
         "_stream",
         "_timer",
+        "_tracer",
         "_trailing_metadata",
         "_unary_request",
         "_unary_response",
@@ -276,6 +283,11 @@ class Call:
         loop = ctx.loop
         self._loop = loop
         self._method = method
+        # The observability plugins' tracer of this call, and of its attempt being picked
+        # (both None without a plugin: then nothing else is done for them).
+        observer = method.observer
+        self._tracer: CallTracer | None = observer.start_call() if observer is not None else None
+        self._attempt: AttemptTracer | None = None
         self._unary_request = unary_request
         self._unary_response = unary_response
         if metadata:
@@ -420,6 +432,9 @@ class Call:
         if runner is None:
             if self._unary_request and not self._config_pending and self._creds is None:
                 m = self._method
+                tracer = self._tracer
+                if tracer is not None and self._attempt is None:  # (A66: before its pick)
+                    self._attempt = tracer.start_attempt(False)
                 picked = m.channel.pick(m.pick_info)
                 if picked is not None:
                     self._start_on(picked)
@@ -461,13 +476,30 @@ class Call:
             block += attempts_block
             size += attempts_size
         block += self._md_block
-        stream = ClientStream(
-            self,
-            block,
-            size,
-            max_receive=self._max_receive,
-            unary_response=self._unary_response,
-        )
+        attempt = self._attempt
+        if attempt is None:
+            stream = ClientStream(
+                self,
+                block,
+                size,
+                max_receive=self._max_receive,
+                unary_response=self._unary_response,
+            )
+        else:  # a traced attempt: its trace context goes out, its stream reports to it
+            self._attempt = None
+            fields = attempt.headers()
+            if fields:
+                more, more_size = encode_sized(fields)
+                block += more
+                size += more_size
+            stream = TracedClientStream(
+                attempt,
+                self,
+                block,
+                size,
+                max_receive=self._max_receive,
+                unary_response=self._unary_response,
+            )
         if runner is None:  # the call's only attempt
             self._stream = stream
             stream.send(self._request_frame, True)
@@ -563,6 +595,9 @@ class Call:
             self._request_task = None
             if task is not asyncio.current_task():
                 task.cancel()
+        tracer = self._tracer
+        if tracer is not None:  # after every attempt ended (their streams, just above)
+            tracer.end(code, details)
         self._method.channel.call_finished(self, code, self._picked)
         done_waiters = self._done_waiters
         if done_waiters:  # _notify_done, inline: every unary call ends here
@@ -797,6 +832,9 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
             runner = self._runner
             if runner is None and not self._config_pending and self._creds is None:
                 # Hot path (_start_first with nothing to decide): pick now.
+                tracer = self._tracer
+                if tracer is not None:  # the attempt starts before its pick (A66)
+                    self._attempt = tracer.start_attempt(False)
                 picked = method.channel.pick(method.pick_info)
                 if picked is not None:
                     self._start_on(picked)

@@ -748,7 +748,7 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> UnaryUnaryMultiCallable:
         return UnaryUnaryMultiCallable(
-            self._method(method, request_serializer, response_deserializer),
+            self._method(method, request_serializer, response_deserializer, _registered_method),
             self._intercept if self._interceptors else None,
         )
 
@@ -760,7 +760,7 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> UnaryStreamMultiCallable:
         return UnaryStreamMultiCallable(
-            self._method(method, request_serializer, response_deserializer),
+            self._method(method, request_serializer, response_deserializer, _registered_method),
             self._intercept if self._interceptors else None,
         )
 
@@ -772,7 +772,7 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> StreamUnaryMultiCallable:
         return StreamUnaryMultiCallable(
-            self._method(method, request_serializer, response_deserializer),
+            self._method(method, request_serializer, response_deserializer, _registered_method),
             self._intercept if self._interceptors else None,
         )
 
@@ -784,7 +784,7 @@ class Channel(BalancerHost):
         _registered_method: bool = False,
     ) -> StreamStreamMultiCallable:
         return StreamStreamMultiCallable(
-            self._method(method, request_serializer, response_deserializer),
+            self._method(method, request_serializer, response_deserializer, _registered_method),
             self._intercept if self._interceptors else None,
         )
 
@@ -817,7 +817,10 @@ class Channel(BalancerHost):
 
         return _interceptors.InterceptedCall(kind, self._interceptors, details, request, invoke)
 
-    def _method(self, path: str, serializer: Any, deserializer: Any) -> Method:
+    def _method(
+        self, path: str, serializer: Any, deserializer: Any, registered: bool = False
+    ) -> Method:
+        observer = self._observer
         return Method(
             self,
             path,
@@ -828,6 +831,11 @@ class Channel(BalancerHost):
             deserializer=deserializer,
             auth_scheme=self._auth_scheme,
             call_credentials=self._call_credentials,
+            observer=(
+                observer.method_observer(path, registered)
+                if observer is not None and isinstance(path, str) and path.startswith("/")
+                else None
+            ),
         )
 
     def get_state(self, try_to_connect: bool = False) -> ConnectivityState:

@@ -199,9 +199,11 @@ class _Metrics:
     def _observe_started(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
             items = list(self._started.items())
+        # A method named but never called (a multi-callable made and unused) has no series.
         return [
             Observation(cell[0], {n.METHOD: method, n.TARGET: target})
             for (method, target), cell in items
+            if cell[0]
         ]
 
 
