@@ -232,6 +232,7 @@ class AttemptRunner:
         "_attempt_timers",
         "_buffered",
         "_call",
+        "_ctx",
         "_hedges",
         "_hedging",
         "_pick_task",
@@ -251,6 +252,7 @@ class AttemptRunner:
         self, call: AttemptHost, policy: "RetryPolicy | None", hedging: "HedgingPolicy | None"
     ) -> None:
         self._call = call
+        self._ctx = call._method.channel
         self.phase = _HEDGING if hedging is not None else _PICKING
         self._policy = policy
         self._hedging = hedging
@@ -365,7 +367,15 @@ class AttemptRunner:
         phase = self.phase
         if phase is _ACTIVE:
             if stream is self._call._stream:
-                self._commit(stream)
+                # Hot path: what _commit does for the one attempt in flight, inline (no
+                # backoff or hedge timer runs in ACTIVE).
+                self._enter(_COMMITTED)
+                if self._attempt_timers:
+                    self._cancel_attempt_timer(stream)
+                self._replay = None
+                if self._buffered:
+                    self._ctx.retry_buffer_used -= self._buffered
+                    self._buffered = 0
         elif (phase is _HEDGING or phase is _HEDGING_STOPPED) and stream in self._hedges:
             self._commit(stream)
 
@@ -450,7 +460,7 @@ class AttemptRunner:
             self._pick_task = None
             task.cancel()
         if self._buffered:
-            self._call._method.channel.retry_buffer_used -= self._buffered
+            self._ctx.retry_buffer_used -= self._buffered
             self._buffered = 0
         self._replay = None
 
@@ -676,13 +686,13 @@ class AttemptRunner:
             if not self._call._unary_request:
                 self._replay = None
         if self._buffered:
-            self._call._method.channel.retry_buffer_used -= self._buffered
+            self._ctx.retry_buffer_used -= self._buffered
             self._buffered = 0
 
     def _buffer(self, nbytes: int) -> bool:
         """Count ``nbytes`` of request against the replay limits (the per-call and the
         channel's retry buffer, A6 §Memory Management); False when over."""
-        ctx = self._call._method.channel
+        ctx = self._ctx
         self._buffered += nbytes
         ctx.retry_buffer_used += nbytes
         opts = ctx.options

@@ -321,7 +321,12 @@ class Call:
         self._wfr_given = wait_for_ready is not None
         self._wait_for_ready = bool(wait_for_ready)
         if not self._config_pending:
-            mc = method.method_config()
+            # Hot path: Method.method_config's cache check, inline.
+            mc = (
+                method._mc
+                if method._mc_generation == ctx.config_generation
+                else method.method_config()
+            )
             if mc is not None:
                 timeout = self._apply_method_config(mc, timeout)
         self._stream: ClientStream | None = None

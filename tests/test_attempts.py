@@ -112,7 +112,8 @@ EXPECTED_MOVES = {
 
 
 def _bare_runner() -> AttemptRunner:
-    host = SimpleNamespace(_unary_request=True, _method=SimpleNamespace(path="/pkg.Service/M"))
+    method = SimpleNamespace(path="/pkg.Service/M", channel=None)
+    host = SimpleNamespace(_unary_request=True, _method=method)
     return AttemptRunner(host, None, None)  # type: ignore[arg-type]
 
 
