@@ -776,23 +776,6 @@ class Call:
             return _codec.frame_message(_codec.compress(bytes(payload), self._encoding), True)
         return _codec.frame_message(bytes(payload))
 
-    def _deserialize(self, raw: bytes) -> Any:
-        des = self._method.deserializer
-        if des is None:
-            return raw
-        try:
-            return des(raw)
-        except Exception as exc:
-            # CONFORMANCE 39: INTERNAL, the stream is cancelled.
-            if self._code is None:
-                self._finish(
-                    StatusCode.INTERNAL, f"failed to deserialize the response: {exc}", None
-                )
-            else:
-                self._code = StatusCode.INTERNAL
-                self._details = f"failed to deserialize the response: {exc}"
-            raise self._error() from None
-
     def _unary_result(self) -> Generator[Any, None, Any]:
         """``await call``: the response, or the failure raised."""
         # Hot path: a plain generator over one future (no coroutine frames); the
@@ -811,19 +794,6 @@ class Call:
         if self._code is StatusCode.OK and not self._cancelled:
             return self._response
         self._raise_if_failed()
-
-    async def _read(self) -> Any:
-        while True:
-            stream = self._stream
-            if stream is not None and stream.messages:
-                raw = stream.take_message()
-                assert raw is not None
-                return self._deserialize(raw)
-            if self._code is not None:
-                if self._code is StatusCode.OK and not self._cancelled:
-                    return EOF
-                self._raise_if_failed()
-            await self._wait()
 
 
 class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
@@ -853,15 +823,11 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
         return self._unary_result()
 
 
-class UnaryStreamCall(Call, Generic[RequestT, ResponseT]):
-    __slots__ = ()
+class _ResponseStreamCall(Call, Generic[ResponseT]):
+    """The response half of the server- and bidi-streaming calls: ``read()`` and
+    ``async for``, the messages of the attempt the call is committed to."""
 
-    def __init__(self, method: Method, request: Any, **kwargs: Any) -> None:
-        super().__init__(method, unary_request=True, unary_response=False, **kwargs)
-        frame = self._serialize(request)
-        if frame is not None:
-            self._request_frame = frame
-            self._start_first()
+    __slots__ = ()
 
     async def read(self) -> Any:
         return await self._read()
@@ -875,6 +841,47 @@ class UnaryStreamCall(Call, Generic[RequestT, ResponseT]):
             if msg is EOF:
                 return
             yield msg
+
+    async def _read(self) -> Any:
+        while True:
+            stream = self._stream
+            if stream is not None and stream.messages:
+                raw = stream.take_message()
+                assert raw is not None
+                return self._deserialize(raw)
+            if self._code is not None:
+                if self._code is StatusCode.OK and not self._cancelled:
+                    return EOF
+                self._raise_if_failed()
+            await self._wait()
+
+    def _deserialize(self, raw: bytes) -> Any:
+        des = self._method.deserializer
+        if des is None:
+            return raw
+        try:
+            return des(raw)
+        except Exception as exc:
+            # CONFORMANCE 39: INTERNAL, the stream is cancelled.
+            if self._code is None:
+                self._finish(
+                    StatusCode.INTERNAL, f"failed to deserialize the response: {exc}", None
+                )
+            else:
+                self._code = StatusCode.INTERNAL
+                self._details = f"failed to deserialize the response: {exc}"
+            raise self._error() from None
+
+
+class UnaryStreamCall(_ResponseStreamCall[ResponseT], Generic[RequestT, ResponseT]):
+    __slots__ = ()
+
+    def __init__(self, method: Method, request: Any, **kwargs: Any) -> None:
+        super().__init__(method, unary_request=True, unary_response=False, **kwargs)
+        frame = self._serialize(request)
+        if frame is not None:
+            self._request_frame = frame
+            self._start_first()
 
 
 class _RequestStreamCall(Call, Generic[RequestT]):
@@ -961,24 +968,13 @@ class StreamUnaryCall(_RequestStreamCall[RequestT], Generic[RequestT, ResponseT]
         return self._unary_result()
 
 
-class StreamStreamCall(_RequestStreamCall[RequestT], Generic[RequestT, ResponseT]):
+class StreamStreamCall(
+    _RequestStreamCall[RequestT], _ResponseStreamCall[ResponseT], Generic[RequestT, ResponseT]
+):
     __slots__ = ()
 
     def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
         super().__init__(method, requests, unary_response=False, **kwargs)
-
-    async def read(self) -> Any:
-        return await self._read()
-
-    def __aiter__(self) -> AsyncIterator[ResponseT]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[ResponseT]:
-        while True:
-            msg = await self._read()
-            if msg is EOF:
-                return
-            yield msg
 
 
 def call_credentials(method: Method, credentials: Any) -> CallCredentials | None:
