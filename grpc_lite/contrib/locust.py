@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import gevent
 import gevent.event
 import gevent.monkey
+import gevent.select
 from locust import User
 
 import grpc_lite
@@ -109,36 +110,26 @@ class _EpollSelector(selectors._PollLikeSelector):
 
 class _GeventEpollSelector(_EpollSelector):
     """The loop's epoll, waited on cooperatively: while the loop has nothing to do, its
-    greenlet parks in gevent's hub until the epoll descriptor is readable, a greenlet
-    hands it work (:meth:`poke`) or its next timer is due; other greenlets run meanwhile.
-    When it has work it still yields once per iteration, so users keep running."""
+    greenlet waits in gevent's hub (``gevent.select``) for the epoll descriptor to turn
+    readable (a socket, or the loop's self-pipe when a user hands it work) or its next
+    timer; other greenlets run meanwhile. When it has work it still yields once per
+    iteration, so the users keep running."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._wakeup = gevent.event.Event()
-        self._watcher: Any = None
-
-    def start_watching(self) -> None:
-        self._watcher = gevent.get_hub().loop.io(self.fileno(), 1)
-        self._watcher.start(self._wakeup.set)
-
-    def poke(self) -> None:
-        self._wakeup.set()
+        self.waiting = False
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = super().select(0)
         if ready or (timeout is not None and timeout <= 0):
             gevent.sleep(0)  # let the users run, then come back
             return ready or super().select(0)
-        self._wakeup.clear()
-        self._wakeup.wait(timeout)
+        self.waiting = True
+        try:
+            gevent.select.select([self.fileno()], [], [], timeout)
+        finally:
+            self.waiting = False
         return super().select(0)
-
-    def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
-        super().close()
 
 
 class LoopRunner:
@@ -153,7 +144,6 @@ class LoopRunner:
     def __init__(self) -> None:
         self._selector = _GeventEpollSelector()
         self.loop = asyncio.SelectorEventLoop(self._selector)
-        self._selector.start_watching()
         self._greenlet = gevent.spawn(self.loop.run_forever)
 
     @classmethod
@@ -187,8 +177,25 @@ class LoopRunner:
             task.add_done_callback(done)
 
         self.loop.call_soon(start)
-        self._selector.poke()
+        self._poke()
         return result
+
+    def start(self, fn: Callable[[gevent.event.AsyncResult], None]) -> gevent.event.AsyncResult:
+        """Call ``fn(result)`` on the loop; ``fn`` (or what it starts) sets ``result``."""
+        result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        self.loop.call_soon(fn, result)
+        self._poke()
+        return result
+
+    def _poke(self) -> None:
+        """Wake the loop if it waits in the hub (work queued while it runs is run anyway)."""
+        if self._selector.waiting:
+            self._selector.waiting = False
+            self.loop.call_soon_threadsafe(_nothing)  # writes to the loop's self-pipe
+
+
+def _nothing() -> None:
+    pass
 
 
 def _size(message: Any) -> int:
@@ -230,17 +237,22 @@ class _Method:
         kind = self.kind
         deadline = timeout if timeout is not None else user.timeout
 
+        started = time.perf_counter()
+        if kind == "unary_unary":
+            # The hot path: no task, no coroutine; the call's done-callback sets the result.
+            def begin(result: gevent.event.AsyncResult) -> None:
+                try:
+                    call = self._callable()(request, timeout=deadline, metadata=metadata)
+                except BaseException as exc:
+                    result.set_exception(exc)
+                    return
+                call.add_done_callback(lambda done: _settle(done, result))
+
+            pending = user._runner.start(begin)
+            return user._timed(name or self.path, started, pending)
+
         async def call() -> tuple[Any, int]:
-            channel = await user._channel_async()
-            mc = self._callables.get(channel)
-            if mc is None:  # one multi-callable per channel: its headers are encoded once
-                factory = getattr(channel, kind)
-                mc = self._callables[channel] = factory(
-                    self.path, self._serializer, self._deserializer
-                )
-            if kind == "unary_unary":
-                reply = await mc(request, timeout=deadline, metadata=metadata)
-                return reply, _size(reply)
+            mc = self._callable()
             if kind == "stream_unary":
                 reply = await mc(iter(request), timeout=deadline, metadata=metadata)
                 return reply, _size(reply)
@@ -248,7 +260,33 @@ class _Method:
             replies = [r async for r in mc(requests, timeout=deadline, metadata=metadata)]
             return replies, sum(_size(r) for r in replies)
 
-        return user._timed(name or self.path, call)
+        return user._timed(name or self.path, started, user._runner.submit(call))
+
+    def _callable(self) -> Any:
+        """The multi-callable on the user's channel (one per channel: headers encoded once).
+        Runs on the loop."""
+        channel = self._user._channel()
+        mc = self._callables.get(channel)
+        if mc is None:
+            factory = getattr(channel, self.kind)
+            mc = self._callables[channel] = factory(self.path, self._serializer, self._deserializer)
+        return mc
+
+
+def _settle(call: Any, result: gevent.event.AsyncResult) -> None:
+    """A finished unary call's outcome onto ``result`` (the awaitable protocol: awaiting a
+    finished call returns, or raises, without suspending)."""
+    step = call.__await__()
+    try:
+        step.send(None)
+    except StopIteration as stop:
+        result.set((stop.value, _size(stop.value)))
+        return
+    except BaseException as exc:
+        result.set_exception(exc)
+        return
+    step.close()
+    result.set_exception(RuntimeError("a finished call suspended when awaited"))
 
 
 class _SyncStub:
@@ -316,7 +354,8 @@ class GrpcUser(User):
             self.target, self.channel_options, service_config=self.service_config
         )
 
-    async def _channel_async(self) -> grpc_lite.Channel:
+    def _channel(self) -> grpc_lite.Channel:
+        """The user's channel (made on first use). Runs on the loop."""
         if not self.shared_channel:
             if self._own_channel is None:
                 self._own_channel = self._make_channel()
@@ -335,9 +374,7 @@ class GrpcUser(User):
 
     # -- calls ----------------------------------------------------------------------
 
-    def _timed(self, name: str, call: Callable[[], Awaitable[tuple[Any, int]]]) -> Any:
-        started = time.perf_counter()
-        pending = self._runner.submit(call)
+    def _timed(self, name: str, started: float, pending: gevent.event.AsyncResult) -> Any:
         try:
             pending.get()
         except gevent.GreenletExit:
@@ -392,6 +429,6 @@ class GrpcUser(User):
         """Run ``await coro_fn(channel)`` on the loop thread; its result (no event fired)."""
 
         async def go() -> Any:
-            return await coro_fn(await self._channel_async())
+            return await coro_fn(self._channel())
 
         return self._runner.run(go)
