@@ -46,6 +46,11 @@ class Greeter(GrpcUser):
         )
 
     @task(1)
+    def stream(self) -> None:
+        replies = self.stub.SayHelloStreamReply(helloworld_pb2.HelloRequest(name="s"))
+        assert replies is None or len(replies) == 3
+
+    @task(1)
     def failing(self) -> None:
         self.call("/helloworld.Greeter/NoSuchMethod", b"", name="missing")
 """
@@ -122,6 +127,7 @@ async def test_master_and_two_workers_count_every_call(tmp_path: Path) -> None:
                     proc.kill()
                     await proc.wait()
         served = backend.calls[SAY_HELLO]
+        streamed = backend.calls["/helloworld.Greeter/SayHelloStreamReply"]
         missing = backend.calls["/helloworld.Greeter/NoSuchMethod"]
     log = out.decode(errors="replace")
     rows = {row["Name"]: row for row in _csv(tmp_path / "run_stats.csv")}
@@ -134,7 +140,11 @@ async def test_master_and_two_workers_count_every_call(tmp_path: Path) -> None:
     assert int(hello["Request Count"]) + int(raw["Request Count"]) == served
     # A method the server lacks fails UNIMPLEMENTED; the server still saw each call.
     assert int(failing["Request Count"]) == int(failing["Failure Count"]) == missing > 0
-    assert int(total["Request Count"]) == served + missing
+    stream = rows["/helloworld.Greeter/SayHelloStreamReply"]
+    assert int(stream["Request Count"]) == streamed > 0 and int(stream["Failure Count"]) == 0
+    # A server stream's length is the three replies' serialized sizes.
+    assert float(stream["Average Content Size"]) > 3 * len("Hello s from 127.0.0.1:1")
+    assert int(total["Request Count"]) == served + streamed + missing
     assert served > 500  # two workers, ten users, three seconds
     failures = _csv(tmp_path / "run_failures.csv")
     assert any("UNIMPLEMENTED" in row["Error"] for row in failures)
