@@ -501,14 +501,11 @@ async def _prepare(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     tls = _tls(args)
     config = _service_config(args)
     _check_output_path(args.output)
-    tags = _tags(args)
-    del tags
+    _tags(args)  # checked now, used in the report
     data_text = _data_text(args)
     metadata_text = _metadata_text(args)
     MetadataSource(metadata_text)
     total = None if args.duration else (args.total if args.total is not None else 200)
-    if args.max_duration and total is None:
-        total = None
     details = args.format in ("csv", "influx-details")
     import_paths = [p for p in args.import_paths.split(",") if p]
     if args.proto:
@@ -563,12 +560,6 @@ async def _prepare(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     descriptor = info.descriptor()
     request_cls = info.message_classes()[0]
     DataSource(spec.data, descriptor, request_cls).check(CallContext(descriptor, 0, "g0c0"))
-    if (
-        descriptor.client_streaming
-        and spec.stream_call_duration
-        and not (spec.stream_interval or spec.stream_call_count)
-    ):
-        pass  # sends as fast as flow control allows until the duration ends
     return spec, thresholds
 
 

@@ -31,8 +31,6 @@ from ._spec import GO_CODE_NAMES, RunSpec, ScheduleSpec
 
 __all__ = ["Engine", "Interval", "ShardResult", "connect_failure", "make_channel"]
 
-_OK = 0
-_CANCELLED = 1
 _SPIN_NS = 150_000  # open model, low rates: poll the loop for the last 0.15 ms before a send
 
 
@@ -233,7 +231,6 @@ class Engine:
         self._limit = spec.total if spec.total is not None else 1 << 62
         self._skip = spec.skip_first
         self._tick_count = 0
-        self._tick_errors = 0
         self._tick_messages = 0
         self._t0 = 0
         self._stop_ns = 1 << 62
@@ -662,7 +659,6 @@ class Engine:
         r.errors[text] = r.errors.get(text, 0) + 1
         lat = t1 - t0
         self._err_latencies.append(lat)
-        self._tick_errors += 1
         if self.spec.count_errors:
             self._recorder.pending.append(lat)
         if self.spec.details:
@@ -730,7 +726,6 @@ class Engine:
                 r.lag_counts[k] = r.lag_counts.get(k, 0) + v
         interval = Interval(self._tick_count, ok + errors, errors, counts, self._tick_messages)
         self._tick_messages = 0
-        self._tick_errors = 0
         if not final or interval.count or interval.messages:
             r.intervals.append(interval)
         self._tick_count += 1
