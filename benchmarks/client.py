@@ -182,6 +182,26 @@ class GrpcLiteClient(_MultiCallableClient):
         return grpc_lite.insecure_channel(target, service_config=service_config)
 
 
+class GrpcLiteOtelClient(GrpcLiteClient):
+    """grpc_lite with OpenTelemetry metrics on: an ``OpenTelemetryPlugin`` on the SDK's
+    MeterProvider as it comes (default aggregation and views, exemplar filter), with a
+    reader that keeps the data in memory (an exporter's work is not on the RPC path).
+    Every A66/A96/A94/A78 metric is recorded; no tracer provider (no spans)."""
+
+    def _make_channel(self, target: str, service_config: str | None) -> Any:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        import grpc_lite
+        from grpc_lite.opentelemetry import OpenTelemetryPlugin
+
+        self._reader = InMemoryMetricReader()
+        plugin = OpenTelemetryPlugin(meter_provider=MeterProvider(metric_readers=[self._reader]))
+        return grpc_lite.insecure_channel(
+            target, service_config=service_config, observability=[plugin]
+        )
+
+
 class GrpclibClient(Client):
     async def connect(self, target: str, service_config: str | None = None) -> None:
         if service_config is not None or target.startswith("ipv4:"):
@@ -236,6 +256,7 @@ class GrpclibClient(Client):
 CLIENTS: dict[str, type[Client]] = {
     "grpc_lite": GrpcLiteClient,
     "grpc_lite_uvloop": GrpcLiteClient,
+    "grpc_lite_otel": GrpcLiteOtelClient,
     "grpc_aio": GrpcAioClient,
     "grpc_aio_uvloop": GrpcAioClient,
     "grpclib": GrpclibClient,
