@@ -475,3 +475,33 @@ async def test_load_and_concurrency_schedules(backend: Backend) -> None:
     first, second, third = (t["count"] for t in report["grpcLite"]["timeline"][:3])
     assert first < second < third
     assert third == pytest.approx(3 * first, rel=0.35)
+
+
+async def test_ctrl_c_reports_and_stops_the_workers(backend: Backend) -> None:
+    """SIGINT ends the run early: the report so far (endReason "cancel"), exit status 130,
+    and the --cpus worker processes are gone."""
+    import asyncio
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "grpc_lite", "load", backend.address, "--insecure",
+        "--call", GREETER, "-z", "30s", "-c", "4", "--cpus", "2", "-O", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        while backend.calls[SAY_HELLO] < 50:  # noqa: ASYNC110 - the server counts calls
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err.decode()
+    report = json.loads(out)
+    assert report["endReason"] == "cancel"
+    assert 0 < report["count"] <= backend.calls[SAY_HELLO]
+    assert report["statusCodeDistribution"] == {"OK": report["count"]}
+    await asyncio.sleep(0.5)
+    assert backend.current_connections == 0  # the workers closed their connections
