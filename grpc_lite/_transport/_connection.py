@@ -59,6 +59,23 @@ class ConnectionState(enum.Enum):
     CLOSED = "CLOSED"
 
 
+_C = ConnectionState
+#: The connection's legal moves; `Connection._set_state` is the only writer and checks them.
+#: CONNECTING until the server's SETTINGS (the preface, RFC 9113 3.4); DRAINING after a
+#: GOAWAY either way or when stream ids run out (RFC 9113 6.8: streams up to the last id
+#: finish, no new ones start); CLOSED from anywhere (a connection error, 5.4.1, or close).
+CONNECTION_TRANSITIONS: frozenset[tuple[ConnectionState, ConnectionState]] = frozenset(
+    {
+        (_C.CONNECTING, _C.READY),
+        (_C.CONNECTING, _C.DRAINING),
+        (_C.CONNECTING, _C.CLOSED),
+        (_C.READY, _C.DRAINING),
+        (_C.READY, _C.CLOSED),
+        (_C.DRAINING, _C.CLOSED),
+    }
+)
+
+
 class StreamState(enum.IntEnum):
     """HTTP/2 stream states as a client sees them (RFC 9113 5.1)."""
 
@@ -449,12 +466,19 @@ class Connection:
         stream._recv_credit = 0
         self._flush()
 
+    def _set_state(self, new: ConnectionState) -> None:
+        """The one writer of ``state``: checks the move against CONNECTION_TRANSITIONS."""
+        old = self.state
+        if (old, new) not in CONNECTION_TRANSITIONS:
+            raise AssertionError(f"illegal connection state change {old.name} -> {new.name}")
+        self.state = new
+
     def drain(self, reason: str) -> None:
         """Start no new streams; close once the open ones finish (grpc-go: GracefulClose)."""
         if self.state is ConnectionState.CLOSED:
             return
         if self.state is not ConnectionState.DRAINING:
-            self.state = ConnectionState.DRAINING
+            self._set_state(ConnectionState.DRAINING)
             self._refuse_pending(reason)
         self._maybe_finish_drain()
         self._flush()
@@ -532,7 +556,8 @@ class Connection:
         stream_id = self._next_stream_id
         if stream_id > fr.MAX_STREAM_ID:
             # Ids exhausted (15): no more streams here; the owner dials a new connection.
-            self.state = ConnectionState.DRAINING
+            if self.state is not ConnectionState.DRAINING:
+                self._set_state(ConnectionState.DRAINING)
             reason = "stream ids exhausted on this connection"
             stream.h2_state = StreamState.CLOSED
             stream._on_unprocessed(reason)
@@ -682,7 +707,7 @@ class Connection:
         stream._on_error(_GRPC_INTERNAL, text)
 
     def _terminate(self, grpc_code: int, reason: str) -> None:
-        self.state = ConnectionState.CLOSED
+        self._set_state(ConnectionState.CLOSED)
         self._dead = True
         self.close_reason = reason
         streams = list(self._streams.values())
@@ -931,7 +956,7 @@ class Connection:
         self._out.append(fr.SETTINGS_ACK)
         if self.state is ConnectionState.CONNECTING:
             # READY only once the server's SETTINGS arrived (CONFORMANCE 17).
-            self.state = ConnectionState.READY
+            self._set_state(ConnectionState.READY)
             self._listener.connection_ready()
         self._start_pending()
         self._unblock_streams()
@@ -962,8 +987,8 @@ class Connection:
                 f"GOAWAY last_stream_id increased from {previous} to {last}",
             )
         self._goaway_last_id = last
-        if self.state is not ConnectionState.CLOSED:
-            self.state = ConnectionState.DRAINING
+        if self.state is ConnectionState.CONNECTING or self.state is ConnectionState.READY:
+            self._set_state(ConnectionState.DRAINING)
         # Streams above last_stream_id were never processed: retry them elsewhere (122).
         reason = f"GOAWAY {fr.error_name(code)}"
         if debug:

@@ -1145,3 +1145,35 @@ def test_priority_frames_ignored_but_not_on_stream_zero() -> None:
     pair.server.raw(fr.PRIORITY, 0, 0, b"\0\0\0\0\x10")
     pair.pump()
     assert_connection_error(pair, fr.PROTOCOL_ERROR)
+
+
+def test_connection_state_moves_follow_the_table() -> None:
+    """The connection's state has one writer (`_set_state`) that checks
+    CONNECTION_TRANSITIONS: CONNECTING -> READY on the server's SETTINGS, READY -> DRAINING
+    on GOAWAY, DRAINING -> CLOSED once drained; nothing leaves CLOSED."""
+    from grpc_lite._transport._connection import CONNECTION_TRANSITIONS, ConnectionState
+
+    states = list(ConnectionState)
+    for old in states:
+        assert (old, old) not in CONNECTION_TRANSITIONS
+        assert (ConnectionState.CLOSED, old) not in CONNECTION_TRANSITIONS
+    for new in (ConnectionState.READY, ConnectionState.DRAINING, ConnectionState.CLOSED):
+        assert (ConnectionState.CONNECTING, new) in CONNECTION_TRANSITIONS
+    assert (ConnectionState.DRAINING, ConnectionState.READY) not in CONNECTION_TRANSITIONS
+
+    pair = Pair()
+    assert pair.conn.state is ConnectionState.READY
+    s = pair.start(b"a")
+    pair.pump()
+    pair.server.send_headers(1)
+    pair.pump()
+    pair.server.goaway(1, fr.NO_ERROR, b"bye")
+    pair.pump()
+    assert pair.conn.state is ConnectionState.DRAINING
+    with pytest.raises(AssertionError, match="illegal connection state change DRAINING -> READY"):
+        pair.conn._set_state(ConnectionState.READY)
+    pair.conn.close()
+    assert s.code is SC.UNAVAILABLE
+    assert pair.conn.state is ConnectionState.CLOSED
+    with pytest.raises(AssertionError, match="CLOSED -> DRAINING"):
+        pair.conn._set_state(ConnectionState.DRAINING)
