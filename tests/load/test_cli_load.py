@@ -505,3 +505,25 @@ async def test_ctrl_c_reports_and_stops_the_workers(backend: Backend) -> None:
     assert report["statusCodeDistribution"] == {"OK": report["count"]}
     await asyncio.sleep(0.5)
     assert backend.current_connections == 0  # the workers closed their connections
+
+
+async def test_hedged_attempts_are_counted(backend: Backend) -> None:
+    """A hedging policy that sends a second attempt after 10 ms to a server that takes
+    50 ms: every call is hedged once, and the report counts the hedges and attempts."""
+    config = {
+        "methodConfig": [
+            {
+                "name": [{"service": "helloworld.Greeter"}],
+                "hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "0.01s"},
+            }
+        ]
+    }
+    backend.delay = 0.05
+    out = await load(
+        backend.address, "--insecure", "--call", GREETER, "--service-config",
+        json.dumps(config), "-n", "20", "-c", "2", "--cpus", "1", "-O", "json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lite = out.json()["grpcLite"]
+    assert lite["hedges"] == 20 and lite["retries"] == 0
+    assert lite["backends"][backend.address]["attempts"] == 40
