@@ -1,7 +1,7 @@
 """gRPC Length-Prefixed-Message framing and per-message compression (L1).
 
-Sans-IO: bytes in, bytes out. Spec: PROTOCOL-HTTP2 (Length-Prefixed-Message), compression.md;
-CONFORMANCE items 10, 40, 42-46.
+Sans-IO: bytes in, bytes out. Spec: grpc/grpc doc/PROTOCOL-HTTP2.md (Length-Prefixed-Message,
+Compressed-Flag, Data Frames), doc/compression.md and doc/statuscodes.md.
 """
 
 import io
@@ -56,7 +56,7 @@ class CodecError(Exception):
 
 
 def frame_message(payload: bytes, compressed: bool = False) -> bytes:
-    """Prefix ``payload`` with its flag byte and 4-byte length (item 10)."""
+    """Prefix ``payload`` with its flag byte and 4-byte length (Length-Prefixed-Message)."""
     return _pack_header(1 if compressed else 0, len(payload)) + payload
 
 
@@ -81,9 +81,9 @@ def _too_large_after_decompression(max_length: int) -> CodecError:
 def decompress(data: bytes | memoryview, encoding: str, max_length: int | None) -> bytes:
     """Decompress one message; never inflates more than ``max_length`` + 1 bytes.
 
-    Each message is decompressed on its own (item 44). Raises CodecError RESOURCE_EXHAUSTED
-    when the result would exceed ``max_length`` (item 46), INTERNAL on corrupt or truncated
-    data or an unsupported encoding (item 43).
+    Each message is decompressed on its own (PROTOCOL-HTTP2.md, Compressed-Flag). Raises
+    CodecError RESOURCE_EXHAUSTED when the result would exceed ``max_length`` (statuscodes.md),
+    INTERNAL on corrupt or truncated data or an unsupported encoding (compression.md).
     """
     wbits = _WBITS.get(encoding)
     if wbits is None:
@@ -180,7 +180,7 @@ class MessageDecoder:
     @property
     def has_partial(self) -> bool:
         """True when part of a message has arrived (a partial message at END_STREAM is
-        INTERNAL, item 40)."""
+        INTERNAL)."""
         return self._length >= 0 or bool(self._header)
 
     @property
@@ -199,7 +199,7 @@ class MessageDecoder:
         return -1
 
     def _start(self, flag: int, length: int) -> None:
-        """Check a message prefix before any of its body is kept (items 42, 43, 46)."""
+        """Check a message prefix before any of its body is kept (compression.md)."""
         if flag == 1:
             encoding = self._encoding
             if encoding is None:

@@ -126,7 +126,7 @@ class CallCredentials:
 
 
 class ChannelCredentials:
-    """Channel credentials: a verifying ``ssl.SSLContext`` with ALPN ``h2`` (CONFORMANCE 18),
+    """Channel credentials: a verifying ``ssl.SSLContext`` with ALPN ``h2`` (RFC 9113 §3.2),
     or local (no TLS), plus the call credentials composed into them.
 
     Never printed with its key material: ``repr`` names only what is configured.

@@ -7,7 +7,7 @@ be picked waits for the *next generation*: each generation has its own
 ``asyncio.Event``, set when the picker is replaced, so cancelling one waiting
 RPC never disturbs the others (no shared Future, DESIGN.md).
 
-Pick semantics (CONFORMANCE 99-103):
+Pick semantics (grpc/grpc doc/wait-for-ready.md, gRFC A54, grpc-go pickerWrapper):
 - ``NoSubchannelAvailable`` (IDLE, CONNECTING): wait for the next picker, fail-fast RPCs too.
 - ``RpcError`` from the picker (TRANSIENT_FAILURE): fail-fast RPCs fail with it (restricted
   per A54); wait-for-ready RPCs keep waiting when it is UNAVAILABLE.
@@ -131,6 +131,6 @@ class PickerHolder:
                     transport = sc.transport
                     if transport is not None and transport.accepting_streams:
                         return transport, sc, result
-                    # CONFORMANCE 102: picked a subchannel that is no longer READY: re-pick
-                    # with the next picker instead of failing.
+                    # Picked a subchannel that is no longer READY: re-pick with the next
+                    # picker instead of failing (as grpc-go's pickerWrapper does).
             await event.wait()

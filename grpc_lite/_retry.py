@@ -76,7 +76,7 @@ _PUSHBACK_RE = re.compile(r"[+-]?[0-9]+")
 
 
 class RetryThrottler:
-    """A6 retry throttling token bucket, one per channel target (130-134).
+    """The retry throttling token bucket (A6 §Throttling), one per channel target.
 
     Counts in integer milli-tokens (as C-core does) so that 0.1 steps never drift: 12
     successes at 0.1 from 4 give exactly 5.2. Sync; owned by the channel, shared by its calls
@@ -98,8 +98,8 @@ class RetryThrottler:
 
     @classmethod
     def from_config(cls, config: RetryThrottling) -> RetryThrottler:
-        """A fresh full bucket for ``config`` (155: a new config replaces the bucket, as
-        grpc-go does).
+        """A fresh full bucket for ``config`` (a new config replaces the bucket, as
+        grpc-go's clientconn does; C-core scales the current tokens instead).
         """
         return cls(config.max_tokens, config.token_ratio)
 
@@ -118,12 +118,12 @@ class RetryThrottler:
 
     @property
     def allows_retry(self) -> bool:
-        """True while the count is strictly above maxTokens / 2 (131)."""
+        """True while the count is strictly above maxTokens / 2 (A6 §Throttling)."""
         return 2 * self._milli > self._max_milli
 
     def record_failure(self) -> bool:
         """Take one token (never below 0) for a retryable/non-fatal failure or a "don't
-        retry" pushback; True when retries and hedges are still allowed **after** it (131).
+        retry" pushback; True when retries and hedges are still allowed **after** it (A6).
         """
         self._milli = max(self._milli - 1000, 0)
         return self.allows_retry
@@ -140,7 +140,8 @@ class RetryThrottler:
 
 def retry_backoff(policy: RetryPolicy, retry_number: int, rand: Callable[[], float]) -> float:
     """Delay before retry ``retry_number`` (1-based, counted since the start of the call or
-    the last pushback-driven retry): min(initial x multiplier^(n-1), max) x U(0.8, 1.2) (108).
+    the last pushback-driven retry): min(initial x multiplier^(n-1), max) x U(0.8, 1.2) (A6
+    §Exponential Backoff).
 
     ``rand()`` in [0, 1] maps linearly onto [0.8, 1.2].
     """
@@ -155,7 +156,7 @@ def retry_backoff(policy: RetryPolicy, retry_number: int, rand: Callable[[], flo
 
 
 class Pushback(enum.Enum):
-    """The server said "don't retry" through ``grpc-retry-pushback-ms`` (112)."""
+    """The server said "don't retry" through ``grpc-retry-pushback-ms`` (A6 §Pushback)."""
 
     STOP = "stop"
 
@@ -167,7 +168,7 @@ PushbackResult: TypeAlias = int | Literal[Pushback.STOP] | None
 
 
 def parse_pushback(values: Sequence[str]) -> PushbackResult:
-    """Read the ``grpc-retry-pushback-ms`` trailer values (112).
+    """Read the ``grpc-retry-pushback-ms`` trailer values (A6 §Pushback).
 
     No value -> None (use the policy's backoff). Exactly one valid integer >= 0 (a signed
     32-bit decimal) -> that many milliseconds, to be used exactly, with no jitter. A negative

@@ -1,7 +1,7 @@
 """Call metadata: the ``Metadata`` multi-dict and header conversion both ways (L0).
 
-Pure functions only: no I/O, no asyncio. Spec: PROTOCOL-HTTP2 (Custom-Metadata,
-Binary-Header, ASCII-Value, Timeout); CONFORMANCE items 5 and 20-24.
+Pure functions only: no I/O, no asyncio. Spec: grpc/grpc doc/PROTOCOL-HTTP2.md
+(Custom-Metadata, Header-Name, Binary-Header, ASCII-Value, Timeout, Responses).
 """
 
 import binascii
@@ -29,7 +29,7 @@ class Metadata:
     ``items()`` gives the same pairs, ``values()`` one value per pair, and ``keys()`` each
     distinct key once, in order of first appearance. Keys are kept as given (lowercase on
     the wire). Equality compares the values of each key in order, ignoring the interleaving
-    of different keys (HTTP/2 does not keep it, item 23), against another ``Metadata`` or
+    of different keys (HTTP/2 does not keep it, PROTOCOL-HTTP2.md), against another ``Metadata`` or
     any sequence of pairs.
 
     Not thread-safe; owned by whoever built it.
@@ -160,11 +160,12 @@ class Metadata:
         return f"{type(self).__name__}({tuple(self._pairs)!r})"
 
 
-# --- Outgoing metadata (items 20-23) ---------------------------------------------------------
+# --- Outgoing metadata (PROTOCOL-HTTP2.md, Custom-Metadata) ----------------------------------
 
 _KEY_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz_.-")
-# Transport (hop-by-hop or call-definition) headers the application may not set: item 20,
-# grpc-go isReservedHeader. Anything starting with ":" or "grpc-" is reserved as well.
+# Transport (hop-by-hop or call-definition) headers the application may not set
+# (PROTOCOL-HTTP2.md, Custom-Metadata; grpc-go isReservedHeader). Anything starting with ":"
+# or "grpc-" is reserved as well.
 _RESERVED_KEYS = frozenset(
     {
         "content-type",
@@ -206,7 +207,7 @@ def _b64_unpadded(data: bytes) -> str:
 
 
 def encode_outgoing(metadata: MetadataType | Metadata | None) -> list[tuple[str, str]]:
-    """Validate user metadata and convert it to header pairs (items 20-23).
+    """Validate user metadata and convert it to header pairs (PROTOCOL-HTTP2.md, Custom-Metadata).
 
     ``-bin`` values must be bytes (a str is encoded as UTF-8) and are sent as unpadded
     standard base64; other values must be str of printable ASCII (0x20-0x7E). Repeated keys
@@ -238,7 +239,7 @@ def encode_outgoing(metadata: MetadataType | Metadata | None) -> list[tuple[str,
         elif isinstance(value, str):
             if value[:1] == " " or value[-1:] == " ":
                 # RFC 9113 8.2.1: a field value must not start or end with whitespace
-                # (a strict server fails the whole connection); item 21 allows stripping.
+                # (a strict server fails the whole connection); PROTOCOL-HTTP2.md allows stripping.
                 value = value.strip(" ")
             if not (value.isascii() and value.isprintable()):
                 raise ValueError(
@@ -254,11 +255,11 @@ def encode_outgoing(metadata: MetadataType | Metadata | None) -> list[tuple[str,
     return out
 
 
-# --- Incoming metadata (items 21, 22, 24) ----------------------------------------------------
+# --- Incoming metadata (PROTOCOL-HTTP2.md, Responses) ----------------------------------------
 
 
 def _b64_decode(key: str, text: str) -> bytes:
-    # Padded and unpadded input are both accepted (item 22): pad to a multiple of 4 first.
+    # Padded and unpadded input are both accepted (PROTOCOL-HTTP2.md): pad to a multiple of 4.
     text = text.strip(" \t")
     missing = -len(text) % 4
     if missing:
@@ -277,7 +278,8 @@ def decode_incoming(headers: Iterable[tuple[str, str]]) -> Metadata:
 
     ``-bin`` values are split on "," and each piece base64-decoded (padded or not); invalid
     base64 raises ``ValueError("invalid base64 in header 'k-bin'")``, which the caller turns
-    into INTERNAL. Other values are kept as str whatever characters they hold (item 21).
+    into INTERNAL. Other values are kept as str whatever characters they hold (PROTOCOL-HTTP2.md,
+    ASCII-Value).
     """
     pairs: list[tuple[str, MetadataValue]] = []
     append = pairs.append
@@ -293,7 +295,7 @@ def decode_incoming(headers: Iterable[tuple[str, str]]) -> Metadata:
     return Metadata._from_pairs(pairs)
 
 
-# --- grpc-timeout (item 5) -------------------------------------------------------------------
+# --- grpc-timeout (PROTOCOL-HTTP2.md, Timeout) -----------------------------------------------
 
 _MAX_TIMEOUT_DIGITS_VALUE = 99_999_999
 # Units from finest to coarsest, with their size in nanoseconds.
@@ -311,7 +313,7 @@ _MAX_TIMEOUT = f"{_MAX_TIMEOUT_DIGITS_VALUE}H"
 
 
 def encode_timeout(seconds: float) -> str:
-    """Encode a remaining time as a ``grpc-timeout`` value (item 5).
+    """Encode a remaining time as a ``grpc-timeout`` value (PROTOCOL-HTTP2.md, Timeout).
 
     At most 8 digits plus a unit, using the finest unit in which the value fits and rounding
     up, so the server never sees a shorter deadline than the client holds. Non-positive

@@ -153,7 +153,7 @@ class UsageError(RuntimeError):
     """The API was used wrongly (for example an RPC started on a closed channel)."""
 
 
-# --- HTTP status mapping (item 30, http-grpc-status-mapping.md) ----------------------------
+# --- HTTP status mapping (grpc/grpc doc/http-grpc-status-mapping.md) -----------------------
 
 _HTTP_TO_STATUS: dict[int, StatusCode] = {
     400: StatusCode.INTERNAL,
@@ -171,12 +171,12 @@ _HTTP_TO_STATUS: dict[int, StatusCode] = {
 def status_from_http(http_status: int) -> StatusCode:
     """Map ``:status`` to a gRPC code; only used when the response has no ``grpc-status``.
 
-    Anything not in the table, including 200, is UNKNOWN (item 30).
+    Anything not in the table, including 200, is UNKNOWN (http-grpc-status-mapping.md).
     """
     return _HTTP_TO_STATUS.get(http_status, StatusCode.UNKNOWN)
 
 
-# --- grpc-status (items 25, 29) ------------------------------------------------------------
+# --- grpc-status (PROTOCOL-HTTP2.md, Responses; statuscodes.md) ----------------------------
 
 _STATUS_BY_TEXT: dict[str, StatusCode] = {str(int(c)): c for c in StatusCode}
 
@@ -199,7 +199,7 @@ def parse_grpc_status(value: str) -> StatusCode | None:
     return StatusCode(number)
 
 
-# --- grpc-message percent-encoding (item 26, PROTOCOL-HTTP2 Status-Message) ------------------
+# --- grpc-message percent-encoding (PROTOCOL-HTTP2.md, Status-Message) -----------------------
 
 _HEX_DIGITS = "0123456789abcdefABCDEF"
 # Every two-byte hex escape body (both cases) -> its byte value, so decoding needs no int().
@@ -225,7 +225,7 @@ def decode_grpc_message(value: str) -> str:
     """Decode a ``grpc-message`` value: ``%XX`` escapes to bytes, then UTF-8.
 
     Invalid or truncated escapes are kept as they are, and undecodable UTF-8 is replaced,
-    so the message is never dropped and never raises (item 26).
+    so the message is never dropped and never raises (PROTOCOL-HTTP2.md, Status-Message).
     """
     if "%" not in value:
         if value.isascii():
@@ -253,7 +253,7 @@ def encode_grpc_message(value: str) -> str:
     return "".join([table[b] for b in value.encode("utf-8")])
 
 
-# --- A54: codes the control plane may not produce (item 103) --------------------------------
+# --- gRFC A54: codes the control plane may not produce --------------------------------------
 
 _RESTRICTED_CONTROL_PLANE_CODES = frozenset(
     {

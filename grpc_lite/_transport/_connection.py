@@ -113,8 +113,8 @@ _PHASE_MALFORMED = 0  # a block valid nowhere (HeaderBlock.valid_in)
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
 # RFC 9113 8.2.1: a value with NUL, CR or LF, or starting or ending with SP or HTAB, is
 # malformed; like grpc-go, so is one with any other control character but HTAB (RFC 9110
-# 5.5 makes them invalid too).  0x80-0xFF stay valid (obs-text, CONFORMANCE 21).  Only
-# grpc-message may have surrounding whitespace (see _check_fields).
+# 5.5 makes them invalid too).  0x80-0xFF stay valid (obs-text; PROTOCOL-HTTP2.md,
+# ASCII-Value).  Only grpc-message may have surrounding whitespace (see _check_fields).
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z").search
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
 # RFC 9113 8.2.2: connection-specific fields; ``te`` is allowed only as "trailers".
@@ -399,14 +399,14 @@ class Connection:
         return self.state is ConnectionState.READY
 
     def start_stream(self, stream: H2Stream) -> None:
-        """Open ``stream`` now, or queue it for a MAX_CONCURRENT_STREAMS slot (14)."""
+        """Open ``stream`` now, or queue it for a MAX_CONCURRENT_STREAMS slot (RFC 9113 §5.1.2)."""
         stream._conn = self
         if self.state is not ConnectionState.READY:
             stream._on_unprocessed(f"connection is {self.state.name.lower()}")
             return
         limit = self.peer_max_header_list_size
         if limit is not None and stream._header_list_size > limit:
-            # CONFORMANCE 19: fail locally, send nothing (grpc-go behaviour).
+            # Fail locally, send nothing (as grpc-go's http2_client does).
             stream._on_error(
                 _GRPC_INTERNAL,
                 f"header list size {stream._header_list_size} exceeds the server's "
@@ -454,7 +454,7 @@ class Connection:
         self._flush()
 
     def consumed(self, stream: H2Stream, nbytes: int) -> None:
-        """The application consumed ``nbytes`` of ``stream``'s data: return credit (13)."""
+        """The application read ``nbytes`` of ``stream``'s data: return credit (RFC 9113 §5.2)."""
         credit = stream._recv_credit + nbytes
         stream._recv_credit = credit
         if credit < self._credit_threshold or stream.h2_state >= _HALF_CLOSED_REMOTE:
@@ -497,7 +497,10 @@ class Connection:
         self._flush()
 
     def connection_lost(self, reason: str) -> None:
-        """The socket is gone (EOF, reset, keepalive timeout): fail everything (41)."""
+        """The socket is gone (EOF, reset, keepalive timeout): fail everything UNAVAILABLE.
+
+        PROTOCOL-HTTP2.md, Connection failure.
+        """
         if self.state is ConnectionState.CLOSED:
             return
         self._terminate(_GRPC_UNAVAILABLE, reason)
@@ -555,7 +558,7 @@ class Connection:
     def _open(self, stream: H2Stream) -> None:
         stream_id = self._next_stream_id
         if stream_id > fr.MAX_STREAM_ID:
-            # Ids exhausted (15): no more streams here; the owner dials a new connection.
+            # Ids exhausted (RFC 9113 §5.1.1): no more streams here; the owner dials a new one.
             if self.state is not ConnectionState.DRAINING:
                 self._set_state(ConnectionState.DRAINING)
             reason = "stream ids exhausted on this connection"
@@ -580,7 +583,7 @@ class Connection:
             self._send_stream_data(stream)
 
     def _send_stream_data(self, stream: H2Stream) -> None:
-        """Send queued DATA within both windows and the peer's frame size (12)."""
+        """Send queued DATA within both windows and the peer's frame size (RFC 9113 §6.9, §4.2)."""
         out = stream._out
         if len(out) == 1 and stream._out_end:
             # Hot path: a whole unary request (or last message) that fits every limit.
@@ -636,7 +639,8 @@ class Connection:
                 StreamState.OPEN,
                 StreamState.HALF_CLOSED_REMOTE,
             ):
-                append(fr.encode_data(stream.id, b"", True))  # half-close (11)
+                # The half-close: an empty DATA frame (PROTOCOL-HTTP2.md, Requests).
+                append(fr.encode_data(stream.id, b"", True))
                 self._local_end(stream)
         if not out:
             self._blocked.pop(stream, None)
@@ -742,7 +746,7 @@ class Connection:
         flow_len = len(payload)
         if stream_id == 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "DATA frame on stream 0")
-        # Connection-level flow control counts every DATA byte, padding included (13).
+        # Connection-level flow control counts every DATA byte, padding included (RFC 9113 §6.1).
         if flow_len > self._recv_window:
             raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
         self._connection_flow(flow_len)
@@ -760,7 +764,7 @@ class Connection:
         padding = flow_len - len(data)
         end_stream = bool(flags & fr.FLAG_END_STREAM)
         if padding and not end_stream:
-            # Padding is never consumed by the application: credit it now (13).
+            # Padding is never consumed by the application: credit it now.
             self.consumed(stream, padding)
         if end_stream:
             self._remote_end(stream)
@@ -900,8 +904,8 @@ class Connection:
         if stream.h2_state is StreamState.HALF_CLOSED_LOCAL:
             self._close_stream(stream)
         else:
-            # The server finished before our half-close (PROTOCOL-HTTP2 "Early server
-            # closure", CONFORMANCE 36): stop sending and reset with NO_ERROR.
+            # The server finished before our half-close (PROTOCOL-HTTP2.md, Early Server
+            # Closure): stop sending and reset with NO_ERROR.
             self._out.append(fr.encode_rst_stream(stream.id, fr.NO_ERROR))
             self._remember_reset(stream.id)
             self._close_stream(stream)
@@ -955,7 +959,7 @@ class Connection:
             # HEADER_TABLE_SIZE needs nothing: our encoder never uses the dynamic table.
         self._out.append(fr.SETTINGS_ACK)
         if self.state is ConnectionState.CONNECTING:
-            # READY only once the server's SETTINGS arrived (CONFORMANCE 17).
+            # READY only once the server's SETTINGS arrived (grpc-go's NewHTTP2Client waits too).
             self._set_state(ConnectionState.READY)
             self._listener.connection_ready()
         self._start_pending()
@@ -972,7 +976,7 @@ class Connection:
         if flags & fr.FLAG_ACK:
             self._listener.ping_acked(bytes(payload))
         else:
-            self._out.append(fr.encode_ping(bytes(payload), ack=True))  # (16)
+            self._out.append(fr.encode_ping(bytes(payload), ack=True))  # RFC 9113 §6.7
 
     def _recv_goaway(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id != 0:
@@ -989,7 +993,8 @@ class Connection:
         self._goaway_last_id = last
         if self.state is ConnectionState.CONNECTING or self.state is ConnectionState.READY:
             self._set_state(ConnectionState.DRAINING)
-        # Streams above last_stream_id were never processed: retry them elsewhere (122).
+        # Streams above last_stream_id were never processed: retry them elsewhere
+        # (PROTOCOL-HTTP2.md, GOAWAY Frame; A6 §Transparent Retries).
         reason = f"GOAWAY {fr.error_name(code)}"
         if debug:
             reason += f" ({debug.decode('utf-8', 'replace')})"

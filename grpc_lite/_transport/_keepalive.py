@@ -4,10 +4,10 @@ Time is passed in; nothing here reads a clock or does I/O.  The transport calls
 ``on_read`` for every read and ``tick`` when the timer it was told to set fires:
 
 - a PING is sent once nothing has been *read* for ``time`` seconds, measured
-  from the last read, never from the last PING (157);
-- with no open streams nothing is sent unless ``permit_without_calls`` (157);
+  from the last read, never from the last PING (A8 §Basic Keepalive);
+- with no open streams nothing is sent unless ``permit_without_calls``;
 - if nothing at all is read within ``timeout`` after a PING, the connection is
-  closed and its calls fail UNAVAILABLE (158).
+  closed and its calls fail UNAVAILABLE (A8; statuscodes.md).
 """
 
 import enum
@@ -22,7 +22,7 @@ class KeepaliveParams:
     """Keepalive settings shared by a channel's connections.
 
     Mutable on purpose: a ``too_many_pings`` GOAWAY doubles ``time`` for every
-    later connection of the channel (A8, CONFORMANCE 159; grpc-go does the same).
+    later connection of the channel (A8; grpc-go does the same).
     """
 
     time: float
@@ -30,7 +30,7 @@ class KeepaliveParams:
     permit_without_calls: bool = False
 
     def __post_init__(self) -> None:
-        self.time = max(self.time, MIN_KEEPALIVE_TIME)  # (156)
+        self.time = max(self.time, MIN_KEEPALIVE_TIME)  # A8
 
     def too_many_pings(self) -> None:
         self.time *= 2
@@ -62,7 +62,7 @@ class Keepalive:
         sent = self.ping_sent_at
         if sent is not None:
             if self.last_read > sent:
-                self.ping_sent_at = None  # any read counts as the answer (158)
+                self.ping_sent_at = None  # any read counts as the answer (A8)
             elif now >= sent + self._timeout:
                 return Action.CLOSE, now
             else:

@@ -252,7 +252,7 @@ class Http2Transport(asyncio.BufferedProtocol):
                 params.time * 2 if params is not None else "-",
             )
             if params is not None:
-                params.too_many_pings()  # (159) for this channel's later connections
+                params.too_many_pings()  # A8: for this channel's later connections
         first = not self.goaway_received
         self.goaway_received = True
         if first and self.disconnect_error is None:
@@ -371,7 +371,7 @@ async def dial(
     keepalive: KeepaliveParams | None = None,
     proxy: HttpProxy | None = None,
 ) -> Http2Transport:
-    """Connect to ``address`` and wait for the server's SETTINGS (CONFORMANCE 17, 78).
+    """Connect to ``address`` and wait for the server's SETTINGS (connection-backoff.md).
 
     ``address`` is ``host:port``, ``[v6]:port``, ``unix:/path`` or
     ``unix-abstract:name``.  The whole attempt (TCP, TLS, HTTP/2 preface) is

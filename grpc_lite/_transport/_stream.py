@@ -3,9 +3,11 @@
 grpc-go counterpart: ``transport.Stream`` plus ``operateHeaders`` in http2_client.go.
 
 :class:`ClientStream` receives the connection's callbacks, turns headers, DATA
-and trailers into initial metadata, messages and a final status (CONFORMANCE
-24-41), and tells its :class:`StreamListener` (the call) what happened.  It owns
-no futures and no timers: the call does, so one deadline covers every attempt.
+and trailers into initial metadata, messages and a final status (grpc/grpc
+doc/PROTOCOL-HTTP2.md, Responses and Errors; doc/http-grpc-status-mapping.md;
+doc/statuscodes.md), and tells its :class:`StreamListener` (the call) what
+happened.  It owns no futures and no timers: the call does, so one deadline
+covers every attempt.
 """
 
 from collections import deque
@@ -17,7 +19,7 @@ from ..status import StatusCode, decode_grpc_message, parse_grpc_status, status_
 from . import _frames as fr
 from ._connection import H2Stream, HeaderBlock, StreamState
 
-# Response headers that are protocol, not metadata (CONFORMANCE 24).
+# Response headers that are protocol, not metadata (PROTOCOL-HTTP2.md, Responses).
 _PROTOCOL_HEADERS = frozenset(
     {
         ":status",
@@ -29,7 +31,7 @@ _PROTOCOL_HEADERS = frozenset(
     }
 )
 
-# RST_STREAM code -> gRPC status (CONFORMANCE 34, PROTOCOL-HTTP2 "Errors").
+# RST_STREAM code -> gRPC status (PROTOCOL-HTTP2.md, Errors).
 _RST_STATUS = {
     fr.NO_ERROR: StatusCode.INTERNAL,
     fr.PROTOCOL_ERROR: StatusCode.INTERNAL,
@@ -133,7 +135,7 @@ class ClientStream(H2Stream):
         self._encoding: str | None = None
         # Messages received and not yet taken by the reader.
         self.messages: deque[bytes] = deque()
-        # Flow-control credit held back while the reader lags (streaming only, 13).
+        # Flow-control credit held back while the reader lags (streaming only; RFC 9113 §5.2).
         self._owed = 0
         self._received = 0
         self._max_receive = max_receive
@@ -146,7 +148,8 @@ class ClientStream(H2Stream):
         # True when the server never processed the stream (REFUSED_STREAM before
         # headers, GOAWAY above last_stream_id, never sent): transparently retryable.
         self.unprocessed = False
-        # The server refused the stream (REFUSED_STREAM before any headers, 121).
+        # The server refused the stream (REFUSED_STREAM before any headers; A6 §Transparent
+        # Retries).
         self.refused = False
         # Set by the call when its perAttemptRecvTimeout cancelled this attempt.
         self.per_attempt_timeout = False
@@ -169,7 +172,10 @@ class ClientStream(H2Stream):
                 self._out_end = True
 
     def cancel(self, code: StatusCode, details: str) -> None:
-        """End the stream locally: RST_STREAM(CANCEL) if it was sent (49, 51)."""
+        """End the stream locally: RST_STREAM(CANCEL) if it was sent.
+
+        PROTOCOL-HTTP2.md, Client Cancellation.
+        """
         if self.code is not None:
             return
         conn = self._conn
@@ -184,7 +190,7 @@ class ClientStream(H2Stream):
         4 MiB default window then costs no WINDOW_UPDATE (it used to send one half the
         time, right before the last piece came in).  Decided again on every credit
         check, so a server that pads, or a message larger than the window, still gets
-        the credit it needs (13)."""
+        the credit it needs (RFC 9113 §5.2)."""
         decoder = self._decoder
         if not self._unary or decoder is None:
             return False
@@ -264,7 +270,7 @@ class ClientStream(H2Stream):
             self._fail(StatusCode.INTERNAL, "response headers without :status", fr.PROTOCOL_ERROR)
             return
         if http_status[:1] == "1" and len(http_status) == 3:
-            if end_stream:  # CONFORMANCE 32
+            if end_stream:  # malformed (RFC 9113 §8.1)
                 self._fail(
                     StatusCode.INTERNAL,
                     f"informational :status {http_status} ended the stream",
@@ -272,7 +278,8 @@ class ClientStream(H2Stream):
                 )
             return
         if end_stream:
-            # Trailers-Only (27): all of it is trailers; initial metadata stays empty.
+            # Trailers-Only (PROTOCOL-HTTP2.md, Responses): all of it is trailers; initial
+            # metadata stays empty.
             self.headers_received = True
             self.initial_metadata = Metadata()
             self._trailers(grpc_status, grpc_message, md, (http_status, content_type))
@@ -312,7 +319,7 @@ class ClientStream(H2Stream):
             return
         if grpc_status is None:
             if trailers_only_http is not None:
-                code, details = _http_error(*trailers_only_http)  # (30, 31)
+                code, details = _http_error(*trailers_only_http)  # http-grpc-status-mapping.md
             else:
                 code, details = StatusCode.UNKNOWN, "server sent trailers without grpc-status"
             self._finish(code, details, trailing)
@@ -328,7 +335,7 @@ class ClientStream(H2Stream):
             self._finish(StatusCode.INTERNAL, "stream ended in the middle of a message", trailing)
             return
         if parsed is StatusCode.OK and self._unary and self._received != 1:
-            # CONFORMANCE 37: grpc-go's choice, INTERNAL.
+            # grpc-go's choice, INTERNAL (statuscodes.md says UNIMPLEMENTED).
             n = self._received
             what = "no response message" if n == 0 else f"{n} response messages"
             self._finish(
@@ -423,7 +430,7 @@ class ClientStream(H2Stream):
         if self.code is not None:
             return
         if code == fr.REFUSED_STREAM and not self.headers_received:
-            # The server application never saw it (CONFORMANCE 121).
+            # The server application never saw it (A6 §Transparent Retries).
             self.unprocessed = True
             self.refused = True
             self._finish(
@@ -454,7 +461,7 @@ _Parsed = tuple[str | None, str | None, str | None, str | None, str | None, list
 
 
 def _parse_fields(fields: list[tuple[str, str]]) -> _Parsed:
-    """Split a header block into the protocol headers and the metadata (CONFORMANCE 24)."""
+    """Split a header block into the protocol headers and the metadata (PROTOCOL-HTTP2.md)."""
     http_status = content_type = grpc_status = grpc_message = encoding = None
     md: list[tuple[str, str]] = _EMPTY_METADATA_PAIRS
     for name, value in fields:

@@ -2,15 +2,16 @@
 
 ``watch_health`` runs one ``grpc.health.v1.Health/Watch`` stream at a time
 through an injected ``open_stream`` (the subchannel's connected transport: no
-load balancing, no retry policy, not counted for channel idleness, CONFORMANCE
-139) and reports every status through ``report``:
+load balancing, no retry policy, not counted for channel idleness, as A17 says)
+and reports every status through ``report``:
 
 - ``"STARTING"``: a Watch stream is being opened (the subchannel shows CONNECTING);
-- ``"SERVING"``, ``"NOT_SERVING"``, ``"UNKNOWN"``, ``"SERVICE_UNKNOWN"``: a response (136);
+- ``"SERVING"``, ``"NOT_SERVING"``, ``"UNKNOWN"``, ``"SERVICE_UNKNOWN"``: a response;
 - ``"UNIMPLEMENTED"``: the server has no health service: treat it as healthy, log
-  at ERROR and never call again (136);
+  at ERROR and never call again (A17 §Client Workflow);
 - ``"ENDED"``: the stream ended some other way (any status, OK included); it is
-  restarted with the connection backoff, at once if it had delivered a response (137).
+  restarted with the connection backoff, at once if it had delivered a response (A17;
+  grpc-go resets its tryCnt on a message).
 """
 
 import logging
@@ -84,6 +85,6 @@ async def watch_health(
         name = code.name if code is not None else "UNKNOWN"
         report("ENDED", f"health check stream ended with {name}: {stream.details}")
         if received:
-            backoff.reset()  # (137) a stream that delivered a response restarts at once
+            backoff.reset()  # a stream that delivered a response restarts at once (A17)
             continue
         await sleep(backoff.next_delay())

@@ -98,8 +98,8 @@ class ResolverState:
 
     `service_config` is the service config JSON text the resolver found, or None when it has
     none (the channel then uses its default config). `service_config_error` says the
-    resolver found a config but it is invalid (A21; CONFORMANCE item 144): the channel keeps
-    the config it had, or treats a fresh channel as a resolution failure.
+    resolver found a config but it is invalid: the channel keeps the config it had, or treats
+    a fresh channel as a resolution failure (A21 §Behavior on receiving a new gRPC Config).
     """
 
     addresses: tuple[Address, ...] = ()
@@ -233,7 +233,7 @@ class ResolverBuilder:
         """Raise ValueError naming the problem if `target` cannot work with this scheme."""
 
     def default_authority(self, target: Target) -> str:
-        """The `:authority` for this target when none is configured (CONFORMANCE item 64).
+        """The `:authority` for this target when none is configured (grpc-go initAuthority).
 
         The endpoint as written; `":port"` becomes `"localhost:port"`, as grpc-go does.
         """

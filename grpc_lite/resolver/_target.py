@@ -101,7 +101,7 @@ def parse_target(target: str) -> Target:
 
 
 def default_authority(target: Target) -> str:
-    """The default `:authority` for `target` (CONFORMANCE item 64; grpc-go initAuthority).
+    """The default `:authority` for `target` (naming.md; grpc-go initAuthority).
 
     The endpoint as written (`":port"` gets host `localhost`); `localhost` for unix targets.
     An explicit `grpc.default_authority` option or per-address server name wins over this.

@@ -1,4 +1,4 @@
-"""The `dns` resolver (naming.md; A2; CONFORMANCE items 55-59).
+"""The `dns` resolver (grpc/grpc doc/naming.md; gRFC A2).
 
 Target syntax: `dns:[//authority/]host[:port]`. The authority, when present, is the DNS
 server to ask, `ip[:port]` (port 53 by default). The default port is 443.
@@ -170,7 +170,7 @@ def choose_service_config(
     Returns `(service_config_json, None)`, `(None, None)` when there is no config for this
     client, or `(None, error)` when the record is invalid as a whole: bad JSON, not a list
     of objects, an unknown key in a choice, a bad `clientLanguage` / `percentage` /
-    `clientHostname`, or a missing or non-object `serviceConfig` (CONFORMANCE item 59).
+    `clientHostname`, or a missing or non-object `serviceConfig` (A2; grpc-go canaryingSC).
 
     The first record that starts with `grpc_config=` is used; others are ignored. (grpc-go
     concatenates all records first; a record set that also holds unrelated TXT strings

@@ -1,4 +1,4 @@
-"""`ipv4:` and `ipv6:` address-list targets (naming.md; CONFORMANCE item 63).
+"""`ipv4:` and `ipv6:` address-list targets (grpc/grpc doc/naming.md).
 
 `ipv4:a.b.c.d[:port][,a.b.c.d[:port]...]` and `ipv6:[addr]:port` or bare `addr`, each entry
 one endpoint in order; the default port is 443. No DNS.

@@ -6,7 +6,7 @@
     channel = grpc_lite.insecure_channel("myscheme:///anything")
 
 State pushed before a channel is built is what that channel starts with. Every push goes to
-every live channel built from this builder, in order (CONFORMANCE item 65).
+every live channel built from this builder, in order.
 """
 
 from __future__ import annotations

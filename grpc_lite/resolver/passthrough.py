@@ -1,4 +1,4 @@
-"""`passthrough:///host:port`: the endpoint is the one address, no DNS (CONFORMANCE item 60).
+"""`passthrough:///host:port`: the endpoint is the one address, no DNS.
 
 grpc-go: internal/resolver/passthrough. The endpoint is handed over as written; the dialer
 interprets it (it needs a port).

@@ -1,4 +1,4 @@
-"""`unix:` and `unix-abstract:` targets (naming.md; CONFORMANCE items 61, 62).
+"""`unix:` and `unix-abstract:` targets (grpc/grpc doc/naming.md).
 
 - `unix:path` (relative or absolute), `unix:/abs/path`, `unix:///abs/path` are valid;
   `unix://host/path` is not: a unix target has no authority.

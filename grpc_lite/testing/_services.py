@@ -3,7 +3,8 @@
 - ``helloworld.Greeter``: ``SayHello`` answers ``"Hello NAME from BACKEND_ID"``;
   ``SayHelloStreamReply`` sends three such replies suffixed ``#0``..``#2``.
 - ``grpc.health.v1.Health``: ``Check`` (NOT_FOUND for an unknown service), ``Watch``
-  (the current status, then every change; SERVICE_UNKNOWN for an unknown service, item 185)
+  (the current status, then every change; SERVICE_UNKNOWN for an unknown service, as
+  grpc/grpc doc/health-checking.md says)
   and ``List``, backed by :meth:`Backend.set_health`.
 - ``grpc.testing.TestService`` (interop server, doc/interop-test-descriptions.md):
   everything but ``UnimplementedCall``. Echoes ``x-grpc-test-echo-initial`` and
