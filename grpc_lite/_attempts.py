@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from ._observability import AttemptTracer, CallTracer
     from ._options import ChannelOptions
     from ._retry import RetryThrottler
+    from ._subchannel import Subchannel
     from .service_config import HedgingPolicy, RetryPolicy
 
 __all__ = ["TRANSITIONS", "AttemptHost", "AttemptRunner", "Phase"]
@@ -134,6 +135,8 @@ class AttemptChannel(Protocol):
     """What a runner needs from the call's channel (a part of `_call.CallContext`)."""
 
     retry_buffer_used: int
+    attempts_on_new_hosts: int
+    attempts_on_previous_hosts: int
 
     @property
     def options(self) -> "ChannelOptions": ...
@@ -168,6 +171,10 @@ class AttemptHost(Protocol):
 
     _stream: ClientStream | None
     """The attempt the application reads from and writes to; the runner sets it."""
+
+    @property
+    def _picked(self) -> Picked | None:
+        """The pick of the call's latest attempt (its channel subchannel is item 1)."""
 
     @property
     def _tracer(self) -> "CallTracer | None":
@@ -237,6 +244,7 @@ class AttemptRunner:
         "_hedging",
         "_pick_task",
         "_policy",
+        "_previous",
         "_queued",
         "_refused_retries",
         "_replay",
@@ -265,6 +273,9 @@ class AttemptRunner:
         self._attempt_timers: dict[ClientStream, asyncio.TimerHandle] = {}
         # Uncommitted hedged attempts in flight.
         self._hedges: list[ClientStream] = []
+        # The subchannels the call's attempts were started on, once a later attempt is
+        # picked (None until then: the first attempt pays nothing; `_pick_info`).
+        self._previous: list[Subchannel] | None = None
         # Waits for the service config, the call credentials or the pick of the next attempt.
         self._pick_task: asyncio.Task[None] | None = None
         # Transparent retries queued for the next loop iteration.
@@ -338,6 +349,8 @@ class AttemptRunner:
         """``stream`` is the next attempt (from ``Call._start_on``, before the transport
         starts it): track it and queue the request, replayed, on it."""
         call = self._call
+        if self._previous is not None:  # an attempt after the call's first
+            self._placed()
         phase = self.phase
         if phase is _HEDGING or phase is _HEDGING_STOPPED:
             self._hedges.append(stream)
@@ -505,8 +518,7 @@ class AttemptRunner:
         if call._creds is not None:
             self._pick_task = call._loop.create_task(self._authorize())
             return
-        m = call._method
-        picked = m.channel.pick(m.pick_info)
+        picked = self._ctx.pick(self._pick_info())
         if picked is not None:
             call._start_on(picked)
         else:
@@ -522,8 +534,7 @@ class AttemptRunner:
         if error is not None:
             self._attempt_failed(StatusCode.UNAVAILABLE, error)
             return
-        m = call._method
-        picked = m.channel.pick(m.pick_info)
+        picked = self._ctx.pick(self._pick_info())
         if picked is not None:
             call._start_on(picked)
         else:
@@ -531,9 +542,8 @@ class AttemptRunner:
 
     async def _pick_slow(self) -> None:
         call = self._call
-        m = call._method
         try:
-            picked = await m.channel.wait_for_pick(m.pick_info, call._wait_for_ready)
+            picked = await self._ctx.wait_for_pick(self._pick_info(), call._wait_for_ready)
         except RpcError as exc:
             self._pick_task = None
             self._attempt_failed(exc.code(), exc.details() or "")
@@ -544,6 +554,64 @@ class AttemptRunner:
             if attempt is not None:
                 attempt.pick_delayed()
             call._start_on(picked)
+
+    def _pick_info(self) -> PickInfo:
+        """What the balancer is told of the attempt to pick. After the call's first attempt
+        it lists the subchannels the call's attempts were started on
+        (`PickInfo.previous_subchannels`), so that the balancer prefers a READY one the call
+        has not tried: a grpc_lite extension after Envoy's
+        ``envoy.retry_host_predicates.previous_hosts`` (A6 leaves the host of a retry or a
+        hedge to the balancer), off with the channel option ``grpc_lite.avoid_previous_hosts``
+        = 0 or the policy's ``avoidPreviousHosts: false``."""
+        call = self._call
+        m = call._method
+        picked = call._picked
+        if picked is None:
+            return m.pick_info  # the call's first attempt
+        sc = picked[1]
+        previous = self._previous
+        if previous is None:
+            previous = self._previous = [sc]
+        elif sc not in previous:
+            previous.append(sc)
+        if not self._avoiding():
+            return m.pick_info
+        return PickInfo(method=m.path, previous_subchannels=tuple(previous))
+
+    def _avoiding(self) -> bool:
+        """Whether attempts after the first prefer subchannels the call has not tried."""
+        chosen = self._hedging or self._policy
+        return self._ctx.options.avoid_previous_hosts and (
+            chosen is None or chosen.avoid_previous_hosts
+        )
+
+    def _placed(self) -> None:
+        """An attempt after the call's first has started: count whether it went to a
+        subchannel the call had not used (`Channel.snapshot()`) and say so (trace event)."""
+        call = self._call
+        picked = call._picked
+        previous = self._previous
+        assert picked is not None and previous is not None
+        sc = picked[1]
+        ctx = self._ctx
+        subject = "hedge" if self._hedging is not None else "retry"
+        where = f"{call._method.path}: attempt {self.attempts} on {sc.address}"
+        avoiding = self._avoiding()
+        if sc in previous:
+            ctx.attempts_on_previous_hosts += 1
+            why = (
+                "no READY subchannel it has not tried" if avoiding else "avoidPreviousHosts is off"
+            )
+            ctx.record_event(subject, f"{where} again, which the call had tried ({why})")
+            return
+        ctx.attempts_on_new_hosts += 1
+        tried = ", ".join(p.address for p in previous)
+        if not avoiding:
+            ctx.record_event(subject, f"{where} (had tried {tried}; avoidPreviousHosts is off)")
+            return
+        for p in previous:
+            p.attempts_avoided += 1
+        ctx.record_event(subject, f"{where}, avoiding {tried}")
 
     def _attempt_failed(self, code: StatusCode, details: str) -> None:
         """An attempt failed before anything was sent (its pick, its call credentials): a

@@ -119,6 +119,8 @@ class CallContext(Protocol):
     def retry_throttler(self) -> "RetryThrottler | None": ...
 
     retry_buffer_used: int
+    attempts_on_new_hosts: int
+    attempts_on_previous_hosts: int
 
     def method_config(self, path: str) -> "MethodConfig | None": ...
 

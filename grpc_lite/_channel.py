@@ -226,6 +226,10 @@ class Channel(BalancerHost):
         self._call_config: ServiceConfig | None = None
         self.retry_throttler: RetryThrottler | None = None
         self.retry_buffer_used = 0
+        # Attempts after a call's first, started on a subchannel the call had not used / had
+        # (the attempt runner counts them; PickInfo.previous_subchannels).
+        self.attempts_on_new_hosts = 0
+        self.attempts_on_previous_hosts = 0
         # Set once the first resolver result (or error) decided the service config.
         self.config_known = False
         self._config_event = asyncio.Event()
@@ -729,6 +733,7 @@ class Channel(BalancerHost):
                     calls_started=sc.calls_started,
                     calls_succeeded=sc.calls_succeeded,
                     calls_failed=sc.calls_failed,
+                    attempts_avoided=sc.attempts_avoided,
                 )
                 for sc in subchannels
             ],
@@ -736,6 +741,8 @@ class Channel(BalancerHost):
             calls_succeeded=self.calls_succeeded,
             calls_failed=self.calls_failed,
             events=self._trace.events(),
+            attempts_on_new_hosts=self.attempts_on_new_hosts,
+            attempts_on_previous_hosts=self.attempts_on_previous_hosts,
         )
 
     # ------------------------------------------------------------------ public API

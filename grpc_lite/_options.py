@@ -36,6 +36,9 @@ class ChannelOptions:
     keepalive_permit_without_calls: bool = False
     client_idle_timeout: float = 1800.0
     per_rpc_retry_buffer_size: int = 256 * 1024
+    # A retry's or a hedge's pick prefers a READY subchannel the call has not tried
+    # (PickInfo.previous_subchannels; a grpc_lite extension after Envoy's previous_hosts).
+    avoid_previous_hosts: bool = True
     retry_buffer_size: int = 16 * 1024 * 1024
     default_authority: str | None = None
     primary_user_agent: str | None = None
@@ -161,6 +164,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "grpc.client_idle_timeout_ms": _ms("client_idle_timeout"),
     "grpc.per_rpc_retry_buffer_size": _size("per_rpc_retry_buffer_size"),
     "grpc_lite.retry_buffer_size": _size("retry_buffer_size"),
+    "grpc_lite.avoid_previous_hosts": _switch("avoid_previous_hosts"),
     "grpc.default_authority": _string("default_authority"),
     "grpc.primary_user_agent": _string("primary_user_agent"),
     "grpc.secondary_user_agent": _string("secondary_user_agent"),

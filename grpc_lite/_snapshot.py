@@ -37,6 +37,9 @@ class SubchannelSnapshot:
     proxy: str | None = None
     """The HTTP CONNECT proxy's ``host:port`` when the subchannel connects through one
     (``address`` then reads "host:port via proxy proxyhost:port")."""
+    attempts_avoided: int = 0
+    """Retries and hedges of calls that had an attempt on this subchannel and were sent to
+    another one (``avoidPreviousHosts``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +55,12 @@ class ChannelSnapshot:
     calls_succeeded: int
     calls_failed: int
     events: list[TraceEvent] = field(default_factory=list)
+    attempts_on_new_hosts: int = 0
+    """Retries, hedges and transparent retries started on a subchannel their call had not
+    used before (``avoidPreviousHosts``)."""
+    attempts_on_previous_hosts: int = 0
+    """Retries, hedges and transparent retries started on a subchannel their call had
+    already used: no READY one it had not tried, or the preference is off."""
 
     def to_dict(self) -> dict[str, Any]:
         """The same data, JSON-serialisable (states as their names)."""

@@ -117,6 +117,9 @@ class Subchannel:
         self.calls_started = 0
         self.calls_succeeded = 0
         self.calls_failed = 0
+        # Retries and hedges of calls that had used this subchannel, sent to another one
+        # (PickInfo.previous_subchannels).
+        self.attempts_avoided = 0
         self._task: asyncio.Task[None] | None = None
         self._draining: set[Http2Transport] = set()
         self._closing: list[Http2Transport] = []

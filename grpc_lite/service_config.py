@@ -75,6 +75,9 @@ class RetryPolicy:
     backoff_multiplier: float
     retryable_status_codes: frozenset[StatusCode]
     per_attempt_recv_timeout: float | None = None
+    avoid_previous_hosts: bool = True
+    """``avoidPreviousHosts`` (a grpc_lite extension, true by default): a retry's pick
+    prefers a READY subchannel the call has not tried (`PickInfo.previous_subchannels`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +88,9 @@ class HedgingPolicy:
     hedging_delay: float = 0.0
     non_fatal_status_codes: frozenset[StatusCode] = frozenset()
     per_attempt_recv_timeout: float | None = None
+    avoid_previous_hosts: bool = True
+    """``avoidPreviousHosts`` (a grpc_lite extension, true by default): a hedge's pick
+    prefers a READY subchannel the call has not tried (`PickInfo.previous_subchannels`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -365,6 +371,7 @@ def _retry_policy(value: Any, path: str, limit: int) -> RetryPolicy:
         backoff_multiplier=multiplier,
         retryable_status_codes=codes,
         per_attempt_recv_timeout=per_attempt,
+        avoid_previous_hosts=_avoid_previous_hosts(f, path),
     )
 
 
@@ -385,7 +392,18 @@ def _hedging_policy(value: Any, path: str, limit: int) -> HedgingPolicy:
         hedging_delay=delay,
         non_fatal_status_codes=codes,
         per_attempt_recv_timeout=per_attempt,
+        avoid_previous_hosts=_avoid_previous_hosts(f, path),
     )
+
+
+def _avoid_previous_hosts(fields: dict[str, Any], path: str) -> bool:
+    """``avoidPreviousHosts`` of a retryPolicy or hedgingPolicy: a grpc_lite extension (other
+    gRPC clients ignore the unknown field), a boolean, true when absent."""
+    value = fields.get("avoidprevioushosts", True)
+    if not isinstance(value, bool):
+        p = _join(path, "avoidPreviousHosts")
+        raise ValueError(f"{p}: must be a boolean, got {_kind(value)}")
+    return value
 
 
 def _message_bytes(f: dict[str, Any], key: str, path: str) -> int | None:

@@ -171,8 +171,9 @@ async def test_retry_fails_retryable_backs_off_then_a_new_attempt() -> None:
     assert runner.phase is P.DONE
     assert ctx.finished == [(call, StatusCode.OK)]
     assert [t.subchannel.calls_started for t in ctx.backends] == [1, 1]
-    [event] = ctx.events
+    event, placed = ctx.events
     assert event.startswith("/pkg.Service/Method: attempt 1 failed UNAVAILABLE; retrying in ")
+    assert placed == "/pkg.Service/Method: attempt 2 on b1, avoiding b0"
 
 
 async def test_not_retryable_status_ends_the_call() -> None:

@@ -78,9 +78,21 @@ class Subchannel(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PickInfo:
-    """What a picker knows about the RPC being picked (grpc-go: balancer.PickInfo)."""
+    """What a picker knows about the RPC being picked (grpc-go: balancer.PickInfo).
+
+    ``previous_subchannels``: for an attempt after a call's first (a retry, a hedge, a
+    transparent retry), the subchannels its earlier attempts were started on, in order; empty
+    for a first attempt, and when the channel option ``grpc_lite.avoid_previous_hosts`` or
+    the policy's ``avoidPreviousHosts`` turned the preference off. They are the objects
+    `BalancerChannel.new_subchannel` returned. A picker should prefer a READY subchannel that
+    is not among them and, when it has none, pick as it would have (a grpc_lite extension
+    after Envoy's ``envoy.retry_host_predicates.previous_hosts``; gRFC A6 leaves the choice of
+    host for a retry to the balancer). round_robin does; pick_first has only one READY
+    subchannel.
+    """
 
     method: str
+    previous_subchannels: tuple[Subchannel, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

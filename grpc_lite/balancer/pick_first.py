@@ -19,6 +19,10 @@ How it runs:
   failures. Only READY leaves it.
 - When the READY connection is lost the balancer reports IDLE (item 85) and connects again only
   when an RPC is picked or ``exit_idle()`` is called.
+- A retry or a hedge asks for a subchannel its call has not tried
+  (`PickInfo.previous_subchannels`): pick_first has one READY subchannel at a time (every
+  other one is shut down once one is READY, A61), so there is never an untried READY one to
+  prefer, and it picks as usual (its `FixedResultPicker` ignores the info).
 
 Client-side health checking is never used by top-level pick_first (A17; item 89). A parent
 policy that runs pick_first per endpoint (round_robin: A61) turns it on with

@@ -18,6 +18,13 @@ follow C-core's round_robin.cc. CONFORMANCE items 90-98.
   child whose picker is a `FixedResultPicker` (pick_first's while READY) is picked by indexing
   its result, so the usual pick is one counter step and one tuple index, as with one
   subchannel per address; other children's pickers are called.
+- A retry or a hedge (`PickInfo.previous_subchannels` not empty) goes to the first READY
+  child from the usual position whose subchannel the call has not tried (the positions
+  passed over are used up, so the other backends share a tried one's retries evenly), and to
+  the usual one when every READY child was tried (a grpc_lite extension after Envoy's
+  ``envoy.retry_host_predicates.previous_hosts``): a call's hedges and retries land on
+  distinct backends while there are enough READY ones, so a backend that froze with its
+  connection open costs its calls one attempt, not all of them.
 """
 
 from __future__ import annotations
@@ -122,8 +129,29 @@ class _RoundRobinPicker:
         self._next = itertools.count(start).__next__
 
     def pick(self, info: PickInfo) -> PickResult:
-        # Hot path: one counter step and one tuple index; nothing may be added here.
+        # Hot path: one counter step and one tuple index (a first attempt's
+        # previous_subchannels is the empty tuple); nothing may be added here.
+        if info.previous_subchannels:
+            return self._pick_untried(info.previous_subchannels)
         return self._results[self._next() % self._n]
+
+    def _pick_untried(self, previous: tuple[Subchannel, ...]) -> PickResult:
+        """A retry or a hedge: the first READY child from the usual position whose
+        subchannel the call has not tried; the usual pick when every one was tried.
+
+        The positions passed over are used up as if picked (Envoy picks again, up to
+        ``host_selection_retry_max_attempts``), so the child after a tried one gets no more
+        than its share: a frozen backend's retries spread over all the others."""
+        next_ = self._next
+        i = next_()
+        results, n = self._results, self._n
+        for k in range(n):
+            result = results[(i + k) % n]
+            if result.subchannel not in previous:
+                for _ in range(k):
+                    next_()
+                return result
+        return results[i % n]
 
 
 class _ChildRoundRobinPicker:
@@ -139,7 +167,42 @@ class _ChildRoundRobinPicker:
 
     def pick(self, info: PickInfo) -> PickResult:
         # Hot path: one counter step, one tuple index and the child's pick.
+        if info.previous_subchannels:
+            return self._pick_untried(info)
         return self._picks[self._next() % self._n](info)
+
+    def _pick_untried(self, info: PickInfo) -> PickResult:
+        """A retry or a hedge: the child at the usual position picks (with the same info,
+        so it may avoid the call's subchannels itself); when it gives a subchannel the call
+        has tried, or cannot pick, the next READY children are asked in turn for one it has
+        not (the positions passed over are used up, as in `_RoundRobinPicker`). None has
+        one: the usual child's result (or its exception)."""
+        previous = info.previous_subchannels
+        next_ = self._next
+        i = next_()
+        picks, n = self._picks, self._n
+        usual: PickResult | None = None
+        error: Exception | None = None
+        try:
+            usual = picks[i % n](info)
+        except Exception as exc:  # re-raised below unless another child has an untried one
+            error = exc
+        else:
+            if usual.subchannel not in previous:
+                return usual
+        for k in range(1, n):
+            try:
+                result = picks[(i + k) % n](info)
+            except Exception:
+                continue  # this child cannot pick now
+            if result.subchannel not in previous:
+                for _ in range(k):
+                    next_()
+                return result
+        if usual is None:
+            assert error is not None
+            raise error
+        return usual
 
 
 class RoundRobinBalancer:

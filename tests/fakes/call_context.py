@@ -76,9 +76,11 @@ class FakeSubchannel:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.address = name
         self.calls_started = 0
         self.calls_failed = 0
         self.calls_succeeded = 0
+        self.attempts_avoided = 0
 
     def __repr__(self) -> str:
         return f"FakeSubchannel({self.name!r})"
@@ -123,6 +125,10 @@ class FakeCallContext:
         self.config_generation = 1
         self.retry_throttler = throttler
         self.retry_buffer_used = 0
+        self.attempts_on_new_hosts = 0
+        self.attempts_on_previous_hosts = 0
+        # Every PickInfo a pick was asked with, in order.
+        self.pick_infos: list[PickInfo] = []
         self.config: ServiceConfig | None = (
             parse_service_config(dict(service_config)) if service_config is not None else None
         )
@@ -181,20 +187,33 @@ class FakeCallContext:
     def record_event(self, subject: str, description: str) -> None:
         self.events.append(description)
 
-    def _next(self) -> tuple[FakeTransport, FakeSubchannel, PickResult]:
-        t = self.backends[self._turn % len(self.backends)]
+    def _next(self, info: PickInfo) -> tuple[FakeTransport, FakeSubchannel, PickResult]:
+        """The backends in turn, as round_robin picks them: a retry or a hedge gets the first
+        one from there its call has not tried (``info.previous_subchannels``), if any."""
+        n = len(self.backends)
+        i = self._turn
         self._turn += 1
+        t = self.backends[i % n]
+        previous = info.previous_subchannels
+        if previous:
+            for k in range(n):
+                other = self.backends[(i + k) % n]
+                if other.subchannel not in previous:
+                    t = other
+                    break
         return t, t.subchannel, t.result
 
     def pick(self, info: PickInfo) -> Any:
-        return self._next() if self.ready else None
+        self.pick_infos.append(info)
+        return self._next(info) if self.ready else None
 
     async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Any:
+        self.pick_infos.append(info)
         while True:
             if self.pick_error is not None and not wait_for_ready:
                 raise self.pick_error
             if self.ready:
-                return self._next()
+                return self._next(info)
             await self._ready_event.wait()
 
     def call_started(self, call: Any) -> None:

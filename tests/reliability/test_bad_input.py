@@ -118,6 +118,7 @@ BAD_OPTION_VALUES: dict[str, list[Any]] = {
     "grpc.client_idle_timeout_ms": _MS,
     "grpc.per_rpc_retry_buffer_size": _SIZE,
     "grpc_lite.retry_buffer_size": _SIZE,
+    "grpc_lite.avoid_previous_hosts": _SWITCH,
     "grpc.default_authority": _STRING,
     "grpc.primary_user_agent": _STRING,
     # Not a str, or not an http:// proxy URL (the message names the option, not the value).
@@ -169,6 +170,7 @@ GOOD_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.client_idle_timeout_ms", 60000),
     ("grpc.per_rpc_retry_buffer_size", 0),
     ("grpc_lite.retry_buffer_size", 1 << 20),
+    ("grpc_lite.avoid_previous_hosts", 0),
     ("grpc.default_authority", "svc.example.test"),
     ("grpc.primary_user_agent", "reliability-test/1.0"),
     ("grpc.http_proxy", ""),  # empty: no proxy (C-core), so the call below goes direct
