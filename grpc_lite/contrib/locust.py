@@ -67,10 +67,10 @@ def _original(module: str, name: str) -> Any:
 class _EpollSelector(selectors._PollLikeSelector):
     """CPython's EpollSelector on the original ``select.epoll``."""
 
-    # What _PollLikeSelector provides (CPython's selectors.py; not in typeshed).
+    # What _PollLikeSelector provides (CPython's selectors.py, 3.11 to 3.13; not in
+    # typeshed). 3.13 has no _key_from_fd: only the map is used.
     _selector: Any
     _fd_to_key: dict[int, selectors.SelectorKey]
-    _key_from_fd: Callable[[int], selectors.SelectorKey | None]
 
     _selector_cls = _original("select", "epoll")
     _EVENT_READ = select.EPOLLIN
@@ -98,7 +98,7 @@ class _EpollSelector(selectors._PollLikeSelector):
                 mask |= selectors.EVENT_WRITE
             if event & ~select.EPOLLOUT:
                 mask |= selectors.EVENT_READ
-            key = self._key_from_fd(fd)
+            key = self._fd_to_key.get(fd)
             if key:
                 ready.append((key, mask & key.events))
         return ready
