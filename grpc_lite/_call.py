@@ -191,7 +191,7 @@ class Method:
         self._mc_generation = -1
         self.serializer = serializer
         self.deserializer = deserializer
-        # CONFORMANCE 1, 2, 3, 4, 8, 9: pseudo-headers first, then grpc-timeout (per
+        # PROTOCOL-HTTP2.md, Requests: pseudo-headers first, then grpc-timeout (per
         # call), then the call-definition headers, then custom metadata.
         pseudo = [
             (":method", "POST"),
@@ -361,7 +361,7 @@ class Call:
 
     def _apply_method_config(self, mc: "MethodConfig", timeout: float | None) -> float | None:
         """Apply the service config's method entry where the call said nothing
-        (CONFORMANCE 149-151); message limits take the smaller of the two (48); a retry
+        (service_config.proto, MethodConfig); message limits take the smaller of the two; a retry
         or hedging policy gives the call an attempt runner. Returns the effective timeout."""
         if mc.timeout is not None and (timeout is None or mc.timeout < timeout):
             timeout = mc.timeout
@@ -464,7 +464,7 @@ class Call:
         if self._deadline is not None:
             remaining = self._deadline - self._loop.time()
             if remaining <= 0:
-                # CONFORMANCE 7: fail locally, send nothing.
+                # Already past: fail locally, send nothing (as grpc-go's http2_client does).
                 self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
                 return
             timeout_block, timeout_size = encode_timeout_field(encode_timeout(remaining))
@@ -530,7 +530,7 @@ class Call:
             return
         if self._unary_response:
             # Parse the single response as it arrives, so a bad one cancels the
-            # stream at once (CONFORMANCE 39); the status still decides the result.
+            # stream at once (statuscodes.md); the status still decides the result.
             # (A unary stream never holds credit back, so there is none to return here.)
             raw = stream.messages.popleft()
             des = self._method.deserializer
@@ -568,12 +568,13 @@ class Call:
         code = stream.code
         assert code is not None
         details = stream.details
+        # CANCELLED past the deadline is DEADLINE_EXCEEDED (PROTOCOL-HTTP2.md, Client Cancellation).
         if (
             code is StatusCode.CANCELLED
             and self._deadline is not None
             and self._loop.time() >= self._deadline
         ):
-            code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"  # (49)
+            code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
         self._finish(code, details, stream.trailing_metadata)
 
     # ------------------------------------------------------------------ completion
@@ -767,7 +768,7 @@ class Call:
             return None
         limit = self._max_send
         if limit is not None and len(payload) > limit:
-            # CONFORMANCE 47: fail before sending.
+            # Over maxRequestMessageBytes (service_config.proto): fail before sending.
             self._finish(
                 StatusCode.RESOURCE_EXHAUSTED,
                 f"trying to send message larger than max ({len(payload)} vs. {limit})",
@@ -864,7 +865,7 @@ class _ResponseStreamCall(Call, Generic[ResponseT]):
         try:
             return des(raw)
         except Exception as exc:
-            # CONFORMANCE 39: INTERNAL, the stream is cancelled.
+            # statuscodes.md: INTERNAL, the stream is cancelled.
             if self._code is None:
                 self._finish(
                     StatusCode.INTERNAL, f"failed to deserialize the response: {exc}", None

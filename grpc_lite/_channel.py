@@ -15,8 +15,9 @@ A channel owns, in grpc-go's shape:
   at a time.
 
 The channel starts IDLE and does nothing until the first RPC or a connect
-request (CONFORMANCE 67); after ``grpc.client_idle_timeout_ms`` without RPCs it
-goes back to IDLE, closing its resolver, balancer and connections (72, A9).
+request; after ``grpc.client_idle_timeout_ms`` without RPCs it goes back to IDLE,
+closing its resolver, balancer and connections (grpc/grpc
+doc/connectivity-semantics-and-api.md; A9).
 
 Every connectivity change, resolver result and new picker is a trace event
 (``snapshot().events``) and a line on the ``grpc_lite`` logger.
@@ -396,7 +397,7 @@ class Channel(BalancerHost):
             return
         self._idle = False
         self._trace.record("channel", "exiting idle mode")
-        self._state.update_state(_S.CONNECTING)  # (71) until the balancer reports
+        self._state.update_state(_S.CONNECTING)  # until the balancer reports (load-balancing.md)
         self._resolver = ResolverWrapper(
             builder=self._resolver_builder,
             target=self._parsed_target,
@@ -423,7 +424,7 @@ class Channel(BalancerHost):
         if self._closed or self._idle:
             return
         if self._active_calls > 0 or self._active_since_check:
-            # Streams and recent calls keep the channel out of IDLE (73).
+            # Streams and recent calls keep the channel out of IDLE (as in grpc-go's idle manager).
             self._active_since_check = False
             self._arm_idle_timer()
             return
@@ -468,7 +469,7 @@ class Channel(BalancerHost):
         config, config_error = self._choose_config(state)
         self._config_decided()
         if config_error is not None and config is None:
-            # A21 / CONFORMANCE 144: a fresh channel with an invalid config and no
+            # A21: a fresh channel with an invalid config and no
             # default treats it as a resolution failure; the addresses still go on.
             gsb = self._ensure_balancer(DEFAULT_LB_POLICY if self._balancer is None else "")
             gsb.resolver_error(
@@ -480,7 +481,7 @@ class Channel(BalancerHost):
         return gsb.update_channel_state(ChannelState(resolver_state=state, config=lb_config))
 
     def _choose_config(self, state: ResolverState) -> tuple[ServiceConfig | None, str | None]:
-        """The service config to use for this update (A21; CONFORMANCE 143, 144)."""
+        """The service config to use for this update (A21)."""
         error = state.service_config_error
         if error is None and state.service_config is not None:
             try:
@@ -520,7 +521,7 @@ class Channel(BalancerHost):
         if throttling is None:
             self.retry_throttler = None
         elif old is None or old.retry_throttling != throttling or self.retry_throttler is None:
-            # CONFORMANCE 155: a new config starts a full bucket (grpc-go's choice).
+            # A new config starts a full bucket (grpc-go's choice; C-core scales the tokens).
             self.retry_throttler = RetryThrottler.from_config(throttling)
 
     def _config_decided(self) -> None:
@@ -563,7 +564,7 @@ class Channel(BalancerHost):
         return name, builder.parse_config({})
 
     def _resolver_failed(self, exc: Exception) -> None:
-        """Serializer-only: the resolver failed (58, 66)."""
+        """Serializer-only: the resolver failed."""
         if self._closed or self._idle:
             return
         message = f"name resolution failed for target {self.target!r}: {exc}"

@@ -13,15 +13,15 @@ With client-side health checking (A17; the balancer asked for it and the
 service config has ``healthCheckConfig``), a READY connection runs a
 ``grpc.health.v1.Health/Watch`` stream and the state the balancer sees is
 derived from it: CONNECTING until the first response, READY while SERVING (or
-UNIMPLEMENTED), TRANSIENT_FAILURE otherwise (CONFORMANCE 136-138).  ``state`` is
+UNIMPLEMENTED), TRANSIENT_FAILURE otherwise (A17 §Client Workflow).  ``state`` is
 that balancer-facing state; ``connectivity`` is the connection's own FSM.
 
 A connection attempt tries the subchannel's addresses in order.  Connection
-backoff follows doc/connection-backoff.md (CONFORMANCE 76-80): the delay runs
-from the start of one attempt to the start of the next, one attempt may last
-max(delay, MIN_CONNECT_TIMEOUT), and the backoff resets only once a connection
-reached READY (the server's SETTINGS arrived, 79).  When the backoff is over the
-subchannel goes IDLE and its balancer decides when to connect again (A61).
+backoff follows grpc/grpc doc/connection-backoff.md: the delay runs from the start
+of one attempt to the start of the next, one attempt may last max(delay,
+MIN_CONNECT_TIMEOUT), and the backoff resets only once a connection reached READY
+(the server's SETTINGS arrived, as its "Reset Backoff" says).  When the backoff is
+over the subchannel goes IDLE and its balancer decides when to connect again (A61).
 
 Who may call: coroutines and callbacks on the channel's loop.  Every state
 change is reported synchronously to ``on_state_change``, which the channel
@@ -230,7 +230,7 @@ class Subchannel:
         if state is _S.READY and self._health_task is not None:
             health = self.health
             if health is None:
-                state = _S.CONNECTING  # (136) until the first health response
+                state = _S.CONNECTING  # until the first health response (A17)
             elif health not in ("SERVING", "UNIMPLEMENTED"):
                 state = _S.TRANSIENT_FAILURE
         if state is self.state:
@@ -267,7 +267,7 @@ class Subchannel:
         task = self._health_task
         if task is not None:
             self._health_task = None
-            task.cancel()  # the Watch stream is reset with CANCEL (139)
+            task.cancel()  # the Watch stream is reset with CANCEL (A17)
         self.health = None
 
     def _health_report(self, status: str, error: str | None) -> None:
@@ -276,7 +276,7 @@ class Subchannel:
         if status == "STARTING":
             if self.health is None:
                 return
-            self.health = None  # (137) CONNECTING while a new Watch starts
+            self.health = None  # CONNECTING while a new Watch starts (A17)
         elif status == "ENDED":
             self.health = "UNKNOWN"
         else:
@@ -345,7 +345,8 @@ class Subchannel:
             self._transition(_S.IDLE)
 
     def _transport_goaway(self, transport: Http2Transport) -> None:
-        # Open streams drain on the old transport; new ones go elsewhere (161).
+        # Open streams drain on the old transport; new ones go elsewhere (PROTOCOL-HTTP2.md,
+        # GOAWAY Frame).
         if transport is self.transport:
             self.transport = None
             self._draining.add(transport)

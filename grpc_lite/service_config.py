@@ -5,7 +5,7 @@ Pure functions only: no I/O, no asyncio, no clock. Stdlib plus ``grpc_lite.statu
 `parse_service_config` turns the JSON text (or an already-decoded mapping) into an immutable
 `ServiceConfig`, or raises `ValueError` naming the offending field path, e.g.
 ``methodConfig[0].retryPolicy.maxAttempts: must be an integer > 1``. Any invalid value in a
-known field rejects the **whole** config (A21, CONFORMANCE 142); unknown fields are ignored.
+known field rejects the **whole** config (A21); unknown fields are ignored.
 
 Field names are matched case-insensitively, as grpc-go's ``encoding/json`` does, so
 ``{"MethodConfig": [{"Name": [{"Service": "s"}], "RetryPolicy": {"MaxAttempts": 2, ...}}]}``
@@ -14,12 +14,12 @@ parses the same as the lowerCamelCase form. LB policy names (the keys of
 
 A JSON ``null`` for a field means the field is absent (proto3 JSON mapping).
 
-Choices where the references disagree (see CONFORMANCE appendix):
+Choices where the references disagree:
 
 - an unknown ``loadBalancingPolicy`` makes the config invalid when an ``lb_policy_validator``
-  is given (A21, C-core), instead of grpc-go's silent pick_first (146);
+  is given (A21, C-core), instead of grpc-go's silent pick_first;
 - status codes may be integers 0-16 or names in any case (A6), where grpc-go takes numbers and
-  upper-case names only and C-core names only (152);
+  upper-case names only and C-core names only;
 - an invalid ``retryPolicy`` rejects the whole config (A6, C-core); grpc-go drops the policy;
 - ``healthCheckConfig`` without ``serviceName`` leaves health checking off (C-core), where
   grpc-go would check the whole server;
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ATTEMPTS = 5
-"""A6 §Limits: client-side cap on ``maxAttempts`` of retry and hedging policies (107)."""
+"""A6 §Limits: client-side cap on ``maxAttempts`` of retry and hedging policies."""
 
 LbPolicyValidator = Callable[[str, Mapping[str, Any]], Any]
 """``validator(policy_name, raw_config) -> parsed_config``.
@@ -67,7 +67,8 @@ when the config is bad for a registered policy (the whole service config is inva
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    """A6 retryPolicy, validated (152). ``max_attempts`` is already clamped (107)."""
+    """The retryPolicy, validated (A6 §Validation of retryPolicy); ``max_attempts`` is already
+    clamped (A6 §Limits)."""
 
     max_attempts: int
     initial_backoff: float
@@ -82,7 +83,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HedgingPolicy:
-    """A6 hedgingPolicy, validated (153). ``max_attempts`` is already clamped (107)."""
+    """The hedgingPolicy, validated (A6 §Validation of hedgingPolicy); ``max_attempts`` is already
+    clamped (A6 §Limits)."""
 
     max_attempts: int
     hedging_delay: float = 0.0
@@ -95,7 +97,8 @@ class HedgingPolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryThrottling:
-    """A6 retryThrottling (154). ``token_ratio`` keeps 3 decimal places, truncated (134)."""
+    """The retryThrottling, validated (A6 §Validation of retryThrottling); ``token_ratio`` keeps 3
+    decimal places, truncated."""
 
     max_tokens: float
     token_ratio: float
@@ -145,7 +148,7 @@ class ServiceConfig:
     def method_config(self, path: str) -> MethodConfig | None:
         """The MethodConfig for ``/service/method``: exact, then ``/service/``, then default.
 
-        Nothing is merged between the levels (148).
+        Nothing is merged between the levels (service_config.proto).
         """
         configs = self.method_configs
         if not configs:
@@ -174,7 +177,7 @@ class ServiceConfig:
 
 
 EMPTY_SERVICE_CONFIG = ServiceConfig()
-"""The config in force when neither the resolver nor the application gives one (143)."""
+"""The config in force when neither the resolver nor the application gives one (A21)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ _CODES_BY_NAME = {code.name: code for code in StatusCode}
 def parse_duration(value: Any, path: str = "duration") -> float:
     """A proto3 JSON Duration string (``"1s"``, ``"0.5s"``, ``"1.000340012s"``) -> seconds.
 
-    At most 9 fractional digits; at least one digit; non-negative (149).
+    At most 9 fractional digits; at least one digit; non-negative (as grpc-go's reader).
     """
     if not isinstance(value, str):
         raise ValueError(f"{path}: must be a Duration string such as '1.5s', got {value!r}")
@@ -208,7 +211,7 @@ def parse_duration(value: Any, path: str = "duration") -> float:
 
 def parse_status_code(value: Any, path: str = "code") -> StatusCode:
     """An integer 0-16 or a status code name in any case (``14``, ``"UNAVAILABLE"``,
-    ``"unavailable"``) -> StatusCode (152).
+    ``"unavailable"``) -> StatusCode (A6).
     """
     if isinstance(value, bool):
         raise ValueError(f"{path}: invalid status code {value!r}")
@@ -422,7 +425,7 @@ def _message_bytes(f: dict[str, Any], key: str, path: str) -> int | None:
 
 
 def _method_names(value: Any, path: str) -> list[str]:
-    """``name`` entries -> lookup keys ``/s/m``, ``/s/`` or ``""`` (147)."""
+    """``name`` entries -> lookup keys ``/s/m``, ``/s/`` or ``""`` (service_config.proto)."""
     keys = []
     for i, item in enumerate(_list(value, path)):
         p = f"{path}[{i}]"
@@ -470,7 +473,7 @@ def _method_config(value: Any, path: str, limit: int) -> tuple[list[str], Method
 def _lb_configs(
     value: Any, path: str, validator: LbPolicyValidator | None
 ) -> tuple[tuple[str, Any], ...]:
-    """``loadBalancingConfig``: single-key objects; first supported wins (145)."""
+    """``loadBalancingConfig``: single-key objects; first supported wins (service_config.proto)."""
     entries = _list(value, path)
     out: list[tuple[str, Any]] = []
     for i, entry in enumerate(entries):

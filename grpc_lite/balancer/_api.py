@@ -195,7 +195,7 @@ class BalancerChannel(Protocol):
 
         With ``health_check=True`` the subchannel runs client-side health checking (A17)
         when the service config has ``healthCheckConfig``: it reports READY only while the
-        backend's health service says SERVING.  pick_first leaves it off (A17, item 89).
+        backend's health service says SERVING.  pick_first leaves it off (A17).
         """
         ...
 

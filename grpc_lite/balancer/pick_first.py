@@ -2,29 +2,29 @@
 
 grpc-go counterpart: balancer/pickfirst/pickfirstleaf (``pickfirstBalancer``). Behaviour from
 gRFC A61 (address list handling, Happy Eyeballs, one address per subchannel) and A62 (sticky
-TRANSIENT_FAILURE, ``shuffleAddressList``); CONFORMANCE items 81-89.
+TRANSIENT_FAILURE, ``shuffleAddressList``); also grpc/grpc doc/load-balancing.md.
 
 How it runs:
 
 - Each resolver update is turned into a flat address list: (optional shuffle of the endpoints)
-  -> flatten -> de-duplicate -> interleave IPv4/IPv6 (A61, item 82). There is one subchannel
+  -> flatten -> de-duplicate -> interleave IPv4/IPv6 (A61). There is one subchannel
   per address, kept across updates while its address stays in the list.
 - A *first pass* tries the addresses in order, one at a time. An address that fails moves the
   pass on at once; one still CONNECTING after the connection delay (250 ms) starts the next
-  address too, without cancelling the first (Happy Eyeballs, item 83). The first subchannel to
+  address too, without cancelling the first (Happy Eyeballs, A61). The first subchannel to
   be READY wins and every other subchannel is shut down.
 - When every address has failed once, the balancer reports TRANSIENT_FAILURE and stays there
-  (sticky TF, item 84): each subchannel keeps retrying on its own backoff (we connect it again
+  (sticky TF, A62): each subchannel keeps retrying on its own backoff (we connect it again
   whenever it reports IDLE) and TF is re-reported with the latest error after every round of N
   failures. Only READY leaves it.
-- When the READY connection is lost the balancer reports IDLE (item 85) and connects again only
-  when an RPC is picked or ``exit_idle()`` is called.
+- When the READY connection is lost the balancer reports IDLE (load-balancing.md) and connects
+  again only when an RPC is picked or ``exit_idle()`` is called.
 - A retry or a hedge asks for a subchannel its call has not tried
   (`PickInfo.previous_subchannels`): pick_first has one READY subchannel at a time (every
   other one is shut down once one is READY, A61), so there is never an untried READY one to
   prefer, and it picks as usual (its `FixedResultPicker` ignores the info).
 
-Client-side health checking is never used by top-level pick_first (A17; item 89). A parent
+Client-side health checking is never used by top-level pick_first (A17). A parent
 policy that runs pick_first per endpoint (round_robin: A61) turns it on with
 ``PickFirstConfig(health_check=True)`` (grpc-go: ``pickfirstleaf.EnableHealthListener``): the
 subchannels then run health checks, and once one is selected its health decides what pick_first
@@ -133,7 +133,7 @@ class PickFirstBuilder:
     def parse_config(self, config: Mapping[str, Any]) -> PickFirstConfig:
         """Parse ``{"shuffleAddressList": bool}``.
 
-        The key is matched case-insensitively; unknown fields are ignored (A62, item 88); a
+        The key is matched case-insensitively; unknown fields are ignored (A62); a
         JSON null counts as absent. A value that is not a bool raises ValueError.
         """
         return _parse_config(config)
@@ -282,8 +282,8 @@ class PickFirstBalancer:
         return True
 
     def resolver_error(self, error: RpcError) -> None:
-        # After a good update the error changes nothing (item 66); before one, or while
-        # already failing, fail-fast RPCs fail with it (item 58).
+        # After a good update the error changes nothing; before one, or while already
+        # failing, fail-fast RPCs fail with it (as grpc-go's pickfirst resolverErrorLocked).
         if self._state is not _S.TRANSIENT_FAILURE and self._addresses:
             _LOGGER.debug("pick_first: ignoring resolver error %s", error.details())
             return
@@ -345,7 +345,7 @@ class PickFirstBalancer:
             )
 
     def _on_connection_delay_expired(self) -> None:
-        """Happy Eyeballs (item 83): start the next address without cancelling this one."""
+        """Happy Eyeballs (A61): start the next address without cancelling this one."""
         self._timer = None
         if self._closed or not self._first_pass:
             return
@@ -430,7 +430,7 @@ class PickFirstBalancer:
             # the pass ends.
             return
 
-        # Sticky TRANSIENT_FAILURE (A62, item 84): keep every subchannel trying.
+        # Sticky TRANSIENT_FAILURE (A62): keep every subchannel trying.
         if self._state is not _S.TRANSIENT_FAILURE:
             return
         if new is _S.TRANSIENT_FAILURE:
@@ -464,7 +464,7 @@ class PickFirstBalancer:
 
     def _report_health(self, new: ConnectivityState, error: str | None) -> None:
         """The selected subchannel is connected but not serving (TF), or a new health watch
-        is starting (CONNECTING, A17 item 137); READY again goes through `_select`."""
+        is starting (CONNECTING, A17); READY again goes through `_select`."""
         if new is _S.TRANSIENT_FAILURE:
             self._state = _S.TRANSIENT_FAILURE
             detail = error if error else "health check failed"
@@ -597,7 +597,7 @@ def _ip_family(addr: str) -> int:
 
 
 def _interleave(addresses: list[Address]) -> list[Address]:
-    """Alternate IPv4 and IPv6, starting with the family seen first (RFC 8305 s4; item 82).
+    """Alternate IPv4 and IPv6, starting with the family seen first (RFC 8305 §4; A61).
 
     ``[v4a, v4b, v6a]`` becomes ``[v4a, v6a, v4b]``. Addresses that are not IP literals (unix
     sockets, host names) keep their positions; the IP addresses fill the other slots. (grpc-go

@@ -2,19 +2,19 @@
 
 grpc-go counterpart: balancer/roundrobin on balancer/endpointsharding (gRFC A61: round_robin
 delegates to one pick_first per endpoint); the aggregation and the TRANSIENT_FAILURE message
-follow C-core's round_robin.cc. CONFORMANCE items 90-98.
+follow C-core's round_robin.cc. Spec: grpc/grpc doc/load-balancing.md.
 
-- One pick_first child per endpoint (`ChildBalancers`), created and connected at once (item
-  90), with client-side health checking on (A17, ``PickFirstConfig(health_check=True)``).
+- One pick_first child per endpoint (`ChildBalancers`), created and connected at once, with
+  client-side health checking on (A17, ``PickFirstConfig(health_check=True)``).
   Duplicate endpoints get a child each, so ``[A, A]`` opens two connections to A.
-- A child that goes IDLE is asked to connect again at once (item 94); round_robin asks for
+- A child that goes IDLE is asked to connect again at once (load-balancing.md); round_robin asks for
   re-resolution whenever one of its subchannels fails or goes IDLE (the children's own
   requests are not passed on).
 - The aggregate state is READY if any child is READY, else CONNECTING if any is CONNECTING or
-  IDLE, else TRANSIENT_FAILURE (item 92). A child that reported TRANSIENT_FAILURE counts as
-  TRANSIENT_FAILURE until it reports READY (sticky TF, item 93), so a channel whose backends
+  IDLE, else TRANSIENT_FAILURE (load-balancing.md). A child that reported TRANSIENT_FAILURE
+  counts as TRANSIENT_FAILURE until it reports READY (sticky TF), so a channel whose backends
   are all down does not flap to CONNECTING while they retry.
-- The picker cycles over the READY children in list order from a random start (item 91). A
+- The picker cycles over the READY children in list order from a random start (as C-core). A
   child whose picker is a `FixedResultPicker` (pick_first's while READY) is picked by indexing
   its result, so the usual pick is one counter step and one tuple index, as with one
   subchannel per address; other children's pickers are called.
@@ -115,7 +115,7 @@ class _Entry:
 
 
 class _RoundRobinPicker:
-    """Cycles over the READY children's fixed results from a given start (item 91).
+    """Cycles over the READY children's fixed results from a given start.
 
     `itertools.count` makes a pick O(1) and safe from any coroutine (its ``__next__`` is
     atomic under the GIL).
@@ -277,7 +277,7 @@ class RoundRobinBalancer:
         if self._closed:
             return
         if not self._entries:
-            # No good update yet (item 58).
+            # No good update yet (as grpc-go's pickfirst resolverErrorLocked).
             self._report(_S.TRANSIENT_FAILURE, ErrorPicker(error))
         elif self._evaluator.current() is _S.TRANSIENT_FAILURE:
             message = (
@@ -285,10 +285,10 @@ class RoundRobinBalancer:
                 f"last resolver error: {error.details()}"
             )
             self._report(_S.TRANSIENT_FAILURE, ErrorPicker(unavailable(message)))
-        # Otherwise keep using the last good addresses (item 66).
+        # Otherwise keep using the last good addresses (as grpc-go does).
 
     def exit_idle(self) -> None:
-        """The children connect on their own when IDLE (item 94); this just asks them too."""
+        """The children connect on their own when IDLE (load-balancing.md); this asks them too."""
         self._children.exit_idle()
 
     def close(self) -> None:
@@ -308,7 +308,7 @@ class RoundRobinBalancer:
             self._children.remove(entry.key)
 
     def _on_subchannel_state(self, _key: _Key, _sc: Subchannel, state: SubchannelState) -> None:
-        """Before the child sees it: remember the error, ask for re-resolution (items 94, 96)."""
+        """Before the child sees it: remember the error, ask for re-resolution (C-core does)."""
         new = state.state
         if new is _S.TRANSIENT_FAILURE:
             if state.error:
@@ -350,7 +350,7 @@ class RoundRobinBalancer:
     # -- reporting -------------------------------------------------------------------------
 
     def _publish(self, *, ready_changed: bool, failed: bool) -> None:
-        """Report the aggregate (item 92) when it, the READY set or the last error changed."""
+        """Report the aggregate state when it, the READY set or the last error changed."""
         state = self._evaluator.current()
         picker: Picker
         if state is _S.READY:
