@@ -139,6 +139,19 @@ def test_no_grpcio_in_the_package() -> None:
     assert not offenders
 
 
+def test_citations_are_public() -> None:
+    """Comments and docstrings cite what a reader can open (gRFCs, RFC 9113, grpc/grpc doc/,
+    grpc-go), never the private conformance catalogue outside the repository (issue 16)."""
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+        for path in sorted(PACKAGE.rglob("*.py*"))
+        if path.suffix in (".py", ".pyi")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "CONFORMANCE" in line or "../shared" in line
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
 def test_all_is_sorted_and_exact() -> None:
     """The public surface is __all__ (API.md), sorted, and every name exists."""
     names = grpc_lite.__all__
