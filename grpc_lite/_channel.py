@@ -707,7 +707,7 @@ class Channel(BalancerHost):
             closed()
 
     def snapshot(self) -> ChannelSnapshot:
-        """Everything the channel knows about its connectivity, for debugging (API.md)."""
+        """Everything the channel knows about its connectivity, for debugging."""
         wrapper = self._balancer
         subchannels = list(self._subchannels) if not self._closed else self._retired[-64:]
         return ChannelSnapshot(

@@ -1,10 +1,10 @@
 """Channel options: grpc channel-argument names validated into a frozen dataclass (L1).
 
-A known key with a value of the wrong type or range raises ValueError naming the key
-(API.md).  A ``grpc.*`` or ``grpc_lite.*`` key grpc_lite does not honour is logged once per
-process at WARNING, naming the key (never the value): grpcio ignores keys it does not know,
-so a dropped one would otherwise go unnoticed.  Other keys (an application's own, for its
-resolvers or balancers) get a DEBUG line.  The README's option table lists what is honoured.
+A known key with a value of the wrong type or range raises ValueError naming the key (README,
+"Channel options"). A ``grpc.*`` or ``grpc_lite.*`` key grpc_lite does not honour is logged
+once per process at WARNING, naming the key (never the value): grpcio ignores keys it does not
+know, so a dropped one would otherwise go unnoticed. Other keys (an application's own, for its
+resolvers or balancers) get a DEBUG line. The README's option table lists what is honoured.
 """
 
 import logging

@@ -5,7 +5,7 @@ grpc-go counterpart: ``pickerWrapper`` in picker_wrapper.go.
 Pickers are immutable snapshots published by the balancer.  An RPC that cannot
 be picked waits for the *next generation*: each generation has its own
 ``asyncio.Event``, set when the picker is replaced, so cancelling one waiting
-RPC never disturbs the others (no shared Future, DESIGN.md).
+RPC never disturbs the others (no shared Future; docs/architecture.md, "Concurrency model").
 
 Pick semantics (grpc/grpc doc/wait-for-ready.md, gRFC A54, grpc-go pickerWrapper):
 - ``NoSubchannelAvailable`` (IDLE, CONNECTING): wait for the next picker, fail-fast RPCs too.

@@ -1,4 +1,4 @@
-"""DESIGN.md "Layers": modules import only downward, and the public surface is exact."""
+"""docs/architecture.md "Layers": modules import only downward, and the public surface is exact."""
 
 import ast
 from pathlib import Path
@@ -107,7 +107,7 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_imports_only_go_downward() -> None:
-    """DESIGN.md: import only downward (same layer allowed), plus the hard bans."""
+    """docs/architecture.md: import only downward (same layer allowed), plus the hard bans."""
     problems = []
     for module, path in _modules():
         key = _layer_key(module)
@@ -153,7 +153,7 @@ def test_citations_are_public() -> None:
 
 
 def test_all_is_sorted_and_exact() -> None:
-    """The public surface is __all__ (API.md), sorted, and every name exists."""
+    """The public surface is __all__, sorted, and every name exists."""
     names = grpc_lite.__all__
     assert names == sorted(names, key=lambda n: (not n.isupper(), n))
     for name in names:
@@ -231,7 +231,7 @@ def test_extension_packages_all_is_exact() -> None:
 
 
 def test_api_md_names_exist() -> None:
-    """The names API.md promises at the top level."""
+    """The names the README promises at the top level (grpc.aio's)."""
     for name in (
         "insecure_channel",
         "secure_channel",

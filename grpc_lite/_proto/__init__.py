@@ -4,7 +4,7 @@ Each ``*_pb2`` module here is written by ``scripts/gen_protos.py`` from ``proto/
 protoc's own output they never touch ``descriptor_pool.Default()``: the files are added to
 :data:`POOL` and the message classes come from ``message_factory.GetMessageClass``. So a
 user's (or grpcio's) generated module for the same ``.proto`` (helloworld, grpc.health.v1,
-grpc.testing) imports fine in the same process; see API.md "Protobuf registry hygiene".
+grpc.testing) imports fine in the same process; tests/test_protos_fresh.py checks it.
 
 Messages from this pool and from the default pool share the wire format, so one side's
 ``SerializeToString()`` parses with the other side's class; they are distinct Python types.

@@ -15,7 +15,7 @@ Behaviour, after grpc-go's internal/resolver/dns:
 - After a success, `resolve_now()` is honoured no sooner than
   `grpc.dns_min_time_between_resolutions_ms` (default 30 s) after that success, and the
   resolver re-resolves on its own every `grpc_lite.dns_refresh_interval_s` (default 30 s;
-  0 turns it off). The refresh interval is used as given (API.md: the floor applies to
+  0 turns it off). The refresh interval is used as given (the floor applies to
   on-demand re-resolutions only).
 
 The resolver owns at most one background task (the lookup in flight) and one timer (the
