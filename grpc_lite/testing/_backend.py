@@ -21,6 +21,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
 from ..status import StatusCode
+from . import _services
 from ._context import AbortError, MethodHandler, RpcKind
 from ._h2server import ServerConnection
 
@@ -67,6 +68,10 @@ class Backend:
 
     Counters: :attr:`calls` (``Counter`` of full method paths, every call that reached the
     server), :attr:`connections_accepted`, :attr:`current_connections`.
+
+    A Backend is the ``ServerHost`` of the connections it accepts: they call
+    :meth:`lookup_method`, :meth:`has_service`, :meth:`before_call`, :meth:`spawn`,
+    :meth:`connection_opened` and :meth:`connection_closed`, and read the settings above.
     """
 
     __test__ = False  # pytest: not a test class (also exported as ``TestServer``)
@@ -123,8 +128,6 @@ class Backend:
         self._listen_task: asyncio.Task[None] | None = None
         self._running = False
         self._refusing = False
-
-        from . import _services  # the built-in services use this class; import late
 
         if greeter:
             _services.add_greeter(self)
@@ -272,10 +275,12 @@ class Backend:
             del self._methods[path]
         self._services.discard(service)
 
-    def _lookup(self, path: str) -> MethodHandler | None:
+    def lookup_method(self, path: str) -> MethodHandler | None:
+        """The handler registered for ``path`` (``/package.Service/Method``), or None."""
         return self._methods.get(path)
 
-    def _has_service(self, service: str) -> bool:
+    def has_service(self, service: str) -> bool:
+        """Whether any method of ``service`` (full name) is served."""
         return service in self._services
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -428,8 +433,9 @@ class Backend:
         """Calls still to be failed by :meth:`fail_next`."""
         return 0 if self._fail is None else self._fail.remaining
 
-    async def _before_call(self, path: str) -> None:
-        """Faults applied to each call before its handler runs (on the call's task)."""
+    async def before_call(self, path: str) -> None:
+        """Faults applied to each call before its handler runs (on the call's task):
+        :attr:`delay`, then :meth:`fail_next` (raises :class:`AbortError`)."""
         service = path[1:].split("/")[0]
         if service in self.fault_exempt:
             return
@@ -521,20 +527,25 @@ class Backend:
         self.calls.clear()
         self.connections_accepted = 0
 
-    # -- for the connections and built-in services --------------------------------------
+    # -- ServerHost: called by the connections ------------------------------------------
 
-    def _connection_made(self, conn: ServerConnection) -> None:
+    def connection_opened(self, conn: ServerConnection) -> None:
+        """A connection was accepted (counted in :attr:`connections_accepted`)."""
         self.connections_accepted += 1
         self._connections.add(conn)
 
-    def _connection_lost(self, conn: ServerConnection) -> None:
+    def connection_closed(self, conn: ServerConnection) -> None:
+        """A connection is gone."""
         self._connections.discard(conn)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a call's handler as a task; :meth:`stop` cancels what is left."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    # -- for the built-in services -------------------------------------------------------
 
     def _watch_health(self, service: str) -> asyncio.Queue[int]:
         queue: asyncio.Queue[int] = asyncio.Queue()

@@ -11,13 +11,15 @@ import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, cast
+
+from grpc_lite import EOF
 
 from ..metadata import Metadata, MetadataType
 from ..status import StatusCode
 
 if TYPE_CHECKING:
-    from ._backend import Backend
+    from ._backend import Backend  # only for the type of ServicerContext.backend
 
 __all__ = [
     "AbortError",
@@ -108,8 +110,23 @@ class AbortError(Exception):
         self.trailing_metadata = tuple(trailing_metadata)
 
 
+class _EndOfStream:
+    """The server's own end-of-request-stream marker (what a sink's ``read_request``
+    returns at the end); :meth:`ServicerContext.read` hands handlers ``grpc_lite.EOF``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<end of request stream>"
+
+
+END_OF_STREAM: Final = _EndOfStream()
+
+
 class _CallSink(Protocol):
-    """What a context needs from its stream (implemented by ``_h2server.ServerStream``)."""
+    """What a context needs from its stream (implemented by ``_h2server.ServerStream``).
+
+    ``read_request`` returns the next request, or :data:`END_OF_STREAM` after the last."""
 
     async def send_initial_metadata(self, metadata: MetadataType | Metadata) -> None: ...
 
@@ -129,7 +146,7 @@ class ServicerContext:
     def __init__(
         self,
         *,
-        backend: Backend,
+        backend: object,
         method: str,
         invocation_metadata: Metadata,
         peer: str,
@@ -156,7 +173,9 @@ class ServicerContext:
     @property
     def backend(self) -> Backend:
         """The :class:`~grpc_lite.testing.Backend` serving this call."""
-        return self._backend
+        # The server connection knows its host only as a ServerHost; a Backend is the one
+        # ServerHost that creates contexts.
+        return cast("Backend", self._backend)
 
     @property
     def method(self) -> str:
@@ -180,7 +199,8 @@ class ServicerContext:
 
     async def read(self) -> Any:
         """The next request of a streaming-request call, or ``grpc_lite.EOF`` at the end."""
-        return await self._sink.read_request()
+        request = await self._sink.read_request()
+        return EOF if request is END_OF_STREAM else request
 
     async def write(self, message: Any) -> None:
         """Send one response message (streaming-response handlers)."""

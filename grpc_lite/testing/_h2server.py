@@ -15,6 +15,10 @@ Two things are done by hand, around h2:
 
 Who may call what: everything runs on the server's event loop. ``ServerConnection`` is the
 asyncio Protocol (callbacks from the transport); ``ServerStream.run`` is one task per RPC.
+What a connection needs from the server that accepted it is the :class:`ServerHost`
+Protocol (``Backend`` implements it), as the client transport's ``Connection`` sees its
+owner only through ``ConnectionListener``: this module imports neither ``Backend`` nor
+anything of the client.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ import inspect
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from typing import Any, Protocol
 
 import h2.config
 import h2.connection
@@ -37,15 +42,11 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-from .._call import EOF
 from .._codec import ACCEPT_ENCODING, SUPPORTED_ENCODINGS, CodecError, MessageDecoder, frame_message
 from .._codec import compress as _compress
 from ..metadata import Metadata, MetadataType, decode_incoming, decode_timeout
 from ..status import StatusCode, encode_grpc_message
-from ._context import AbortError, MethodHandler, ServicerContext
-
-if TYPE_CHECKING:
-    from ._backend import Backend
+from ._context import END_OF_STREAM, AbortError, MethodHandler, ServicerContext
 
 _log = logging.getLogger("grpc_lite.testing")
 
@@ -69,6 +70,48 @@ _RESERVED = frozenset(
 )
 # How long a drain waits for the client's PING ACK before sending the final GOAWAY.
 _DRAIN_PING_TIMEOUT = 1.0
+
+
+class ServerHost(Protocol):
+    """What a :class:`ServerConnection` needs from the server that accepted it.
+
+    ``Backend`` implements it; everything is called on the server's event loop.
+    """
+
+    #: Advertised SETTINGS_MAX_CONCURRENT_STREAMS (None = no limit), enforced per connection.
+    max_concurrent_streams: int | None
+    #: SETTINGS_INITIAL_WINDOW_SIZE.
+    initial_window_size: int
+    #: The connection-level receive window.
+    connection_window_size: int
+    #: Largest request message accepted after decompression (None = no limit).
+    max_receive_message_length: int | None
+    #: Calls per full method path; the connection counts every call that reaches it.
+    calls: Counter[str]
+
+    def lookup_method(self, path: str) -> MethodHandler | None:
+        """The handler for a full method path, or None (UNIMPLEMENTED)."""
+        ...
+
+    def has_service(self, service: str) -> bool:
+        """Whether any method of ``service`` (full name) is served."""
+        ...
+
+    async def before_call(self, path: str) -> None:
+        """Run on the call's task before its handler (injected faults raise AbortError)."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a call's handler as a task the host cancels when it stops."""
+        ...
+
+    def connection_opened(self, conn: ServerConnection) -> None:
+        """``conn`` was accepted and has sent its SETTINGS."""
+        ...
+
+    def connection_closed(self, conn: ServerConnection) -> None:
+        """``conn`` is gone (``connection_lost``)."""
+        ...
 
 
 class _StreamGone(Exception):
@@ -101,7 +144,7 @@ class ServerStream:
         self.stream_id = stream_id
         self.path = path
         self.handler = handler
-        self._decoder = MessageDecoder(conn.backend.max_receive_message_length, encoding)
+        self._decoder = MessageDecoder(conn.host.max_receive_message_length, encoding)
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._unacked = 0
         self.headers_sent = False
@@ -117,7 +160,7 @@ class ServerStream:
             self._deadline = loop.time() + timeout
             self._deadline_timer = loop.call_at(self._deadline, self._on_deadline)
         self.context = ServicerContext(
-            backend=conn.backend,
+            backend=conn.host,
             method=path,
             invocation_metadata=metadata,
             peer=conn.peer,
@@ -204,7 +247,7 @@ class ServerStream:
             raise RuntimeError("read() is only for streaming-request methods")
         raw = await self.read_raw()
         if raw is None:
-            return EOF
+            return END_OF_STREAM
         return self._deserialize(raw)
 
     async def send_initial_metadata(self, metadata: MetadataType | Metadata) -> None:
@@ -221,11 +264,10 @@ class ServerStream:
 
     async def run(self) -> None:
         ctx = self.context
-        backend = self.conn.backend
         status: tuple[StatusCode, str, tuple[tuple[str, Any], ...]]
         try:
             try:
-                await backend._before_call(self.path)
+                await self.conn.host.before_call(self.path)
                 await self._invoke()
                 code = ctx.code() or StatusCode.OK
                 status = (code, ctx.details() or "", ctx.trailing_metadata())
@@ -409,10 +451,10 @@ class ServerStream:
 
 
 class ServerConnection(asyncio.Protocol):
-    """One accepted connection (asyncio Protocol callbacks + drain/abort from the backend)."""
+    """One accepted connection (asyncio Protocol callbacks + drain/abort from the host)."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    def __init__(self, host: ServerHost) -> None:
+        self.host = host
         cfg = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
@@ -442,13 +484,13 @@ class ServerConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = _peer_name(transport)
-        backend = self.backend
-        mcs = backend.max_concurrent_streams
+        host = self.host
+        mcs = host.max_concurrent_streams
         self.h2.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
                 _SC.MAX_CONCURRENT_STREAMS: _UNLIMITED_STREAMS if mcs is None else mcs,
-                _SC.INITIAL_WINDOW_SIZE: backend.initial_window_size,
+                _SC.INITIAL_WINDOW_SIZE: host.initial_window_size,
                 _SC.MAX_HEADER_LIST_SIZE: 16384,
             },
         )
@@ -458,14 +500,14 @@ class ServerConnection(asyncio.Protocol):
             client=False,
             initial_values={
                 _SC.MAX_CONCURRENT_STREAMS: _UNLIMITED_STREAMS,
-                _SC.INITIAL_WINDOW_SIZE: backend.initial_window_size,
+                _SC.INITIAL_WINDOW_SIZE: host.initial_window_size,
                 _SC.MAX_HEADER_LIST_SIZE: 16384,
             },
         )
-        if backend.connection_window_size > 65535:
-            self.h2.increment_flow_control_window(backend.connection_window_size - 65535)
+        if host.connection_window_size > 65535:
+            self.h2.increment_flow_control_window(host.connection_window_size - 65535)
         self.flush()
-        backend._connection_made(self)
+        host.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
         if self._h2_dead:
@@ -492,7 +534,7 @@ class ServerConnection(asyncio.Protocol):
             self._ping_ack.set_result(None)
         if not self.lost.done():
             self.lost.set_result(None)
-        self.backend._connection_lost(self)
+        self.host.connection_closed(self)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -539,11 +581,11 @@ class ServerConnection(asyncio.Protocol):
         sid = event.stream_id or 0
         ended = event.stream_ended is not None
         headers = [(_text(k), _text(v)) for k, v in event.headers or []]
-        backend = self.backend
+        host = self.host
         if self._goaway_last is not None and sid > self._goaway_last:
             self._reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)  # after our final GOAWAY
             return
-        mcs = backend.max_concurrent_streams
+        mcs = host.max_concurrent_streams
         if mcs is not None and len(self.streams) >= mcs:
             self._reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
@@ -560,7 +602,7 @@ class ServerConnection(asyncio.Protocol):
             self._http_error(sid, 415, ended=ended)
             return
         path = pseudo.get(":path", "")
-        backend.calls[path] += 1
+        host.calls[path] += 1
         md_pairs = [(k, v) for k, v in fields if k not in _RESERVED]
         try:
             metadata = decode_incoming(md_pairs)
@@ -592,10 +634,10 @@ class ServerConnection(asyncio.Protocol):
         accept = frozenset(
             e.strip() for e in first.get("grpc-accept-encoding", "").split(",") if e.strip()
         )
-        handler = backend._lookup(path)
+        handler = host.lookup_method(path)
         if handler is None:
             service, _, method = path.lstrip("/").rpartition("/")
-            if backend._has_service(service):
+            if host.has_service(service):
                 details = f"unknown method {method} for service {service}"
             else:
                 details = f"unknown service {service}"
@@ -615,7 +657,7 @@ class ServerConnection(asyncio.Protocol):
         self._all_done.clear()
         if ended:
             stream.on_end()
-        stream.task = backend._spawn(stream.run())
+        stream.task = host.spawn(stream.run())
         stream.task.add_done_callback(stream._task_done)
 
     # -- helpers for streams ----------------------------------------------------------
@@ -694,7 +736,7 @@ class ServerConnection(asyncio.Protocol):
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.NO_ERROR)
         self.flush()
 
-    # -- connection-level operations (from the backend) -------------------------------
+    # -- connection-level operations (from the host) ----------------------------------
 
     def _write_goaway(self, last_stream_id: int) -> None:
         self.flush()
@@ -793,4 +835,4 @@ def _peer_name(transport: asyncio.BaseTransport) -> str:
     return str(peer)
 
 
-__all__ = ["ServerConnection", "ServerStream"]
+__all__ = ["ServerConnection", "ServerHost", "ServerStream"]
