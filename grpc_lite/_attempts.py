@@ -19,19 +19,21 @@ attempts in flight and the replay buffer. The call keeps what the application se
 attempt it reads from (``_stream``), the status, and its single completion path,
 ``Call._finish``, which closes the runner.
 
-Phases and moves (a retryPolicy, or no policy)::
+Phases and moves, with a retryPolicy or none (`TRANSITIONS` has each move's reason)::
 
-    PICKING --stream started--> ACTIVE --response headers--> COMMITTED --status--> DONE
-      ^   |                      |   |
-      |   +--pick failed--+      |   +--failed, decide_retry: Retry--+
-      |                   v      |                                   v
-      +--timer fired-- BACKOFF <-+--------------------------------- BACKOFF
-      +-------transparent retry--+
+           +------------ transparent retry ------------+
+           v                                           |
+        PICKING ----------- stream started -------> ACTIVE ---- response headers ---> COMMITTED
+           |   ^                                       |        (or the replay buffer
+           |   +------ backoff timer fired ------+     |         overflowed)
+           |                                     |     |
+           +---- pick failed, retried -----> BACKOFF <-+---- failed, decide_retry: Retry
 
-a hedgingPolicy::
+with a hedgingPolicy (the first attempt and every hedged one run in HEDGING)::
 
-    HEDGING --headers or OK on an attempt, buffer overflow--> COMMITTED
-    HEDGING --pushback "don't retry", throttled--> HEDGING_STOPPED --headers, OK--> COMMITTED
+        HEDGING ---- headers or OK on one attempt, or the buffer overflowed ----> COMMITTED
+           |                                                                        ^
+           +-- pushback "don't retry", throttled --> HEDGING_STOPPED -- the same ---+
 
 and from every phase, DONE when the call ends (status, deadline, cancel).
 
@@ -229,6 +231,55 @@ def _pushback(trailing: Metadata | None) -> PushbackResult:
     return parse_pushback([v for v in trailing.get_all(PUSHBACK_HEADER) if isinstance(v, str)])
 
 
+class TriedSubchannels:
+    """The subchannels a call's attempts were started on, for the picks of its later
+    attempts: `PickInfo.previous_subchannels`, so that the balancer prefers a READY one the
+    call has not tried (a grpc_lite extension after Envoy's
+    ``envoy.retry_host_predicates.previous_hosts``; A6 leaves the host of a retry or a hedge
+    to the balancer). With ``avoiding`` off (the channel option
+    ``grpc_lite.avoid_previous_hosts`` = 0, or the policy's ``avoidPreviousHosts: false``)
+    the picks are not told; where the attempts went is counted either way. Made at a call's
+    second pick: its first attempt pays nothing."""
+
+    __slots__ = ("avoiding", "subchannels")
+
+    def __init__(self, avoiding: bool) -> None:
+        self.avoiding = avoiding
+        self.subchannels: list[Subchannel] = []
+
+    def pick_info(self, method: AttemptMethod, last: "Subchannel") -> PickInfo:
+        """What the next attempt's pick is told; ``last``: the latest attempt's subchannel."""
+        if last not in self.subchannels:
+            self.subchannels.append(last)
+        if not self.avoiding:
+            return method.pick_info
+        return PickInfo(method=method.path, previous_subchannels=tuple(self.subchannels))
+
+    def placed(self, ctx: AttemptChannel, attempt: str, sc: "Subchannel", hedged: bool) -> None:
+        """An attempt after the call's first started on ``sc``: count whether the call had
+        tried it (`Channel.snapshot()`) and say so in a trace event."""
+        previous = self.subchannels
+        subject = "hedge" if hedged else "retry"
+        where = f"{attempt} on {sc.address}"
+        if sc in previous:
+            ctx.attempts_on_previous_hosts += 1
+            why = (
+                "no READY subchannel it has not tried"
+                if self.avoiding
+                else "avoidPreviousHosts is off"
+            )
+            ctx.record_event(subject, f"{where} again, which the call had tried ({why})")
+            return
+        ctx.attempts_on_new_hosts += 1
+        tried = ", ".join(p.address for p in previous)
+        if not self.avoiding:
+            ctx.record_event(subject, f"{where} (had tried {tried}; avoidPreviousHosts is off)")
+            return
+        for p in previous:
+            p.attempts_avoided += 1
+        ctx.record_event(subject, f"{where}, avoiding {tried}")
+
+
 class AttemptRunner:
     """Starts a call's attempts and decides, by its phase, what follows when one ends.
 
@@ -244,13 +295,13 @@ class AttemptRunner:
         "_hedging",
         "_pick_task",
         "_policy",
-        "_previous",
         "_queued",
         "_refused_retries",
         "_replay",
         "_since_pushback",
         "_timer",
         "_transparent_retries",
+        "_tried",
         "attempts",
         "phase",
         "replay_size",
@@ -273,9 +324,8 @@ class AttemptRunner:
         self._attempt_timers: dict[ClientStream, asyncio.TimerHandle] = {}
         # Uncommitted hedged attempts in flight.
         self._hedges: list[ClientStream] = []
-        # The subchannels the call's attempts were started on, once a later attempt is
-        # picked (None until then: the first attempt pays nothing; `_pick_info`).
-        self._previous: list[Subchannel] | None = None
+        # The subchannels of the call's attempts, from its second pick on (`_pick_info`).
+        self._tried: TriedSubchannels | None = None
         # Waits for the service config, the call credentials or the pick of the next attempt.
         self._pick_task: asyncio.Task[None] | None = None
         # Transparent retries queued for the next loop iteration.
@@ -349,8 +399,12 @@ class AttemptRunner:
         """``stream`` is the next attempt (from ``Call._start_on``, before the transport
         starts it): track it and queue the request, replayed, on it."""
         call = self._call
-        if self._previous is not None:  # an attempt after the call's first
-            self._placed()
+        tried = self._tried
+        if tried is not None:  # an attempt after the call's first: count where it went
+            picked = call._picked
+            assert picked is not None
+            attempt = f"{call._method.path}: attempt {self.attempts}"
+            tried.placed(self._ctx, attempt, picked[1], self._hedging is not None)
         phase = self.phase
         if phase is _HEDGING or phase is _HEDGING_STOPPED:
             self._hedges.append(stream)
@@ -517,12 +571,16 @@ class AttemptRunner:
             call._attempt = tracer.start_attempt(transparent, self._hedging is not None)
         if call._creds is not None:
             self._pick_task = call._loop.create_task(self._authorize())
-            return
+        else:
+            self._pick()
+
+    def _pick(self) -> None:
+        """Start the attempt on a READY pick at once, or wait for one in a task."""
         picked = self._ctx.pick(self._pick_info())
         if picked is not None:
-            call._start_on(picked)
+            self._call._start_on(picked)
         else:
-            self._pick_task = call._loop.create_task(self._pick_slow())
+            self._pick_task = self._call._loop.create_task(self._pick_slow())
 
     async def _authorize(self) -> None:
         """Run the call credentials' plugins, then pick and start the attempt."""
@@ -533,12 +591,8 @@ class AttemptRunner:
             return
         if error is not None:
             self._attempt_failed(StatusCode.UNAVAILABLE, error)
-            return
-        picked = self._ctx.pick(self._pick_info())
-        if picked is not None:
-            call._start_on(picked)
         else:
-            self._pick_task = call._loop.create_task(self._pick_slow())
+            self._pick()
 
     async def _pick_slow(self) -> None:
         call = self._call
@@ -556,62 +610,20 @@ class AttemptRunner:
             call._start_on(picked)
 
     def _pick_info(self) -> PickInfo:
-        """What the balancer is told of the attempt to pick. After the call's first attempt
-        it lists the subchannels the call's attempts were started on
-        (`PickInfo.previous_subchannels`), so that the balancer prefers a READY one the call
-        has not tried: a grpc_lite extension after Envoy's
-        ``envoy.retry_host_predicates.previous_hosts`` (A6 leaves the host of a retry or a
-        hedge to the balancer), off with the channel option ``grpc_lite.avoid_previous_hosts``
-        = 0 or the policy's ``avoidPreviousHosts: false``."""
+        """What the balancer is told of the attempt to pick: after the call's first attempt,
+        the subchannels its attempts were started on (`TriedSubchannels`)."""
         call = self._call
-        m = call._method
         picked = call._picked
         if picked is None:
-            return m.pick_info  # the call's first attempt
-        sc = picked[1]
-        previous = self._previous
-        if previous is None:
-            previous = self._previous = [sc]
-        elif sc not in previous:
-            previous.append(sc)
-        if not self._avoiding():
-            return m.pick_info
-        return PickInfo(method=m.path, previous_subchannels=tuple(previous))
-
-    def _avoiding(self) -> bool:
-        """Whether attempts after the first prefer subchannels the call has not tried."""
-        chosen = self._hedging or self._policy
-        return self._ctx.options.avoid_previous_hosts and (
-            chosen is None or chosen.avoid_previous_hosts
-        )
-
-    def _placed(self) -> None:
-        """An attempt after the call's first has started: count whether it went to a
-        subchannel the call had not used (`Channel.snapshot()`) and say so (trace event)."""
-        call = self._call
-        picked = call._picked
-        previous = self._previous
-        assert picked is not None and previous is not None
-        sc = picked[1]
-        ctx = self._ctx
-        subject = "hedge" if self._hedging is not None else "retry"
-        where = f"{call._method.path}: attempt {self.attempts} on {sc.address}"
-        avoiding = self._avoiding()
-        if sc in previous:
-            ctx.attempts_on_previous_hosts += 1
-            why = (
-                "no READY subchannel it has not tried" if avoiding else "avoidPreviousHosts is off"
+            return call._method.pick_info  # the call's first attempt
+        tried = self._tried
+        if tried is None:
+            chosen = self._hedging or self._policy
+            tried = self._tried = TriedSubchannels(
+                self._ctx.options.avoid_previous_hosts
+                and (chosen is None or chosen.avoid_previous_hosts)
             )
-            ctx.record_event(subject, f"{where} again, which the call had tried ({why})")
-            return
-        ctx.attempts_on_new_hosts += 1
-        tried = ", ".join(p.address for p in previous)
-        if not avoiding:
-            ctx.record_event(subject, f"{where} (had tried {tried}; avoidPreviousHosts is off)")
-            return
-        for p in previous:
-            p.attempts_avoided += 1
-        ctx.record_event(subject, f"{where}, avoiding {tried}")
+        return tried.pick_info(call._method, picked[1])
 
     def _attempt_failed(self, code: StatusCode, details: str) -> None:
         """An attempt failed before anything was sent (its pick, its call credentials): a
