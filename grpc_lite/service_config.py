@@ -25,6 +25,11 @@ Choices where the references disagree:
   grpc-go would check the whole server;
 - Durations follow grpc-go's reader: ``"1s"``, ``"0.5s"``, ``".5s"``, ``"1.s"``, at most 9
   fractional digits; negative values are rejected.
+
+A grpc_lite extension: ``avoidPreviousHosts`` (a boolean, true when absent) in a
+``retryPolicy`` or ``hedgingPolicy`` says whether the picks of a call's later attempts prefer a
+backend it has not tried (`grpc_lite.balancer.PickInfo.previous_subchannels`); other gRPC
+clients ignore it as an unknown field.
 """
 
 from __future__ import annotations
