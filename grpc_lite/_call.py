@@ -26,10 +26,14 @@ from ._credentials import (
     fetch_metadata,
 )
 from ._picker import Picked
-from ._transport import ClientStream, TracedClientStream
-from ._transport._connection import SEND_HIGH_WATER
-from ._transport._hpack import encode_sized, encode_timeout_field
-from ._transport._stream import DETACHED
+from ._transport import (
+    DETACHED,
+    SEND_HIGH_WATER,
+    ClientStream,
+    TracedClientStream,
+    encode_sized,
+    encode_timeout_field,
+)
 from .balancer import PickInfo
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
 from .status import RpcError, StatusCode, UsageError

@@ -49,6 +49,7 @@ from ._call import (
 )
 from ._connectivity import ConnectivityState, ConnectivityStateManager
 from ._credentials import ChannelCredentials, local_address_error
+from ._hostport import join_host_port, parse_host_port, split_host_port
 from ._options import ChannelOptions, parse_options
 from ._picker import Picked, PickerHolder
 from ._proxy import HttpProxy, ProxySettings, proxy_settings
@@ -57,7 +58,7 @@ from ._retry import RetryThrottler
 from ._serializer import CallbackSerializer
 from ._snapshot import ChannelSnapshot, SubchannelSnapshot, TraceEvent, TraceLog
 from ._subchannel import Subchannel
-from ._transport._keepalive import KeepaliveParams
+from ._transport import KeepaliveParams
 from .balancer import (
     BalancerState,
     ChannelState,
@@ -67,8 +68,7 @@ from .balancer import (
 )
 from .health import WATCH_METHOD
 from .resolver import Address, BuildOptions, ResolverState
-from .resolver._static import StaticResolver
-from .resolver._target import join_host_port, parse_host_port, split_host_port
+from .resolver.passthrough import PassthroughResolverBuilder
 from .service_config import MethodConfig, ServiceConfig, parse_service_config
 from .status import RpcError, StatusCode, UsageError
 
@@ -941,9 +941,10 @@ class Channel(BalancerHost):
 _DNS_DEFAULT_PORT = 443
 
 
-class _TunnelTargetBuilder(resolver.ResolverBuilder):
+class _TunnelTargetBuilder(PassthroughResolverBuilder):
     """Stands in for the dns resolver when a proxy resolves the name (A1 case 1): one
-    address, the target's ``host:port`` as written, and no service config."""
+    address, the target's ``host:port`` as written, and no service config (a passthrough
+    of that ``host:port``)."""
 
     scheme = "dns"
 
@@ -953,7 +954,7 @@ class _TunnelTargetBuilder(resolver.ResolverBuilder):
     def build(
         self, target: resolver.Target, channel: resolver.ResolverChannel, options: BuildOptions
     ) -> resolver.Resolver:
-        return StaticResolver(channel, ResolverState((Address(self._hostport),)))
+        return super().build(dataclasses.replace(target, endpoint=self._hostport), channel, options)
 
 
 def _close_socket(transport: Any) -> None:

@@ -104,7 +104,7 @@ def prometheus_endpoint(args: argparse.Namespace) -> Any:
     if getattr(args, "prometheus_port", None) is None:
         return None
     try:
-        from grpc_lite.opentelemetry._prometheus import PrometheusEndpoint
+        from grpc_lite._prometheus import PrometheusEndpoint
 
         endpoint = PrometheusEndpoint(args.prometheus_port, args.prometheus_host)
     except ImportError:

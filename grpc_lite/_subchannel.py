@@ -39,8 +39,7 @@ from . import _codec, _observability
 from ._backoff import BackoffConfig, ExponentialBackoff
 from ._connectivity import ConnectivityState, is_valid_subchannel_transition
 from ._proxy import HttpProxy
-from ._transport import ClientStream, Http2Transport, TransportError, dial
-from ._transport._keepalive import KeepaliveParams
+from ._transport import ClientStream, Http2Transport, KeepaliveParams, TransportError, dial
 from .health import watch_health
 from .resolver import Address
 from .status import StatusCode

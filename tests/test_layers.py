@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     "_connectivity": 0,
     "_backoff": 0,
     "_snapshot": 0,
+    "_hostport": 0,  # host:port parsing (Go's net.SplitHostPort), for the channel and resolvers
     "_codec": 1,
     "service_config": 1,
     "_retry": 1,
@@ -45,7 +46,8 @@ LAYERS: dict[str, int] = {
     "testing": 6,
     "interop": 7,  # the interop clients use only the public API (and the test protos)
     "contrib": 7,  # integrations with other tools (Locust): the public API only
-    "opentelemetry": 6,  # a plugin on the hooks of _observability; the CLI's Prometheus endpoint
+    "opentelemetry": 6,  # a plugin on the hooks of _observability
+    "_prometheus": 6,  # the CLI's --prometheus-port endpoint, on the opentelemetry plugin
 }
 
 # Extension packages and the transport see the channel only through Protocols.
@@ -71,33 +73,67 @@ def _modules() -> list[tuple[str, Path]]:
     return out
 
 
-def _imports(module: str, path: Path) -> set[str]:
-    """grpc_lite-internal modules imported by ``module`` (relative to grpc_lite)."""
-    tree = ast.parse(path.read_text())
+# Where an import statement sits: at module level (run on import), under
+# ``if TYPE_CHECKING:`` (never run), or inside a function (run late, when called).
+MODULE_LEVEL, TYPE_CHECKING_ONLY, IN_FUNCTION = "module", "type-checking", "function"
+
+
+def _import_edges(module: str, path: Path) -> list[tuple[str, str]]:
+    """``(imported module, where)`` for each grpc_lite-internal import of ``module``.
+
+    Modules are dotted and relative to grpc_lite (``"__init__"`` is the package itself);
+    ``from pkg import name`` counts as an import of ``pkg.name`` when that is a module, else
+    of ``pkg``.
+    """
+    modules = {m for m, _ in _modules()}
     is_package = path.name == "__init__.py"
     base = module.split(".") if is_package else module.split(".")[:-1]
     if module == "__init__":
         base = []
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("grpc_lite."):
-                    found.add(alias.name[len("grpc_lite.") :])
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                if node.module and node.module.startswith("grpc_lite."):
-                    found.add(node.module[len("grpc_lite.") :])
-                elif node.module == "grpc_lite":
-                    found.update(a.name for a in node.names)
-                continue
-            anchor = base[: len(base) - (node.level - 1)] if node.level > 1 else base
-            target = [*anchor, *(node.module.split(".") if node.module else [])]
-            if node.module:
-                found.add(".".join(target))
-            else:
-                found.update(".".join([*target, a.name]) for a in node.names)
-    return {f for f in found if f}
+    edges: list[tuple[str, str]] = []
+
+    def add(parts: list[str], names: list[str] | None, where: str) -> None:
+        dotted = ".".join(parts)
+        if names is None:
+            edges.append((dotted or "__init__", where))
+            return
+        for name in names:
+            sub = f"{dotted}.{name}" if dotted else name
+            edges.append((sub if sub in modules else dotted or "__init__", where))
+
+    def visit(nodes: list[ast.stmt], where: str) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name == "grpc_lite" or alias.name.startswith("grpc_lite."):
+                        add(alias.name.split(".")[1:], None, where)
+            elif isinstance(node, ast.ImportFrom):
+                names = [a.name for a in node.names]
+                if node.level == 0:
+                    mod = node.module or ""
+                    if mod == "grpc_lite" or mod.startswith("grpc_lite."):
+                        add(mod.split(".")[1:], names, where)
+                    continue
+                anchor = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                add([*anchor, *(node.module.split(".") if node.module else [])], names, where)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.body, TYPE_CHECKING_ONLY)
+                visit(node.orelse, where)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(node.body, IN_FUNCTION)
+            else:  # class bodies, if/try/with at module level: still run on import
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    block = getattr(node, field, None)
+                    if isinstance(block, list):
+                        visit(block, where)
+
+    visit(ast.parse(path.read_text()).body, MODULE_LEVEL)
+    return edges
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """grpc_lite-internal modules imported by ``module`` (relative to grpc_lite), anywhere."""
+    return {target for target, _ in _import_edges(module, path)}
 
 
 def test_every_module_has_a_layer() -> None:
@@ -121,6 +157,91 @@ def test_imports_only_go_downward() -> None:
             if ikey in FORBIDDEN.get(key, set()):
                 problems.append(f"{module} must not import {imported}")
     assert not problems, "\n".join(problems)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), or a module
+    that imports itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in graph.get(v, ()):
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    """No cycle between grpc_lite modules through the imports that run on import.
+
+    Imports under ``if TYPE_CHECKING:`` are left out (they never run: annotations may name
+    a module's user, as ``testing/_context.py`` names ``Backend``), and so are imports
+    inside functions (run when called; used to defer an optional or heavy dependency, such
+    as the CLI's subcommands). Importing a package runs its ``__init__`` first; that edge is
+    not counted either, since a package's facade importing its own modules is the point.
+    """
+    graph: dict[str, set[str]] = {}
+    for module, path in _modules():
+        graph[module] = {
+            target
+            for target, where in _import_edges(module, path)
+            if where == MODULE_LEVEL and target != module
+        }
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def _private_owner(target: str) -> str | None:
+    """The package a module is private to: ``balancer._api`` -> ``balancer``,
+    ``_transport._stream`` -> ``_transport``; None for a module private to nothing smaller
+    than grpc_lite itself (``_call``, ``_codec``, ``_transport``: the core's own, which any
+    grpc_lite module may import, downward)."""
+    parts = target.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        if part.startswith("_"):
+            return ".".join(parts[:i])
+    return None
+
+
+def test_no_imports_of_another_packages_private_modules() -> None:
+    """A package's underscore modules are its own: everyone else imports its facade
+    (``from grpc_lite.balancer import PickResult``, not ``grpc_lite.balancer._api``).
+
+    Every import counts here, including TYPE_CHECKING-only and in-function ones."""
+    problems = []
+    for module, path in _modules():
+        for target, where in _import_edges(module, path):
+            owner = _private_owner(target)
+            if owner is None:
+                continue
+            if module == owner or module.startswith(owner + "."):
+                continue
+            problems.append(f"{module} imports {target} ({where}), private to {owner}/")
+    assert not problems, "\n".join(sorted(set(problems)))
 
 
 def test_no_grpcio_in_the_package() -> None:

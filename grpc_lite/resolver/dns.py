@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from grpc_lite._backoff import BackoffConfig, ExponentialBackoff
 from grpc_lite._clock import Clock, LoopClock, TimerHandle
+from grpc_lite._hostport import is_ip_literal, join_host_port, parse_host_port
 from grpc_lite.resolver._api import (
     Address,
     BuildOptions,
@@ -46,7 +47,6 @@ from grpc_lite.resolver._api import (
     Target,
 )
 from grpc_lite.resolver._static import StaticResolver
-from grpc_lite.resolver._target import is_ip_literal, join_host_port, parse_host_port
 
 __all__ = [
     "DEFAULT_MIN_RESOLUTION_INTERVAL_S",

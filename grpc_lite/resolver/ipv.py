@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from grpc_lite._hostport import join_host_port, split_host_port
 from grpc_lite.resolver._api import (
     Address,
     BuildOptions,
@@ -18,7 +19,6 @@ from grpc_lite.resolver._api import (
     Target,
 )
 from grpc_lite.resolver._static import StaticResolver
-from grpc_lite.resolver._target import join_host_port, split_host_port
 
 __all__ = ["Ipv4ResolverBuilder", "Ipv6ResolverBuilder"]
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from grpc_lite import resolver
+from grpc_lite._hostport import split_host_port
 from grpc_lite.resolver import ManualResolver, Target, default_authority, parse_target
-from grpc_lite.resolver._target import resolve_scheme, split_host_port
+from grpc_lite.resolver._target import resolve_scheme
 
 # (target, scheme, authority, endpoint)
 VALID = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._plugin import OpenTelemetryPlugin
+from .opentelemetry import OpenTelemetryPlugin
 
 
 class PrometheusEndpoint:
