@@ -1,13 +1,14 @@
 # ruff: noqa: ASYNC109  (timeouts on the helpers keep every wait in a test bounded)
 """A scripted raw HTTP/2 gRPC server for frame-level client tests (CONFORMANCE harness [H]).
 
-The peer is built on ``h2.H2Connection(client_side=False)``: h2 is the independent
-implementation that checks the client's frames (it raises on flow-control, frame-size,
-stream-id and header violations; those land in ``PeerConnection.errors``). Every byte the
-client sends is also parsed with ``hyperframe`` *before* it is fed to h2 and kept as a
-``FrameRecord`` so tests can assert on padding, frame sizes, RST codes, WINDOW_UPDATEs,
-PINGs and GOAWAYs exactly as they were on the wire. Everything the peer writes is recorded
-the same way (direction ``"out"``), in one timeline per connection.
+A thin scripting layer over the h2 server core that ``grpc_lite.testing`` runs on
+(``grpc_lite/testing/_h2core.py``): h2 is the independent implementation that checks the
+client's frames (it raises on flow-control, frame-size, stream-id and header violations;
+those land in ``PeerConnection.errors``). Every byte the client sends is also parsed with
+``hyperframe`` *before* it is fed to h2 and kept as a ``FrameRecord`` so tests can assert on
+padding, frame sizes, RST codes, WINDOW_UPDATEs, PINGs and GOAWAYs exactly as they were on
+the wire. Everything the peer writes is recorded the same way (direction ``"out"``), in one
+timeline per connection.
 
 Usage::
 
@@ -28,8 +29,9 @@ on a closed connection, are silently dropped (they return False), so a handler t
 a client cancel does not fail the test.
 
 h2 4.4 moves its connection to CLOSED when it *sends* or receives GOAWAY (python-hyper/h2
-#1181), so ``PeerConnection.goaway`` writes the GOAWAY frame itself and h2 keeps serving
-the streams that are still open (graceful drain, CONFORMANCE 161/122).
+#1181), so ``PeerConnection.goaway`` writes the GOAWAY frame itself (the core's
+``queue_goaway``) and h2 keeps serving the streams that are still open (graceful drain,
+CONFORMANCE 161/122).
 """
 
 from __future__ import annotations
@@ -40,11 +42,8 @@ import gzip
 import itertools
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import h2.config
-import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
@@ -54,7 +53,6 @@ from hyperframe.frame import (
     DataFrame,
     ExtensionFrame,
     Frame,
-    GoAwayFrame,
     HeadersFrame,
     PingFrame,
     RstStreamFrame,
@@ -62,7 +60,11 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from grpc_lite.testing._h2core import FRAME_NAMES, PREFACE, FrameRecord, FrameTap, H2ServerProtocol
+
 __all__ = [
+    "FRAME_NAMES",
+    "PREFACE",
     "FrameRecord",
     "H2Peer",
     "PeerConnection",
@@ -76,22 +78,6 @@ __all__ = [
     "stream_reply",
     "unary_reply",
 ]
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-FRAME_NAMES = {
-    0x0: "DATA",
-    0x1: "HEADERS",
-    0x2: "PRIORITY",
-    0x3: "RST_STREAM",
-    0x4: "SETTINGS",
-    0x5: "PUSH_PROMISE",
-    0x6: "PING",
-    0x7: "GOAWAY",
-    0x8: "WINDOW_UPDATE",
-    0x9: "CONTINUATION",
-    0xA: "ALTSVC",
-}
 
 Header = tuple[str | bytes, str | bytes]
 Handler = Callable[["PeerStream"], Awaitable[None]]
@@ -152,131 +138,6 @@ class _Notifier:
         async with asyncio.timeout(timeout):
             while not predicate():
                 await self.wait()
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(slots=True)
-class FrameRecord:
-    """One frame as it was on the wire. ``direction`` is "in" (from the client) or "out"."""
-
-    direction: str
-    type: int
-    flags: frozenset[str]
-    stream_id: int
-    length: int  # payload length from the 9-byte frame header
-    frame: Frame | None  # the parsed hyperframe object (None if the body did not parse)
-    error: str | None = None
-    time: float = 0.0
-
-    @property
-    def type_name(self) -> str:
-        return FRAME_NAMES.get(self.type, f"UNKNOWN_0x{self.type:02x}")
-
-    @property
-    def end_stream(self) -> bool:
-        return "END_STREAM" in self.flags
-
-    @property
-    def ack(self) -> bool:
-        return "ACK" in self.flags
-
-    @property
-    def pad_length(self) -> int | None:
-        """Pad Length field of a padded DATA/HEADERS frame, None when not padded."""
-        if "PADDED" not in self.flags or self.frame is None:
-            return None
-        return int(getattr(self.frame, "pad_length", 0))
-
-    @property
-    def data(self) -> bytes:
-        return bytes(getattr(self.frame, "data", b"")) if self.type == 0 else b""
-
-    @property
-    def error_code(self) -> int | None:
-        """RST_STREAM / GOAWAY error code."""
-        if self.type in (0x3, 0x7) and self.frame is not None:
-            return int(self.frame.error_code)  # type: ignore[attr-defined]
-        return None
-
-    @property
-    def increment(self) -> int | None:
-        if self.type == 0x8 and self.frame is not None:
-            return int(self.frame.window_increment)  # type: ignore[attr-defined]
-        return None
-
-    @property
-    def last_stream_id(self) -> int | None:
-        if self.type == 0x7 and self.frame is not None:
-            return int(self.frame.last_stream_id)  # type: ignore[attr-defined]
-        return None
-
-    @property
-    def settings(self) -> dict[int, int]:
-        if self.type == 0x4 and self.frame is not None:
-            return dict(self.frame.settings)  # type: ignore[attr-defined]
-        return {}
-
-    def __repr__(self) -> str:
-        return (
-            f"<{self.direction} {self.type_name} sid={self.stream_id} len={self.length} "
-            f"flags={sorted(self.flags)}{' err=' + self.error if self.error else ''}>"
-        )
-
-
-class _FrameParser:
-    """Incremental frame splitter used for both directions."""
-
-    def __init__(self, direction: str, expect_preface: bool) -> None:
-        self.direction = direction
-        self._buf = bytearray()
-        self._need_preface = expect_preface
-        self.broken: str | None = None
-
-    def feed(self, data: bytes, now: float) -> list[FrameRecord]:
-        if self.broken:
-            return []
-        self._buf += data
-        out: list[FrameRecord] = []
-        if self._need_preface:
-            if len(self._buf) < len(PREFACE):
-                if not PREFACE.startswith(bytes(self._buf)):
-                    self.broken = "bad client preface"
-                return out
-            if bytes(self._buf[: len(PREFACE)]) != PREFACE:
-                self.broken = "bad client preface"
-                return out
-            del self._buf[: len(PREFACE)]
-            self._need_preface = False
-        while len(self._buf) >= 9:
-            length = int.from_bytes(self._buf[:3], "big")
-            if len(self._buf) < 9 + length:
-                break
-            header = bytes(self._buf[:9])
-            body = bytes(self._buf[9 : 9 + length])
-            del self._buf[: 9 + length]
-            out.append(_parse_frame(self.direction, header, body, now))
-        return out
-
-
-def _parse_frame(direction: str, header: bytes, body: bytes, now: float) -> FrameRecord:
-    length = int.from_bytes(header[:3], "big")
-    ftype = header[3]
-    stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
-    frame: Frame | None = None
-    error: str | None = None
-    flags: frozenset[str] = frozenset()
-    try:
-        frame, _ = Frame.parse_frame_header(memoryview(header))
-        flags = frozenset(frame.flags)
-        frame.parse_body(memoryview(body))
-    except Exception as exc:  # malformed frames are recorded, not raised
-        error = f"{type(exc).__name__}: {exc}"
-        if frame is not None:
-            flags = frozenset(frame.flags)
-        frame = None
-    return FrameRecord(direction, ftype, flags, stream_id, length, frame, error, now)
 
 
 # --------------------------------------------------------------------------- stream
@@ -399,7 +260,7 @@ class PeerStream:
         )
         hdrs += list(extra)
         conn = self.connection
-        conn._flush()
+        conn.flush()
         conn.h2.send_headers(self.stream_id, hdrs, end_stream=end_stream)
         self.headers_sent = True
         if end_stream:
@@ -407,7 +268,8 @@ class PeerStream:
         out = conn.h2.data_to_send()
         if split is not None:
             out = _split_header_block(out, split)
-        conn._write(out)
+        conn.queue_raw(out)
+        conn.flush()
         return True
 
     async def send_data(
@@ -421,44 +283,17 @@ class PeerStream:
         """Send DATA, cut into frames that fit the client's windows and MAX_FRAME_SIZE
         (waiting for WINDOW_UPDATE as needed). ``pad_length`` pads every frame;
         ``max_frame`` caps the payload per frame (e.g. 1 for one-byte frames)."""
-        conn = self.connection
-        view = memoryview(data)
-        overhead = 0 if pad_length is None else pad_length + 1
-        first = True
-        while first or len(view):
-            first = False
-            if not self._writable():
-                return False
-            want = len(view)
-            if want == 0 and not end_stream:
-                return True
-
-            def room() -> int:
-                if not self._writable():
-                    return 1 << 30
-                try:
-                    w = conn.h2.local_flow_control_window(self.stream_id)
-                except h2.exceptions.StreamClosedError:
-                    return 1 << 30
-                return min(w, conn.h2.max_outbound_frame_size) - overhead
-
-            need = 1 if want else 0
-            if room() < need:
-                await conn.peer.wait_until(lambda n=need: room() >= n, None)
-                if not self._writable():
-                    return False
-            n = min(want, room())
-            if max_frame is not None:
-                n = min(n, max_frame)
-            chunk = bytes(view[:n])
-            view = view[n:]
-            last = end_stream and not len(view)
-            conn._flush()
-            conn.h2.send_data(self.stream_id, chunk, end_stream=last, pad_length=pad_length)
-            conn._flush()
-            if last:
-                self.closed_by_peer = True
-        return True
+        sent = await self.connection.send_data(
+            self.stream_id,
+            data,
+            end_stream=end_stream,
+            pad_length=pad_length,
+            max_frame=max_frame,
+            writable=self._writable,
+        )
+        if sent and end_stream:
+            self.closed_by_peer = True
+        return sent
 
     async def send_message(
         self,
@@ -526,10 +361,9 @@ class PeerStream:
         if not self._writable():
             return False
         conn = self.connection
-        conn._flush()
         conn.h2.reset_stream(self.stream_id, code)
         self.closed_by_peer = True
-        conn._flush()
+        conn.flush()
         return True
 
     def __repr__(self) -> str:
@@ -540,7 +374,7 @@ class PeerStream:
 
 def _split_header_block(out: bytes, split: int) -> bytes:
     """Re-cut the HEADERS frame(s) in ``out`` into HEADERS + CONTINUATION frames."""
-    recs = _FrameParser("out", False).feed(out, 0.0)
+    recs = FrameTap("out", False).feed(out)
     result = bytearray()
     block = bytearray()
     first: HeadersFrame | None = None
@@ -580,28 +414,23 @@ def _emit_split(h: HeadersFrame, block: bytes, split: int) -> bytes:
 # --------------------------------------------------------------------------- connection
 
 
-class PeerConnection(asyncio.Protocol):
+class PeerConnection(H2ServerProtocol):
     """One accepted client connection."""
 
     def __init__(self, peer: H2Peer, index: int) -> None:
-        self.peer = peer
-        self.index = index
-        cfg = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
+        super().__init__(
             validate_inbound_headers=peer.validate_inbound_headers,
             normalize_inbound_headers=False,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
+            record_in=True,
+            record_out=True,
         )
-        self.h2 = h2.connection.H2Connection(cfg)
-        self.transport: asyncio.Transport | None = None
-        #: every frame, both directions, in the order seen by the peer
-        self.timeline: list[FrameRecord] = []
+        self.peer = peer
+        self.index = index
+        # From the core: ``h2``, ``transport``, ``closed``, ``h2_dead`` (h2 refuses further
+        # input: protocol error or the client's GOAWAY), ``errors`` (h2 protocol errors and
+        # handler exceptions) and ``timeline`` (every frame, both directions, in order).
         #: streams by id, in arrival order
         self.streams: dict[int, PeerStream] = {}
-        #: h2 protocol errors (the client broke HTTP/2) and handler exceptions
-        self.errors: list[BaseException] = []
         #: the client's SETTINGS as h2 saw them (code -> value)
         self.client_settings: dict[int, int] = {}
         self.settings_acks_received = 0
@@ -611,12 +440,6 @@ class PeerConnection(asyncio.Protocol):
         #: GOAWAY frames the client sent: (last_stream_id, error_code, debug)
         self.goaways_received: list[tuple[int, int, bytes]] = []
         self.goaways_sent: list[tuple[int, int, bytes]] = []
-        self.closed = False
-        #: h2 refuses further input (protocol error or the client's GOAWAY)
-        self.h2_dead = False
-        self._in = _FrameParser("in", expect_preface=True)
-        self._out = _FrameParser("out", expect_preface=False)
-        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ping_ids = itertools.count(1)
         #: bytes written with write_raw (not parsed into the timeline)
         self.raw_writes: list[bytes] = []
@@ -643,61 +466,38 @@ class PeerConnection(asyncio.Protocol):
     def outstanding_pings(self) -> int:
         return self.pings_sent - self.ping_acks_received
 
-    # ---------------------------------------------------------------- asyncio.Protocol
+    # ---------------------------------------------------------------- the core's hooks
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    def connection_started(self) -> None:
         peer = self.peer
         if peer.close_on_accept:
-            transport.close()
+            assert self.transport is not None
+            self.transport.close()
             return
         if peer.silent:
             return
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
+        self.initiate(
+            {
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
-                **{_setting_code(k): v for k, v in peer.settings.items()},  # type: ignore[dict-item]
+                **{_setting_code(k): v for k, v in peer.settings.items()},
             },
+            connection_window=peer.connection_window,
         )
-        self.h2.initiate_connection()
-        if peer.connection_window is not None and peer.connection_window > 65535:
-            self.h2.increment_flow_control_window(peer.connection_window - 65535)
-        self._flush()
+        self.flush()
 
     def data_received(self, data: bytes) -> None:
-        now = asyncio.get_running_loop().time()
-        recs = self._in.feed(data, now)
-        self.timeline.extend(recs)
-        if self.peer.silent or self.h2_dead:
-            self.peer._changed()
+        if self.peer.silent:
+            self.receive(data, feed_h2=False)  # recorded, never answered
+            self.changed()
             return
-        try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            self.errors.append(exc)
-            self.h2_dead = True
-            self._flush()  # h2 queued a GOAWAY
-            if self.transport is not None:
-                self.transport.close()
-            self.peer._changed()
-            return
-        for ev in events:
-            self._on_event(ev)
-        self._flush()
+        super().data_received(data)
+
+    def changed(self) -> None:
+        self.wake_senders()
         self.peer._changed()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self._lost.done():
-            self._lost.set_result(None)
-        self.peer._changed()
-
-    # ---------------------------------------------------------------- h2 events
-
-    def _on_event(self, ev: h2.events.Event) -> None:
+    def event_received(self, ev: h2.events.Event) -> None:
         if isinstance(ev, h2.events.RequestReceived):
             assert ev.stream_id is not None and ev.headers is not None
             hdrs = [(_text(k), _text(v)) for k, v in ev.headers]
@@ -739,37 +539,24 @@ class PeerConnection(asyncio.Protocol):
         elif isinstance(ev, h2.events.PingReceived):
             self.pings_received += 1
         elif isinstance(ev, h2.events.ConnectionTerminated):
+            # h2 #1181: h2 rejects every later frame (the core has set h2_dead).
             self.goaways_received.append(
                 (int(ev.last_stream_id or 0), int(ev.error_code or 0), ev.additional_data or b"")
             )
-            self.h2_dead = True  # h2 #1181: h2 rejects every later frame
 
     # ---------------------------------------------------------------- writing
-
-    def _write(self, data: bytes, *, record: bool = True) -> None:
-        if not data or self.transport is None or self.transport.is_closing():
-            return
-        if record:
-            self.timeline.extend(self._out.feed(data, asyncio.get_running_loop().time()))
-        self.transport.write(data)
-        self.peer._changed()
-
-    def _flush(self) -> None:
-        self._write(self.h2.data_to_send())
 
     def write_raw(self, data: bytes) -> None:
         """Escape hatch: write bytes as they are (malformed frames, bad HPACK...).
         Not parsed into the timeline (``raw_writes`` keeps them)."""
-        self._flush()
         self.raw_writes.append(data)
-        self._write(data, record=False)
+        self.queue_raw(data, record=False)
+        self.flush()
 
     def write_frame(self, frame: Frame) -> None:
         """Serialize a hyperframe frame and write it, bypassing h2 (recorded in the timeline)."""
-        if isinstance(frame, ExtensionFrame):
-            frame.body_len = len(frame.body)  # hyperframe leaves it 0 for new frames
-        self._flush()
-        self._write(frame.serialize())
+        self.queue_frame(frame)
+        self.flush()
 
     def write_unknown_frame(
         self, frame_type: int, stream_id: int, payload: bytes = b"", flags: int = 0
@@ -783,9 +570,8 @@ class PeerConnection(asyncio.Protocol):
         if last_stream_id is None:
             last_stream_id = self.h2.highest_inbound_stream_id
         self.goaways_sent.append((last_stream_id, code, debug))
-        self.write_frame(
-            GoAwayFrame(0, last_stream_id=last_stream_id, error_code=code, additional_data=debug)
-        )
+        self.queue_goaway(last_stream_id, code, debug)
+        self.flush()
 
     def ping(self, data: bytes | None = None) -> bytes:
         """Send a PING (8 opaque bytes); ``ping_acks_received`` counts the ACKs."""
@@ -795,19 +581,19 @@ class PeerConnection(asyncio.Protocol):
             self.write_frame(PingFrame(0, opaque_data=data))
         else:
             self.h2.ping(data)
-            self._flush()
+            self.flush()
         self.pings_sent += 1
         return data
 
     def update_settings(self, settings: dict[Any, int]) -> None:
         self.h2.update_settings({_setting_code(k): v for k, v in settings.items()})
-        self._flush()
+        self.flush()
 
     def send_window_update(self, increment: int, stream_id: int = 0) -> None:
         """WINDOW_UPDATE for a stream (or the connection with 0), kept in h2's books."""
         try:
             self.h2.increment_flow_control_window(increment, None if stream_id == 0 else stream_id)
-            self._flush()
+            self.flush()
         except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
             self.write_frame(WindowUpdateFrame(stream_id, window_increment=increment))
 
@@ -837,17 +623,11 @@ class PeerConnection(asyncio.Protocol):
         """HPACK-encode with h2's own encoder (keeps the client's dynamic table in sync)."""
         return bytes(self.h2.encoder.encode(list(headers)))
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+    # close() (FIN after what is queued) and abort() (at once) come from the core.
 
     async def wait_closed(self, timeout: float | None = 5.0) -> None:
         async with asyncio.timeout(timeout):
-            await asyncio.shield(self._lost)
+            await asyncio.shield(self.lost)
 
     async def wait_settings_acked(self, n: int = 1, timeout: float | None = 5.0) -> None:
         await self.peer.wait_until(lambda: self.settings_acks_received >= n, timeout)

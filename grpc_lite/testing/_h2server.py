@@ -1,17 +1,14 @@
-"""One server-side HTTP/2 connection and its gRPC streams, on ``h2.H2Connection``.
+"""One server-side gRPC connection and its streams, on the shared h2 core (``_h2core``).
 
 The test server is deliberately built on h2 (not on grpc_lite's own frame codec), so it is
 an independent peer for the client: h2 checks the client's frames and raises on
 flow-control, frame-size, stream-id and header violations.
 
-Two things are done by hand, around h2:
-
-- GOAWAY. h2 4.4 moves its whole connection to CLOSED when it sends GOAWAY
-  (python-hyper/h2 #1181), which would kill the streams a graceful drain must finish. So
-  GOAWAY frames are serialized with hyperframe and written directly; h2 keeps serving.
-- MAX_CONCURRENT_STREAMS. h2 treats a client that exceeds it as a *connection* error;
-  RFC 9113 5.1.2 asks for a stream error. h2 is told "unlimited" once the SETTINGS frame
-  has gone out and the limit is enforced here with RST_STREAM(REFUSED_STREAM).
+Beyond what the core does (GOAWAY written by hand so a drain keeps serving, DATA within the
+client's windows), one thing is done by hand here: MAX_CONCURRENT_STREAMS. h2 treats a
+client that exceeds it as a *connection* error; RFC 9113 5.1.2 asks for a stream error. h2
+is told "unlimited" once the SETTINGS frame has gone out and the limit is enforced here
+with RST_STREAM(REFUSED_STREAM).
 
 Who may call what: everything runs on the server's event loop. ``ServerConnection`` is the
 asyncio Protocol (callbacks from the transport); ``ServerStream.run`` is one task per RPC.
@@ -29,24 +26,21 @@ import contextlib
 import inspect
 import logging
 import socket
-import struct
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any, Protocol
 
-import h2.config
-import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-from hyperframe.frame import GoAwayFrame
 
 from .._codec import ACCEPT_ENCODING, SUPPORTED_ENCODINGS, CodecError, MessageDecoder, frame_message
 from .._codec import compress as _compress
 from ..metadata import Metadata, MetadataType, decode_incoming, decode_timeout
 from ..status import StatusCode, encode_grpc_message
 from ._context import END_OF_STREAM, AbortError, MethodHandler, ServicerContext
+from ._h2core import H2ServerProtocol
 
 _log = logging.getLogger("grpc_lite.testing")
 
@@ -391,27 +385,13 @@ class ServerStream:
         await self._send_data(data)
 
     async def _send_data(self, data: bytes) -> None:
-        """Write DATA within the client's flow-control windows (RFC 9113 6.9)."""
-        conn = self.conn
-        view = memoryview(data)
-        while view:
-            await conn.wait_writable()
-            if self.finished or conn.closed:
-                raise _StreamGone
-            try:
-                window = conn.h2.local_flow_control_window(self.stream_id)
-            except h2.exceptions.ProtocolError:
-                raise _StreamGone from None
-            if window <= 0:
-                await conn.wait_window()
-                continue
-            n = min(window, conn.h2.max_outbound_frame_size, len(view))
-            try:
-                conn.h2.send_data(self.stream_id, bytes(view[:n]))
-            except h2.exceptions.ProtocolError:
-                raise _StreamGone from None
-            conn.flush()
-            view = view[n:]
+        """Write DATA within the client's flow-control windows (RFC 9113 6.9), and while
+        the transport takes more."""
+        sent = await self.conn.send_data(
+            self.stream_id, data, writable=lambda: not self.finished, respect_write_pause=True
+        )
+        if not sent:
+            raise _StreamGone
 
     def _send_status(
         self, code: StatusCode, details: str, trailing: tuple[tuple[str, Any], ...] | list[Any]
@@ -450,102 +430,52 @@ class ServerStream:
             self._unacked = 0
 
 
-class ServerConnection(asyncio.Protocol):
+class ServerConnection(H2ServerProtocol):
     """One accepted connection (asyncio Protocol callbacks + drain/abort from the host)."""
 
     def __init__(self, host: ServerHost) -> None:
+        super().__init__()
         self.host = host
-        cfg = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        self.h2 = h2.connection.H2Connection(cfg)
-        self.transport: asyncio.Transport | None = None
         self.peer = "unknown"
         self.streams: dict[int, ServerStream] = {}
-        self.closed = False
-        self._h2_dead = False  # h2 refuses further input (protocol error or client GOAWAY)
         self._goaway_last: int | None = None  # set by the final GOAWAY of a drain
         self._draining = False
-        self._window_waiters: list[asyncio.Future[None]] = []
-        self._write_paused = False
-        self._write_waiters: list[asyncio.Future[None]] = []
         self._ping_ack: asyncio.Future[None] | None = None
-        loop = asyncio.get_running_loop()
-        self.lost: asyncio.Future[None] = loop.create_future()
         self._all_done: asyncio.Event = asyncio.Event()
         self._all_done.set()
 
-    # -- asyncio.Protocol -------------------------------------------------------------
+    # -- the core's hooks -------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.peer = _peer_name(transport)
+    def connection_started(self) -> None:
+        assert self.transport is not None
+        self.peer = _peer_name(self.transport)
         host = self.host
         mcs = host.max_concurrent_streams
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                _SC.MAX_CONCURRENT_STREAMS: _UNLIMITED_STREAMS if mcs is None else mcs,
-                _SC.INITIAL_WINDOW_SIZE: host.initial_window_size,
-                _SC.MAX_HEADER_LIST_SIZE: 16384,
-            },
-        )
-        self.h2.initiate_connection()
+        advertised = {
+            _SC.MAX_CONCURRENT_STREAMS: _UNLIMITED_STREAMS if mcs is None else mcs,
+            _SC.INITIAL_WINDOW_SIZE: host.initial_window_size,
+            _SC.MAX_HEADER_LIST_SIZE: 16384,
+        }
         # h2 must not enforce the limit itself (a connection error); see the module doc.
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                _SC.MAX_CONCURRENT_STREAMS: _UNLIMITED_STREAMS,
-                _SC.INITIAL_WINDOW_SIZE: host.initial_window_size,
-                _SC.MAX_HEADER_LIST_SIZE: 16384,
-            },
-        )
-        if host.connection_window_size > 65535:
-            self.h2.increment_flow_control_window(host.connection_window_size - 65535)
+        enforced = {**advertised, _SC.MAX_CONCURRENT_STREAMS: _UNLIMITED_STREAMS}
+        self.initiate(advertised, enforce=enforced, connection_window=host.connection_window_size)
         self.flush()
         host.connection_opened(self)
 
-    def data_received(self, data: bytes) -> None:
-        if self._h2_dead:
-            return
-        try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            _log.debug("client broke HTTP/2 (%s); closing the connection", exc)
-            self._h2_dead = True
-            self.flush()  # h2 queued a GOAWAY
-            self.close()
-            return
-        for event in events:
-            self._on_event(event)
-        self.flush()
+    def protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
+        _log.debug("client broke HTTP/2 (%s); closing the connection", exc)
+        super().protocol_error(exc)  # h2's GOAWAY, then close
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+    def connection_ended(self, exc: Exception | None) -> None:
         for stream in list(self.streams.values()):
             stream.on_reset()
-        self._wake(self._window_waiters)
-        self._wake(self._write_waiters)
         if self._ping_ack is not None and not self._ping_ack.done():
             self._ping_ack.set_result(None)
-        if not self.lost.done():
-            self.lost.set_result(None)
         self.host.connection_closed(self)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        self._wake(self._write_waiters)
 
     # -- h2 events --------------------------------------------------------------------
 
-    def _on_event(self, event: h2.events.Event) -> None:
+    def event_received(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
             self._on_request(event)
         elif isinstance(event, h2.events.DataReceived):
@@ -566,15 +496,12 @@ class ServerConnection(asyncio.Protocol):
             stream = self.streams.get(event.stream_id or 0)
             if stream is not None:
                 stream.on_reset()
-        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
-            self._wake(self._window_waiters)
         elif isinstance(event, h2.events.PingAckReceived):
             if self._ping_ack is not None and not self._ping_ack.done():
                 self._ping_ack.set_result(None)
         elif isinstance(event, h2.events.ConnectionTerminated):
-            # The client sent GOAWAY: h2 accepts nothing more (h2 #1181); the client is
-            # going away, so its streams end here.
-            self._h2_dead = True
+            # The client sent GOAWAY: h2 accepts nothing more (h2 #1181, so the core marks
+            # the connection h2_dead); the client is going away, so its streams end here.
             self.close()
 
     def _on_request(self, event: h2.events.RequestReceived) -> None:
@@ -662,36 +589,10 @@ class ServerConnection(asyncio.Protocol):
 
     # -- helpers for streams ----------------------------------------------------------
 
-    def flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
     def ack(self, flow: int, stream_id: int) -> None:
-        if flow and not self.closed and not self._h2_dead:
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.h2.acknowledge_received_data(flow, stream_id)
+        if flow and not self.closed:
+            super().ack(flow, stream_id)
             self.flush()
-
-    async def wait_window(self) -> None:
-        if self.closed:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._window_waiters.append(fut)
-        await fut
-
-    async def wait_writable(self) -> None:
-        while self._write_paused and not self.closed:
-            fut = asyncio.get_running_loop().create_future()
-            self._write_waiters.append(fut)
-            await fut
-
-    @staticmethod
-    def _wake(waiters: list[asyncio.Future[None]]) -> None:
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-        waiters.clear()
 
     def stream_done(self, stream: ServerStream) -> None:
         if self.streams.get(stream.stream_id) is stream:
@@ -738,12 +639,6 @@ class ServerConnection(asyncio.Protocol):
 
     # -- connection-level operations (from the host) ----------------------------------
 
-    def _write_goaway(self, last_stream_id: int) -> None:
-        self.flush()
-        if self.transport is not None and not self.transport.is_closing():
-            frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=0)
-            self.transport.write(frame.serialize())
-
     async def drain(self, deadline: float | None) -> None:
         """Graceful GOAWAY drain (grpc-go http2Server.drain): GOAWAY(2^31-1), PING,
         GOAWAY(last stream id) after the PING ACK, wait for in-flight streams until
@@ -753,8 +648,9 @@ class ServerConnection(asyncio.Protocol):
             return
         self._draining = True
         loop = asyncio.get_running_loop()
-        if not self._h2_dead:
-            self._write_goaway(_MAX_STREAM_ID)
+        if not self.h2_dead:
+            self.queue_goaway(_MAX_STREAM_ID)
+            self.flush()
             self._ping_ack = loop.create_future()
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self.h2.ping(b"gl-drain")
@@ -765,7 +661,8 @@ class ServerConnection(asyncio.Protocol):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._ping_ack), wait)
             self._goaway_last = self.h2.highest_inbound_stream_id
-            self._write_goaway(self._goaway_last)
+            self.queue_goaway(self._goaway_last)
+            self.flush()
         else:
             self._goaway_last = 0
         if not self.streams:
@@ -784,22 +681,9 @@ class ServerConnection(asyncio.Protocol):
         if not self.lost.done():
             self.abort()
 
-    def close(self) -> None:
-        """Close after writing what is buffered (FIN); streams left are cancelled."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.flush()
-            self.transport.close()
-
-    def abort(self) -> None:
+    def abort(self, *, rst: bool = True) -> None:
         """Abrupt close: RST (SO_LINGER 0) on TCP, discard buffered output."""
-        transport = self.transport
-        if transport is None:
-            return
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
+        super().abort(rst=rst)
 
 
 def _encode_metadata(metadata: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:

@@ -1,13 +1,15 @@
 """A sans-IO HTTP/2 server peer for testing :class:`grpc_lite._transport.Connection`.
 
-No event loop and no sockets: :class:`H2Server` wraps ``h2.H2Connection(client_side=False)``
-(the independent implementation: it raises on flow-control, frame-size, stream-id and
-header violations by the client, which land in ``H2Server.errors``), and :class:`Pair`
-moves bytes between it and a client ``Connection`` until both sides are quiet.
+No event loop and no sockets: :class:`H2Server` is the sans-IO h2 server core that
+``grpc_lite.testing`` and ``tests/h2peer.py`` run on (``grpc_lite/testing/_h2core.py``:
+``h2.H2Connection(client_side=False)``, the independent implementation: it raises on
+flow-control, frame-size, stream-id and header violations by the client, which land in
+``H2Server.errors``), with shortcuts for scripting replies; :class:`Pair` moves bytes
+between it and a client ``Connection`` until both sides are quiet.
 
-Every byte the client writes is also parsed with ``hyperframe`` *before* h2 sees it and
-kept in ``H2Server.frames`` so tests can assert on the exact frames (sizes, flags, RST
-codes, WINDOW_UPDATE increments, GOAWAY codes).
+Every byte the client writes is also parsed with ``hyperframe`` *before* h2 sees it (the
+core's frame record) and kept in ``H2Server.frames`` so tests can assert on the exact
+frames (sizes, flags, RST codes, WINDOW_UPDATE increments, GOAWAY codes).
 
 Frames h2 will not produce (GOAWAY that keeps streams alive, DATA before HEADERS, frames
 on unknown streams, PUSH_PROMISE, malformed frames) are written raw with :meth:`H2Server.raw`;
@@ -24,10 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import h2.config
-import h2.connection
 import h2.events
-import h2.exceptions
 import h2.settings
 from hyperframe.frame import Frame
 
@@ -35,22 +34,9 @@ from grpc_lite._transport import _frames as fr
 from grpc_lite._transport._connection import Connection, ConnectionState
 from grpc_lite._transport._hpack import encode_fields
 from grpc_lite._transport._stream import ClientStream
+from grpc_lite.testing._h2core import FrameRecord, FrameTap, H2ServerCore
 
 UNARY = "/grpc.testing.TestService/UnaryCall"
-
-# hyperframe frame class name -> our frame type number.
-_TYPE_BY_NAME = {
-    "DataFrame": fr.DATA,
-    "HeadersFrame": fr.HEADERS,
-    "PriorityFrame": fr.PRIORITY,
-    "RstStreamFrame": fr.RST_STREAM,
-    "SettingsFrame": fr.SETTINGS,
-    "PushPromiseFrame": fr.PUSH_PROMISE,
-    "PingFrame": fr.PING,
-    "GoAwayFrame": fr.GOAWAY,
-    "WindowUpdateFrame": fr.WINDOW_UPDATE,
-    "ContinuationFrame": fr.CONTINUATION,
-}
 
 
 def grpc_message(payload: bytes, compressed: bool = False) -> bytes:
@@ -72,24 +58,20 @@ def request_fields(
     ]
 
 
+def _frame(record: FrameRecord) -> Frame:
+    """The hyperframe frame of a record; a malformed frame fails the test."""
+    assert record.frame is not None, f"malformed frame: {record.error}"
+    frame = record.frame
+    frame.wire_length = record.length  # type: ignore[attr-defined]
+    return frame
+
+
 def parse_frames(data: bytes) -> list[Frame]:
     """Parse a complete sequence of frames with hyperframe (independent of our codec)."""
-    frames = []
-    view = memoryview(data)
-    pos = 0
-    while pos < len(data):
-        assert len(data) - pos >= 9, f"truncated frame header at {pos}"
-        frame, length = Frame.parse_frame_header(view[pos : pos + 9])
-        assert len(data) - pos - 9 >= length, f"truncated frame body at {pos}"
-        frame.parse_body(view[pos + 9 : pos + 9 + length])
-        frame.wire_length = length  # type: ignore[attr-defined]
-        frames.append(frame)
-        pos += 9 + length
+    tap = FrameTap("out", expect_preface=False)
+    frames = [_frame(r) for r in tap.feed(data)]
+    assert tap.pending == 0, f"truncated frame: {tap.pending} bytes left"
     return frames
-
-
-def frame_type(frame: Frame) -> int:
-    return _TYPE_BY_NAME.get(type(frame).__name__, getattr(frame, "type", -1))
 
 
 # ---------------------------------------------------------------------------- listeners
@@ -155,8 +137,8 @@ class Request:
     reset_code: int | None = None
 
 
-class H2Server:
-    """An h2 server connection, fed with the client's bytes, recording what it saw."""
+class H2Server(H2ServerCore):
+    """The sans-IO h2 server core, fed with the client's bytes, recording what it saw."""
 
     def __init__(
         self,
@@ -165,64 +147,32 @@ class H2Server:
         auto_ack_data: bool = True,
         max_outbound_frame_size: int | None = None,
     ) -> None:
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        self.h2 = h2.connection.H2Connection(config=config)
+        # h2's own defaults for header validation, both ways.
+        super().__init__(validate_outbound_headers=True, normalize_outbound_headers=True)
+        self._in = FrameTap("in", expect_preface=True)
         codes = h2.settings.SettingCodes
         initial: dict[int, int] = {
             codes.MAX_CONCURRENT_STREAMS: 100,
             codes.MAX_HEADER_LIST_SIZE: self.h2.DEFAULT_MAX_HEADER_LIST_SIZE,
         }
         initial.update(settings or {})
-        self.h2.local_settings = h2.settings.Settings(client=False, initial_values=initial)
-        # h2 derives these from its settings in __init__; keep them in line.
-        self.h2.max_inbound_frame_size = self.h2.local_settings.max_frame_size
-        self.h2.decoder.max_header_list_size = self.h2.local_settings.max_header_list_size
-        self.h2.initiate_connection()
+        self.initiate(initial, apply_limits=True)
         if max_outbound_frame_size is not None:
             self.h2.max_outbound_frame_size = max_outbound_frame_size
         self.auto_ack_data = auto_ack_data
-        self._out = bytearray()
-        self._inbuf = b""
-        self._preface_seen = False
-        self.preface = b""
         self.frames: list[Frame] = []
         self.events: list[h2.events.Event] = []
-        self.errors: list[Exception] = []
         self.requests: dict[int, Request] = {}
         self.terminated: h2.events.ConnectionTerminated | None = None
 
     # -- input from the client
-    def receive(self, data: bytes) -> list[Frame]:
-        """Parse and record the client's frames, then feed the bytes to h2."""
-        buf = self._inbuf + data
-        if not self._preface_seen:
-            if len(buf) < len(fr.PREFACE):
-                self._inbuf = buf
-                return []
-            self.preface = buf[: len(fr.PREFACE)]
-            self._preface_seen = True
-            buf = buf[len(fr.PREFACE) :]
-        new: list[Frame] = []
-        pos = 0
-        view = memoryview(buf)
-        while len(buf) - pos >= 9:
-            frame, length = Frame.parse_frame_header(view[pos : pos + 9])
-            if len(buf) - pos - 9 < length:
-                break
-            frame.parse_body(view[pos + 9 : pos + 9 + length])
-            frame.wire_length = length  # type: ignore[attr-defined]
-            new.append(frame)
-            pos += 9 + length
-        self._inbuf = bytes(buf[pos:])
+    def receive(self, data: bytes, *, feed_h2: bool = True) -> list[Frame]:  # type: ignore[override]
+        """Parse and record the client's frames, then feed the bytes to h2 (its protocol
+        errors land in ``errors``); returns the new frames."""
+        new = [_frame(r) for r in self._in.feed(data)]
         self.frames.extend(new)
-        if self.terminated is None:
-            try:
-                events = self.h2.receive_data(data)
-            except h2.exceptions.H2Error as exc:
-                self.errors.append(exc)
-                events = []
-            for event in events:
-                self._record(event)
+        for event in super().receive(data, feed_h2=feed_h2):
+            self._record(event)
         return new
 
     def _record(self, event: h2.events.Event) -> None:
@@ -233,10 +183,7 @@ class H2Server:
         elif isinstance(event, h2.events.DataReceived):
             self.requests[event.stream_id].data += event.data
             if self.auto_ack_data and event.flow_controlled_length:
-                try:
-                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                except h2.exceptions.H2Error as exc:  # pragma: no cover - diagnostic
-                    self.errors.append(exc)
+                self.ack(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             self.requests[event.stream_id].ended = True
         elif isinstance(event, h2.events.StreamReset):
@@ -245,24 +192,13 @@ class H2Server:
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.terminated = event
 
-    # -- output to the client
-    def _sync(self) -> None:
-        self._out += self.h2.data_to_send()
-
-    def data_to_send(self) -> bytes:
-        self._sync()
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
+    # -- output to the client (data_to_send() from the core)
     def raw(self, ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> None:
         """Write one frame exactly as given (after whatever h2 has queued)."""
-        self._sync()
-        self._out += fr.frame_header(len(payload), ftype, flags, stream_id) + payload
+        self.queue_raw(fr.frame_header(len(payload), ftype, flags, stream_id) + payload)
 
     def raw_bytes(self, data: bytes) -> None:
-        self._sync()
-        self._out += data
+        self.queue_raw(data)
 
     def header_block(self, fields: Iterable[tuple[str, str]]) -> bytes:
         """A header block from h2's own encoder, so the client's HPACK state stays in sync."""
@@ -285,7 +221,7 @@ class H2Server:
 
     def goaway(self, last_stream_id: int, code: int = fr.NO_ERROR, debug: bytes = b"") -> None:
         """A raw GOAWAY: h2 4.4 would close its own state (python-hyper/h2 #1181)."""
-        self.raw(fr.GOAWAY, 0, 0, struct.pack(">II", last_stream_id, code) + debug)
+        self.queue_goaway(last_stream_id, code, debug)
 
     def rst(self, stream_id: int, code: int) -> None:
         self.raw(fr.RST_STREAM, 0, stream_id, struct.pack(">I", code))
@@ -356,7 +292,7 @@ class H2Server:
         return [
             f
             for f in self.frames
-            if frame_type(f) == ftype and (stream_id is None or f.stream_id == stream_id)
+            if f.type == ftype and (stream_id is None or f.stream_id == stream_id)
         ]
 
 
