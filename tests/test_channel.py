@@ -1,0 +1,261 @@
+"""The channel, sans-IO (grpc_lite/_channel.py): resolver updates become subchannels and a
+picker, the picker follows the balancer, and every call is counted when it starts and when
+it finishes, on the channel and on the subchannel it used. A ManualResolver feeds
+addresses, a fake dialer hands out fake transports (no socket), and the test answers each
+stream for the server (tests/fakes/call_context.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import grpc_lite
+from grpc_lite import _subchannel
+from grpc_lite._transport import ClientStream, TransportError
+from grpc_lite.resolver import ManualResolver, register, unregister_for_testing
+from grpc_lite.status import RpcError, StatusCode
+from tests.fakes.call_context import answer_headers, answer_message, answer_status, answer_trailers
+
+S = grpc_lite.ConnectivityState
+METHOD = "/pkg.Service/Method"
+ROUND_ROBIN = {"loadBalancingConfig": [{"round_robin": {}}]}
+
+
+class FakeTransport:
+    """A READY connection to one address: keeps the streams started on it."""
+
+    def __init__(self, address: str, on_goaway: Callable[..., None], on_close: Callable[..., None]):
+        self.address = address
+        self.on_goaway = on_goaway
+        self.on_close = on_close
+        self.accepting_streams = True
+        self.streams: list[ClientStream] = []
+        self.lost = False
+        self.disconnect_error: str | None = None
+        self._next_id = 1
+
+    def start_stream(self, stream: ClientStream) -> None:
+        stream.id = self._next_id
+        self._next_id += 2
+        self.streams.append(stream)
+
+    def close(self, reason: str) -> None:
+        self.lose(reason)
+
+    def graceful_close(self, reason: str) -> None:
+        self.lose(reason)
+
+    def lose(self, reason: str = "connection reset") -> None:
+        if not self.lost:
+            self.lost = True
+            self.accepting_streams = False
+            self.disconnect_error = reason
+            self.on_close(self, reason)
+
+    async def wait_closed(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.lose("aborted")
+
+
+class FakeDialer:
+    """``grpc_lite._transport.dial`` for the subchannels: refuses the addresses in
+    ``refused``, connects the others at once."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()
+        self.transports: dict[str, list[FakeTransport]] = {}
+
+    async def __call__(self, address: str, **kwargs: Any) -> FakeTransport:
+        await asyncio.sleep(0)
+        if address in self.refused:
+            raise TransportError(f"connection to {address} refused")
+        transport = FakeTransport(address, kwargs["on_goaway"], kwargs["on_close"])
+        self.transports.setdefault(address, []).append(transport)
+        return transport
+
+    def streams(self, address: str) -> list[ClientStream]:
+        return [s for t in self.transports.get(address, []) for s in t.streams]
+
+
+@pytest.fixture
+def dialer(monkeypatch: pytest.MonkeyPatch) -> FakeDialer:
+    fake = FakeDialer()
+    monkeypatch.setattr(_subchannel, "dial", fake)
+    return fake
+
+
+@pytest.fixture
+def resolver() -> Iterator[ManualResolver]:
+    scheme = f"chtest{uuid.uuid4().hex[:10]}"
+    r = ManualResolver(scheme)
+    register(r)
+    yield r
+    unregister_for_testing(scheme)
+
+
+def _channel(resolver: ManualResolver, **kwargs: Any) -> grpc_lite.Channel:
+    return grpc_lite.insecure_channel(f"{resolver.scheme}:///backends", **kwargs)
+
+
+async def _settle(rounds: int = 20) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def _until_state(ch: grpc_lite.Channel, state: grpc_lite.ConnectivityState) -> None:
+    async with asyncio.timeout(5):
+        while (now := ch.get_state(try_to_connect=True)) is not state:
+            await ch.wait_for_state_change(now)
+
+
+def _ok(stream: ClientStream, reply: bytes = b"reply") -> None:
+    answer_headers(stream)
+    answer_message(stream, reply)
+    answer_trailers(stream)
+
+
+def _subchannels(ch: grpc_lite.Channel) -> dict[str, Any]:
+    return {sc.address: sc for sc in ch.snapshot().subchannels}
+
+
+async def test_a_new_channel_does_nothing_until_asked(
+    dialer: FakeDialer, resolver: ManualResolver
+) -> None:
+    resolver.update_addresses(["a:1"])
+    async with _channel(resolver) as ch:
+        await _settle()
+        assert ch.get_state() is S.IDLE
+        assert resolver.build_count == 0 and dialer.transports == {}
+
+
+async def test_resolved_addresses_become_ready_subchannels_and_a_picker(
+    dialer: FakeDialer, resolver: ManualResolver
+) -> None:
+    resolver.update_addresses(["a:1", "b:2"])
+    async with _channel(resolver, service_config=ROUND_ROBIN) as ch:
+        await _until_state(ch, S.READY)
+        await _settle()
+        assert {a: sc.state for a, sc in _subchannels(ch).items()} == {
+            "a:1": S.READY,
+            "b:2": S.READY,
+        }
+        call = ch.unary_unary(METHOD)
+        calls = [call(b"x") for _ in range(4)]
+        await _settle()
+        # round_robin's picker: the calls alternate between the two backends.
+        assert len(dialer.streams("a:1")) == len(dialer.streams("b:2")) == 2
+        for stream in dialer.streams("a:1") + dialer.streams("b:2"):
+            _ok(stream)
+        assert await asyncio.gather(*calls) == [b"reply"] * 4
+
+
+async def test_every_call_is_counted_when_it_starts_and_when_it_ends(
+    dialer: FakeDialer, resolver: ManualResolver
+) -> None:
+    resolver.update_addresses(["a:1"])
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.READY)
+        method = ch.unary_unary(METHOD)
+        ok, failed, cancelled = method(b"1"), method(b"2"), method(b"3")
+        await _settle()
+        snap = ch.snapshot()
+        assert (snap.calls_started, snap.calls_succeeded, snap.calls_failed) == (3, 0, 0)
+        first, second, _third = dialer.streams("a:1")
+        _ok(first)
+        answer_status(second, StatusCode.NOT_FOUND, "no such thing")
+        cancelled.cancel()
+        assert await ok == b"reply"
+        with pytest.raises(RpcError) as info:
+            await failed
+        assert info.value.code() is StatusCode.NOT_FOUND
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        snap = ch.snapshot()
+        assert (snap.calls_started, snap.calls_succeeded, snap.calls_failed) == (3, 1, 2)
+        [sc] = snap.subchannels
+        assert (sc.calls_started, sc.calls_succeeded, sc.calls_failed) == (3, 1, 2)
+        assert not ch._calls and ch._active_calls == 0
+
+
+async def test_the_picker_follows_an_address_update(
+    dialer: FakeDialer, resolver: ManualResolver
+) -> None:
+    resolver.update_addresses(["a:1"])
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.READY)
+        method = ch.unary_unary(METHOD)
+        first = method(b"1")
+        await _settle()
+        [stream] = dialer.streams("a:1")
+        resolver.update_addresses(["b:2"])  # pick_first moves to the new address
+        await _settle()
+        assert ch.get_state() is S.READY
+        second = method(b"2")
+        await _settle()
+        assert len(dialer.streams("b:2")) == 1
+        _ok(stream)  # the call already on a:1 finishes there
+        _ok(dialer.streams("b:2")[0])
+        assert await first == await second == b"reply"
+        assert set(_subchannels(ch)) == {"b:2"}
+
+
+async def test_with_every_address_refused_fail_fast_calls_fail_and_waiting_calls_wait(
+    dialer: FakeDialer, resolver: ManualResolver
+) -> None:
+    dialer.refused = {"a:1"}
+    resolver.update_addresses(["a:1"])
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.TRANSIENT_FAILURE)
+        method = ch.unary_unary(METHOD)
+        with pytest.raises(RpcError) as info:
+            await method(b"1")
+        assert info.value.code() is StatusCode.UNAVAILABLE
+        assert "connection to a:1 refused" in (info.value.details() or "")
+        waiting = method(b"2", wait_for_ready=True)
+        await _settle()
+        assert not waiting.done()
+        dialer.refused.clear()
+        resolver.update_addresses(["b:2"])
+        await _until_state(ch, S.READY)
+        await _settle()
+        [stream] = dialer.streams("b:2")
+        _ok(stream)
+        assert await waiting == b"reply"
+        snap = ch.snapshot()
+        assert (snap.calls_started, snap.calls_succeeded, snap.calls_failed) == (2, 1, 1)
+
+
+async def test_a_lost_connection_makes_the_channel_ask_for_fresh_addresses(
+    dialer: FakeDialer, resolver: ManualResolver
+) -> None:
+    resolver.update_addresses(["a:1"])
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.READY)
+        before = resolver.resolve_now_count
+        dialer.transports["a:1"][0].lose("connection reset")
+        await _settle()
+        assert ch.get_state() is S.IDLE  # pick_first: reconnect on the next call
+        assert resolver.resolve_now_count > before
+
+
+async def test_close_shuts_everything_down_and_fails_what_is_in_flight(
+    dialer: FakeDialer, resolver: ManualResolver
+) -> None:
+    resolver.update_addresses(["a:1"])
+    ch = _channel(resolver)
+    await _until_state(ch, S.READY)
+    call = ch.unary_unary(METHOD)(b"1")
+    await _settle()
+    await ch.close()
+    assert ch.get_state() is S.SHUTDOWN
+    with pytest.raises(RpcError) as info:
+        await call
+    assert info.value.code() is StatusCode.CANCELLED
+    assert all(t.lost for t in dialer.transports["a:1"])
+    assert ch.snapshot().calls_failed == 1
