@@ -2,9 +2,9 @@
 
 Encode: ``grpc_lite._transport._hpack.encode_fields`` (what a method precomputes for its
 request block, and what per-call metadata costs). Decode: the connection's cached decode path,
-``Connection._decode_block``, on the blocks a grpc-go server sends (produced here by the
-``hpack`` package's encoder, which indexes like grpc-go's: literal-with-indexing the first
-time, one-byte indexed fields from then on).
+``HeaderDecoder.decode`` (a connection's ``_headers``), on the blocks a grpc-go server sends
+(produced here by the ``hpack`` package's encoder, which indexes like grpc-go's:
+literal-with-indexing the first time, one-byte indexed fields from then on).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_decode_response_warm(benchmark: Any) -> None:
     """Headers + trailers of one response once the table is warm (the cached path)."""
     first_h, first_t, warm_h, warm_t = _server_blocks()
     conn = _connection_obj()
-    decode = conn._decode_block
+    decode = conn._headers.decode
     decode(first_h)
     decode(first_t)
 
@@ -80,7 +80,7 @@ def test_decode_response_cold(benchmark: Any) -> None:
     first_h, first_t, _, _ = _server_blocks()
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (_connection_obj()._decode_block,), {}
+        return (_connection_obj()._headers.decode,), {}
 
     def first_response(decode: Any) -> tuple[Any, Any]:
         return decode(first_h), decode(first_t)

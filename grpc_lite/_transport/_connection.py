@@ -2,8 +2,11 @@
 
 grpc-go counterpart: ``internal/transport/http2_client.go`` (reader + loopy writer).
 
-The connection owns the frame reader, the HPACK decoder, both flow-control
-windows, the stream table and the MAX_CONCURRENT_STREAMS queue.  It does no I/O:
+The connection owns the frame reader and both flow-control windows, and runs the
+stream state machine and the connection's lifecycle; its collaborators are the HPACK
+decoder (``_headers.HeaderDecoder``), the stream table with the MAX_CONCURRENT_STREAMS
+queue (``_streams.StreamTable``) and the server's SETTINGS and GOAWAY
+(``_peer.PeerAnnouncements``).  It does no I/O:
 bytes come in through :meth:`Connection.receive_data` and go out through the
 ``write`` callable given by the owner, at most once per public call (all frames
 produced by one call are joined into one write).  Streams are
@@ -22,16 +25,18 @@ Connection states::
 
 import enum
 import logging
-import re
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import hpack
-import hpack.exceptions
-
 from . import _frames as fr
+from ._headers import (
+    _PHASE_HEADERS,
+    HeaderBlock,
+    HeaderDecoder,
+)
 from ._hpack import TABLE_SIZE_ZERO
+from ._peer import PeerAnnouncements, client_preface
+from ._streams import StreamState, StreamTable
 
 log = logging.getLogger("grpc_lite")
 
@@ -43,11 +48,6 @@ DEFAULT_STREAM_WINDOW = 4 << 20
 DEFAULT_CONNECTION_WINDOW = 1 << 24
 # Largest header list we accept from the server (SETTINGS_MAX_HEADER_LIST_SIZE).
 DEFAULT_MAX_HEADER_LIST = 1 << 20
-# Stream ids we reset ourselves: the server may still send frames for them
-# (RFC 9113 5.1, "closed"), which are ignored rather than treated as errors.
-_RECENTLY_RESET_LIMIT = 4096
-# Bytes that, alone in a header block, each encode one indexed field (RFC 7541 6.1).
-_INDEXED_BYTES = bytes(range(0x81, 0xFF))
 # Outbound bytes queued on one stream above which writers are asked to wait.
 SEND_HIGH_WATER = 1 << 16
 
@@ -76,16 +76,6 @@ CONNECTION_TRANSITIONS: frozenset[tuple[ConnectionState, ConnectionState]] = fro
 )
 
 
-class StreamState(enum.IntEnum):
-    """HTTP/2 stream states as a client sees them (RFC 9113 5.1)."""
-
-    PENDING = 0  # created, waiting for a MAX_CONCURRENT_STREAMS slot or the preface
-    OPEN = 1
-    HALF_CLOSED_LOCAL = 2  # we sent END_STREAM
-    HALF_CLOSED_REMOTE = 3  # the server sent END_STREAM, we have not
-    CLOSED = 4
-
-
 _HALF_CLOSED_REMOTE = 3  # StreamState.HALF_CLOSED_REMOTE; CLOSED (4) is above it
 
 
@@ -99,125 +89,6 @@ class ConnectionListener(Protocol):
     def connection_closed(self, reason: str) -> None: ...
 
     def ping_acked(self, data: bytes) -> None: ...
-
-
-# Where a response is, as far as HTTP/2 header blocks go (``H2Stream._phase``): waiting for
-# the response headers (informational 1xx blocks keep it there), or past them, where the
-# only block left is the trailers.
-_PHASE_HEADERS = 1
-_PHASE_TRAILERS = 2
-_PHASE_MALFORMED = 0  # a block valid nowhere (HeaderBlock.valid_in)
-
-# RFC 9113 8.2.1 and RFC 9110 5.1: a field name is a token, in lower case on the HTTP/2
-# wire (grpc-go, through x/net/http2, accepts exactly these).
-_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
-# RFC 9113 8.2.1: a value with NUL, CR or LF, or starting or ending with SP or HTAB, is
-# malformed; like grpc-go, so is one with any other control character but HTAB (RFC 9110
-# 5.5 makes them invalid too).  0x80-0xFF stay valid (obs-text; PROTOCOL-HTTP2.md,
-# ASCII-Value).  Only grpc-message may have surrounding whitespace (see _check_fields).
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z").search
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
-# RFC 9113 8.2.2: connection-specific fields; ``te`` is allowed only as "trailers".
-_CONNECTION_SPECIFIC = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
-)
-_REQUEST_PSEUDO = frozenset({":method", ":scheme", ":authority", ":path", ":protocol"})
-# RFC 9110 15: a status code is three digits.
-_STATUSES = frozenset(f"{code:03d}" for code in range(1000))
-# Regular fields already found valid (a pure function of name and value): the usual ones
-# (content-type, grpc-status 0, ...) then cost a set lookup when a block is checked.  Small
-# values only, and cleared when full, so it stays small.
-_VALID_FIELDS: set[tuple[str, str]] = set()
-_VALID_FIELDS_MAX = 1024
-_VALID_FIELD_VALUE_MAX = 128
-
-
-def _quote(text: str) -> str:
-    """A field name for an error message, quoted like Go's %q (control bytes escaped)."""
-    escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-class HeaderBlock:
-    """One decoded header block.  Identical blocks that leave the HPACK table alone
-    are decoded once and shared (see ``Connection._decode_block``), so ``parsed``
-    lets the stream layer cache its own reading of the fields too.
-
-    The block is checked once, here, against the rules for a response of RFC 9113 8.2
-    and 8.3 that need no context: ``problem`` names the first violation (None when there
-    is none), ``valid_in`` says where in a response the block may come (the response
-    headers, which carry ``:status``, or the trailers, which carry no pseudo-header; 0
-    when malformed) and ``then`` where the response is after it (1xx blocks leave it
-    waiting for the real headers)."""
-
-    __slots__ = ("fields", "parsed", "problem", "then", "valid_in")
-
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self.fields = fields
-        self.parsed: object = None
-        status, problem = _check_fields(fields)
-        self.problem = problem
-        if problem is not None:
-            self.valid_in = self.then = _PHASE_MALFORMED
-        elif status is None:
-            self.valid_in = self.then = _PHASE_TRAILERS
-        else:
-            self.valid_in = _PHASE_HEADERS
-            self.then = _PHASE_HEADERS if status[0] == "1" else _PHASE_TRAILERS
-
-
-def _check_fields(fields: list[tuple[str, str]]) -> tuple[str | None, str | None]:
-    """``(:status value, first problem)`` of a response header block (RFC 9113 8.2.1,
-    8.2.2, 8.3, 8.3.2).  The messages follow grpc-go's (x/net/http2) where it has one."""
-    status: str | None = None
-    regular = False
-    valid = _VALID_FIELDS
-    for field in fields:
-        name = field[0]
-        if name[:1] == ":":
-            if name != ":status" or regular or status is not None or field[1] not in _STATUSES:
-                return status, _pseudo_problem(name, field[1], regular)
-            status = field[1]
-            continue
-        regular = True
-        if field in valid:
-            continue
-        problem = _field_problem(name, field[1])
-        if problem is not None:
-            return status, problem
-        if len(field[1]) <= _VALID_FIELD_VALUE_MAX:
-            if len(valid) >= _VALID_FIELDS_MAX:
-                valid.clear()
-            valid.add(field)
-    return status, None
-
-
-def _pseudo_problem(name: str, value: str, after_regular: bool) -> str:
-    if after_regular:
-        return f"pseudo-header field {_quote(name)} after regular header fields"
-    if name in _REQUEST_PSEUDO:
-        return f"request pseudo-header {_quote(name)} in a response"
-    if name != ":status":
-        return f"invalid pseudo-header {_quote(name)}"
-    if value in _STATUSES:
-        return 'duplicate pseudo-header ":status"'
-    return f'invalid ":status" value {_quote(value)}'
-
-
-def _field_problem(name: str, value: str) -> str | None:
-    """What is wrong with one regular field, or None."""
-    if _FIELD_NAME(name) is None:
-        return f"invalid header field name {_quote(name)}"
-    if name in _CONNECTION_SPECIFIC or (name == "te" and value != "trailers"):
-        return f"connection-specific header field {_quote(name)}"
-    if value and _BAD_VALUE(value) is not None:
-        if _CONTROL(value) is not None:
-            return f"invalid header field value for {_quote(name)} (control character)"
-        if name != "grpc-message":
-            # grpc-message is exempt: gRPC servers (grpc-go, grpc-java, C-core) send a
-            # status message's spaces unescaped, and their clients take it as is.
-            return f"invalid header field value for {_quote(name)} (leading or trailing whitespace)"
-    return None
 
 
 class H2Stream:
@@ -330,24 +201,26 @@ class Connection:
         self._dead = False  # state is CLOSED (a plain flag for the receive loop)
         self.close_reason = ""
         self._reader = fr.FrameReader(coalesce_data=True)
-        self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
-        self._decoder.max_allowed_table_size = 4096
+        self._headers = HeaderDecoder(max_header_list_size)
+        # The hot path looks the decoded-block cache up itself (HeaderDecoder's own dict).
+        self._block_cache = self._headers.cache
+        self._decode_uncached = self._headers.decode_uncached
         self._out: list[bytes | memoryview] = []
-        self._block_cache: dict[bytes, HeaderBlock] = {}
         self._receiving = False
-        self._streams: dict[int, H2Stream] = {}
-        self._pending: deque[H2Stream] = deque()
-        self._blocked: dict[H2Stream, None] = {}
-        self._recently_reset: set[int] = set()
+        # The stream table's containers, used directly (never replaced, see StreamTable).
+        self._table = table = StreamTable()
+        self._streams = table.open
+        self._pending = table.pending
+        self._blocked = table.blocked
         self._next_stream_id = 1
         self._first_block = True
         self._continuation: tuple[int, int, list[bytes]] | None = None
-        self._goaway_last_id: int | None = None
-        # Peer settings (RFC 9113 6.5.2 defaults).
-        self.peer_max_concurrent_streams = 2**31 - 1
-        self.peer_initial_window = fr.DEFAULT_WINDOW
-        self.peer_max_frame_size = fr.DEFAULT_MAX_FRAME_SIZE
-        self.peer_max_header_list_size: int | None = None
+        # The server's settings, copied from PeerAnnouncements for the send path.
+        self._peer = peer = PeerAnnouncements()
+        self.peer_max_concurrent_streams = peer.max_concurrent_streams
+        self.peer_initial_window = peer.initial_window
+        self.peer_max_frame_size = peer.max_frame_size
+        self.peer_max_header_list_size = peer.max_header_list_size
         # Flow control.
         self._send_window = fr.DEFAULT_WINDOW
         self._recv_window = connection_window
@@ -356,10 +229,10 @@ class Connection:
             fr.DATA: self._recv_data,
             fr.DATA_RUN: self._recv_data_run,
             fr.HEADERS: self._recv_headers,
-            fr.PRIORITY: self._recv_priority,
+            fr.PRIORITY: peer.priority,
             fr.RST_STREAM: self._recv_rst_stream,
             fr.SETTINGS: self._recv_settings,
-            fr.PUSH_PROMISE: self._recv_push_promise,
+            fr.PUSH_PROMISE: peer.push_promise,
             fr.PING: self._recv_ping,
             fr.GOAWAY: self._recv_goaway,
             fr.WINDOW_UPDATE: self._recv_window_update,
@@ -370,15 +243,13 @@ class Connection:
 
     def initiate(self) -> None:
         """Send the client preface: magic, SETTINGS and the connection window."""
-        settings = {
-            fr.SETTINGS_ENABLE_PUSH: 0,
-            fr.SETTINGS_INITIAL_WINDOW_SIZE: self._local_stream_window,
-            fr.SETTINGS_MAX_HEADER_LIST_SIZE: self._decoder.max_header_list_size,
-        }
-        self._out.append(fr.PREFACE + fr.encode_settings(settings))
-        extra = self._local_connection_window - fr.DEFAULT_WINDOW
-        if extra > 0:
-            self._out.append(fr.encode_window_update(0, extra))
+        self._out.append(
+            client_preface(
+                self._local_stream_window,
+                self._local_connection_window,
+                self._headers.max_header_list_size,
+            )
+        )
         self._flush()
 
     @property
@@ -439,17 +310,13 @@ class Connection:
     def reset_stream(self, stream: H2Stream, code: int) -> None:
         """Send RST_STREAM(code) for ``stream`` and forget it."""
         if stream.h2_state is StreamState.PENDING:
-            try:
-                self._pending.remove(stream)
-            except ValueError:
-                pass
-            stream.h2_state = StreamState.CLOSED
+            self._table.remove_pending(stream)
             return
         if stream.h2_state is StreamState.CLOSED:
             return
         if self.state is not ConnectionState.CLOSED:
             self._out.append(fr.encode_rst_stream(stream.id, code))
-        self._remember_reset(stream.id)
+        self._table.remember_reset(stream.id)
         self._close_stream(stream)
         self._flush()
 
@@ -479,7 +346,7 @@ class Connection:
             return
         if self.state is not ConnectionState.DRAINING:
             self._set_state(ConnectionState.DRAINING)
-            self._refuse_pending(reason)
+            self._table.refuse_pending(reason)
         self._maybe_finish_drain()
         self._flush()
 
@@ -564,7 +431,7 @@ class Connection:
             reason = "stream ids exhausted on this connection"
             stream.h2_state = StreamState.CLOSED
             stream._on_unprocessed(reason)
-            self._refuse_pending(reason)
+            self._table.refuse_pending(reason)
             self._listener.connection_goaway(fr.MAX_STREAM_ID, fr.NO_ERROR, b"stream ids exhausted")
             self._maybe_finish_drain()
             return
@@ -682,11 +549,6 @@ class Connection:
         ):
             self._open(self._pending.popleft())
 
-    def _remember_reset(self, stream_id: int) -> None:
-        if len(self._recently_reset) >= _RECENTLY_RESET_LIMIT:
-            self._recently_reset.clear()
-        self._recently_reset.add(stream_id)
-
     def _maybe_finish_drain(self) -> None:
         if self.state is ConnectionState.DRAINING and not self._streams:
             self._out.append(fr.encode_goaway(0, fr.NO_ERROR, b"drained"))
@@ -706,7 +568,7 @@ class Connection:
     def _stream_error(self, stream: H2Stream, code: int, message: str) -> None:
         text = f"stream error: {fr.error_name(code)}: {message}"
         self._out.append(fr.encode_rst_stream(stream.id, code))
-        self._remember_reset(stream.id)
+        self._table.remember_reset(stream.id)
         self._close_stream(stream)
         stream._on_error(_GRPC_INTERNAL, text)
 
@@ -714,33 +576,10 @@ class Connection:
         self._set_state(ConnectionState.CLOSED)
         self._dead = True
         self.close_reason = reason
-        streams = list(self._streams.values())
-        pending = list(self._pending)
-        self._streams.clear()
-        self._pending.clear()
-        self._blocked.clear()
-        for stream in streams:
-            stream.h2_state = StreamState.CLOSED
-            stream._on_error(grpc_code, reason)
-        for stream in pending:
-            stream.h2_state = StreamState.CLOSED
-            stream._on_unprocessed(reason)
+        self._table.fail_all(grpc_code, reason)
         self._listener.connection_closed(reason)
 
     # ------------------------------------------------------------------ frame handlers
-
-    def _lookup(self, stream_id: int, kind: str) -> H2Stream | None:
-        """The open stream for a DATA/HEADERS frame, or None to ignore the frame."""
-        stream = self._streams.get(stream_id)
-        if stream is not None:
-            return stream
-        if stream_id == 0:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, f"{kind} frame on stream 0")
-        if stream_id % 2 == 0 or stream_id >= self._next_stream_id:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, f"{kind} frame on idle stream {stream_id}")
-        if stream_id in self._recently_reset:
-            return None
-        raise fr.FrameError(fr.STREAM_CLOSED, f"{kind} frame on closed stream {stream_id}")
 
     def _recv_data(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         flow_len = len(payload)
@@ -750,7 +589,9 @@ class Connection:
         if flow_len > self._recv_window:
             raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
         self._connection_flow(flow_len)
-        stream = self._streams.get(stream_id) or self._lookup(stream_id, "DATA")
+        stream = self._streams.get(stream_id) or self._table.lookup(
+            stream_id, "DATA", self._next_stream_id
+        )
         if stream is None:
             return
         if stream.h2_state >= _HALF_CLOSED_REMOTE:
@@ -831,53 +672,27 @@ class Connection:
         if cont is None or cont[0] != stream_id:
             raise fr.FrameError(fr.PROTOCOL_ERROR, f"unexpected CONTINUATION on stream {stream_id}")
         cont[2].append(bytes(payload))
-        if sum(map(len, cont[2])) > self._decoder.max_header_list_size + 65536:
+        if sum(map(len, cont[2])) > self._headers.max_header_list_size + 65536:
             raise fr.FrameError(fr.ENHANCE_YOUR_CALM, "header block too large")
         if flags & fr.FLAG_END_HEADERS:
             self._continuation = None
             self._header_block_done(stream_id, cont[1], b"".join(cont[2]))
 
-    def _decode_block(self, block: bytes) -> HeaderBlock:
-        """HPACK-decode ``block``, with a cache for blocks that cannot change the table.
-
-        A block whose every byte is in 0x81-0xFE is a run of one-byte *indexed*
-        fields (RFC 7541 6.1): decoding it reads the dynamic table but never
-        changes it, so its result stays valid until some other block is decoded.
-        Servers send such blocks for nearly every response once their table is
-        warm (``:status 200``, ``content-type``, ``grpc-status 0``).  Any other
-        block may insert or evict entries, which renumbers the dynamic table, so
-        it clears the cache.  (``_header_block_done`` does the same lookup inline.)
-        """
-        return self._block_cache.get(block) or self._decode_uncached(block)
-
-    def _decode_uncached(self, block: bytes) -> HeaderBlock:
-        """``_decode_block`` for a block not in the cache (only table-neutral blocks are
-        ever cached, so a hit needs no other check)."""
-        cache = self._block_cache
-        if cache and block.translate(None, _INDEXED_BYTES):
-            cache.clear()
-        try:
-            raw = self._decoder.decode(block, raw=True)
-        except hpack.exceptions.OversizedHeaderListError as exc:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, f"header list too large: {exc}") from None
-        except (hpack.exceptions.HPACKError, IndexError, ValueError) as exc:
-            raise fr.FrameError(fr.COMPRESSION_ERROR, f"HPACK decoding failed: {exc}") from None
-        decoded = HeaderBlock([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
-        if not block.translate(None, _INDEXED_BYTES) and len(cache) < 256:
-            cache[block] = decoded
-        return decoded
-
     def _header_block_done(self, stream_id: int, flags: int, block: bytes) -> None:
         # Decode first, whatever the stream: the HPACK table must stay in sync.
         decoded = self._block_cache.get(block) or self._decode_uncached(block)
-        stream = self._streams.get(stream_id) or self._lookup(stream_id, "HEADERS")
+        stream = self._streams.get(stream_id) or self._table.lookup(
+            stream_id, "HEADERS", self._next_stream_id
+        )
         if stream is None:
             return
         if stream.h2_state >= _HALF_CLOSED_REMOTE:
             self._stream_error(stream, fr.STREAM_CLOSED, "HEADERS after END_STREAM")
             return
         if decoded.valid_in != stream._phase:
-            self._malformed(stream, decoded)
+            # Malformed (RFC 9113 8.1.1): reset with PROTOCOL_ERROR even if the block
+            # ended the stream; the call fails INTERNAL naming the field (as grpc-go).
+            self._stream_error(stream, fr.PROTOCOL_ERROR, decoded.malformed_message(stream._phase))
             return
         stream._phase = decoded.then
         end_stream = bool(flags & fr.FLAG_END_STREAM)
@@ -888,18 +703,6 @@ class Connection:
                 self._remote_end(stream)
         stream._on_headers(decoded, end_stream)
 
-    def _malformed(self, stream: H2Stream, block: HeaderBlock) -> None:
-        """A malformed response (RFC 9113 8.1.1): a stream error of type PROTOCOL_ERROR,
-        the call fails INTERNAL naming the offending field (grpc-go: closeStream with
-        ErrCodeProtocol).  Reset even when the block carried END_STREAM, as grpc-go does."""
-        if stream._phase == _PHASE_HEADERS:
-            what = "response headers"
-            problem = block.problem or 'missing ":status" pseudo-header'
-        else:
-            what = "trailers"
-            problem = block.problem or 'pseudo-header ":status" in trailers'
-        self._stream_error(stream, fr.PROTOCOL_ERROR, f"malformed {what}: {problem}")
-
     def _remote_end(self, stream: H2Stream) -> None:
         if stream.h2_state is StreamState.HALF_CLOSED_LOCAL:
             self._close_stream(stream)
@@ -907,56 +710,29 @@ class Connection:
             # The server finished before our half-close (PROTOCOL-HTTP2.md, Early Server
             # Closure): stop sending and reset with NO_ERROR.
             self._out.append(fr.encode_rst_stream(stream.id, fr.NO_ERROR))
-            self._remember_reset(stream.id)
+            self._table.remember_reset(stream.id)
             self._close_stream(stream)
 
-    def _recv_priority(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
-        if stream_id == 0:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, "PRIORITY frame on stream 0")
-        if len(payload) != 5:
-            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "PRIORITY frame must be 5 bytes")
-
     def _recv_rst_stream(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
-        if len(payload) != 4:
-            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "RST_STREAM frame must be 4 bytes")
-        if stream_id == 0:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, "RST_STREAM on stream 0")
+        code = self._peer.reset_code(stream_id, payload)
         stream = self._streams.get(stream_id)
         if stream is None:
-            if stream_id % 2 == 0 or stream_id >= self._next_stream_id:
-                raise fr.FrameError(fr.PROTOCOL_ERROR, f"RST_STREAM on idle stream {stream_id}")
+            self._table.check_not_idle(stream_id, "RST_STREAM", self._next_stream_id)
             return  # already closed on our side
         self._close_stream(stream)
-        stream._on_reset(fr.parse_u32(payload))
+        stream._on_reset(code)
 
     def _recv_settings(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
-        if stream_id != 0:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, "SETTINGS on a stream")
-        if flags & fr.FLAG_ACK:
-            if payload:
-                raise fr.FrameError(fr.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
-            return
-        for ident, value in fr.parse_settings(payload):
-            if ident == fr.SETTINGS_INITIAL_WINDOW_SIZE:
-                if value > fr.MAX_WINDOW:
-                    raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE too large")
-                delta = value - self.peer_initial_window
-                self.peer_initial_window = value
-                for stream in self._streams.values():
-                    stream._send_window += delta
-                    if stream._send_window > fr.MAX_WINDOW:
-                        raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "stream window overflow")
-            elif ident == fr.SETTINGS_MAX_FRAME_SIZE:
-                if not fr.DEFAULT_MAX_FRAME_SIZE <= value <= fr.MAX_MAX_FRAME_SIZE:
-                    raise fr.FrameError(fr.PROTOCOL_ERROR, f"invalid MAX_FRAME_SIZE {value}")
-                self.peer_max_frame_size = value
-            elif ident == fr.SETTINGS_MAX_CONCURRENT_STREAMS:
-                self.peer_max_concurrent_streams = value
-            elif ident == fr.SETTINGS_MAX_HEADER_LIST_SIZE:
-                self.peer_max_header_list_size = value
-            elif ident == fr.SETTINGS_ENABLE_PUSH and value > 1:
-                raise fr.FrameError(fr.PROTOCOL_ERROR, f"invalid ENABLE_PUSH {value}")
-            # HEADER_TABLE_SIZE needs nothing: our encoder never uses the dynamic table.
+        peer = self._peer
+        delta = peer.apply_settings(flags, stream_id, payload)
+        if delta is None:
+            return  # our SETTINGS acknowledged
+        self.peer_initial_window = peer.initial_window
+        self.peer_max_frame_size = peer.max_frame_size
+        self.peer_max_concurrent_streams = peer.max_concurrent_streams
+        self.peer_max_header_list_size = peer.max_header_list_size
+        if delta:
+            self._table.shift_send_windows(delta)
         self._out.append(fr.SETTINGS_ACK)
         if self.state is ConnectionState.CONNECTING:
             # READY only once the server's SETTINGS arrived (grpc-go's NewHTTP2Client waits too).
@@ -965,68 +741,27 @@ class Connection:
         self._start_pending()
         self._unblock_streams()
 
-    def _recv_push_promise(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
-        raise fr.FrameError(fr.PROTOCOL_ERROR, "PUSH_PROMISE received with push disabled")
-
     def _recv_ping(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
-        if len(payload) != 8:
-            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "PING frame must be 8 bytes")
-        if stream_id != 0:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, "PING on a stream")
+        data = self._peer.ping_data(stream_id, payload)
         if flags & fr.FLAG_ACK:
-            self._listener.ping_acked(bytes(payload))
+            self._listener.ping_acked(data)
         else:
-            self._out.append(fr.encode_ping(bytes(payload), ack=True))  # RFC 9113 §6.7
+            self._out.append(fr.encode_ping(data, ack=True))  # RFC 9113 §6.7
 
     def _recv_goaway(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         if stream_id != 0:
             raise fr.FrameError(fr.PROTOCOL_ERROR, "GOAWAY on a stream")
-        last, code, debug = fr.parse_goaway(payload)
-        if last and last % 2 == 0:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, f"GOAWAY with even last_stream_id {last}")
-        previous = self._goaway_last_id
-        if previous is not None and last > previous:
-            raise fr.FrameError(
-                fr.PROTOCOL_ERROR,
-                f"GOAWAY last_stream_id increased from {previous} to {last}",
-            )
-        self._goaway_last_id = last
+        last, code, debug, reason = self._peer.goaway(payload)
         if self.state is ConnectionState.CONNECTING or self.state is ConnectionState.READY:
             self._set_state(ConnectionState.DRAINING)
-        # Streams above last_stream_id were never processed: retry them elsewhere
-        # (PROTOCOL-HTTP2.md, GOAWAY Frame; A6 §Transparent Retries).
-        reason = f"GOAWAY {fr.error_name(code)}"
-        if debug:
-            reason += f" ({debug.decode('utf-8', 'replace')})"
-        for sid in [sid for sid in self._streams if sid > last]:
-            stream = self._streams[sid]
-            self._remember_reset(sid)
-            self._close_stream_quiet(stream)
-            stream._on_unprocessed(reason)
-        self._refuse_pending(reason)
+        self._table.refuse_above(last, reason)
+        self._table.refuse_pending(reason)
         self._listener.connection_goaway(last, code, debug)
         self._maybe_finish_drain()
 
-    def _refuse_pending(self, reason: str) -> None:
-        """Streams still waiting for a slot will never start here: retry them elsewhere."""
-        pending = list(self._pending)
-        self._pending.clear()
-        for stream in pending:
-            stream.h2_state = StreamState.CLOSED
-            stream._on_unprocessed(reason)
-
-    def _close_stream_quiet(self, stream: H2Stream) -> None:
-        stream.h2_state = StreamState.CLOSED
-        self._streams.pop(stream.id, None)
-        self._blocked.pop(stream, None)
-
     def _recv_window_update(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
-        if len(payload) != 4:
-            raise fr.FrameError(fr.FRAME_SIZE_ERROR, "WINDOW_UPDATE frame must be 4 bytes")
-        increment = fr.parse_u32(payload) & fr.MAX_WINDOW
+        increment = self._peer.window_increment(stream_id, payload)
         if stream_id == 0:
-            if increment == 0:
-                raise fr.FrameError(fr.PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
             self._send_window += increment
             if self._send_window > fr.MAX_WINDOW:
                 raise fr.FrameError(fr.FLOW_CONTROL_ERROR, "connection window overflow")
@@ -1034,8 +769,7 @@ class Connection:
             return
         stream = self._streams.get(stream_id)
         if stream is None:
-            if stream_id % 2 == 0 or stream_id >= self._next_stream_id:
-                raise fr.FrameError(fr.PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {stream_id}")
+            self._table.check_not_idle(stream_id, "WINDOW_UPDATE", self._next_stream_id)
             return
         if increment == 0:
             self._stream_error(stream, fr.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")

@@ -17,7 +17,9 @@ from .. import _codec
 from ..metadata import Metadata, decode_incoming
 from ..status import StatusCode, decode_grpc_message, parse_grpc_status, status_from_http
 from . import _frames as fr
-from ._connection import H2Stream, HeaderBlock, StreamState
+from ._connection import H2Stream
+from ._headers import HeaderBlock
+from ._streams import StreamState
 
 # Response headers that are protocol, not metadata (PROTOCOL-HTTP2.md, Responses).
 _PROTOCOL_HEADERS = frozenset(

@@ -287,16 +287,16 @@ def _quoted(name: str) -> str:
 async def test_fields_checked_once_per_distinct_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """The checks run when a block is decoded, and the decoded-block cache shares the result:
     once h2's table is warm (every response block all-indexed), calls check nothing."""
-    from grpc_lite._transport import _connection
+    from grpc_lite._transport import _headers
 
     checked: list[list[tuple[str, str]]] = []
-    real = _connection._check_fields
+    real = _headers._check_fields
 
     def counting(fields: list[tuple[str, str]]) -> tuple[str | None, str | None]:
         checked.append(fields)
         return real(fields)
 
-    monkeypatch.setattr(_connection, "_check_fields", counting)
+    monkeypatch.setattr(_headers, "_check_fields", counting)
     async with H2Peer(echo_unary) as peer, open_channel(peer) as ch:
         for _ in range(3):
             assert await ch.unary_unary(UNARY)(b"x", timeout=5) == b"x"
