@@ -3,7 +3,7 @@
 dnsmasq serves names from a hosts file we write (``--addn-hosts``, re-read on SIGHUP) and a
 TXT ``_grpc_config.svc.test`` record selecting round_robin, and logs every query so that
 tests can count them. :func:`start_dnsmasq` is a context manager; a test module wraps it in a
-fixture (see ``tests/control_plane/conftest.py``).
+fixture (see ``tests/e2e/control_plane/conftest.py``).
 
 Not collected (no ``test_`` prefix). Needs the ``dnsmasq`` binary (Debian package
 ``dnsmasq-base``; ``.ci/run`` installs it).

@@ -11,7 +11,7 @@ after Envoy's ``envoy.retry_host_predicates.previous_hosts``), sans-IO.
   ``avoidPreviousHosts`` turn the preference off.
 
 The real processes (three grpcio backends, one frozen at a time) are in
-tests/resilience/test_frozen_backend.py.
+tests/e2e/resilience/test_frozen_backend.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """HTTP CONNECT proxy settings (gRFC A1; grpc_lite._proxy): the proxy URL, where it comes
 from (option, then grpc_proxy / https_proxy / http_proxy), no_proxy matching, and what a
-channel does with them (no I/O: the tunnel itself is tested in tests/integration/test_proxy.py
-and tests/transport/test_http_connect.py)."""
+channel does with them (no I/O: the tunnel itself is tested in tests/e2e/channel/test_tinyproxy.py
+and tests/e2e/transport/test_http_connect.py)."""
 
 from __future__ import annotations
 

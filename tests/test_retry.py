@@ -166,7 +166,7 @@ def test_parse_pushback(values: list[str], expected: PushbackResult) -> None:
     ("kwargs", "expected"),
     [
         # 104: no policy, no configured retries (118, grpc.enable_retries=0, means no policy
-        # reaches the call: tests/resilience/test_retry.py).
+        # reaches the call: tests/e2e/resilience/test_retry_policy.py).
         ({"policy": None}, NoRetry(NoRetryReason.NO_POLICY)),
         ({"code": StatusCode.OK}, NoRetry(NoRetryReason.OK)),
         # 106: a status outside the list is returned at once.

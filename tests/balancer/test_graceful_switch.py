@@ -1,7 +1,7 @@
 """GracefulSwitchBalancer (grpc-go internal/balancer/gracefulswitch) with scripted policies.
 
 Driven through FakeBalancerChannel: every call runs inside its serializer, as the channel runs
-them. The channel's own policy switches (tests/resilience/test_config_updates.py) go through
+them. The channel's own policy switches (tests/e2e/resilience/test_config_updates.py) go through
 this class too.
 """
 

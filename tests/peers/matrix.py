@@ -2,7 +2,7 @@
 over plaintext and TLS.
 
 ``python -m tests.peers.matrix`` builds and starts each server in turn, runs every case and
-prints the matrix as a Markdown table (the README shows it). tests/interop/test_matrix.py
+prints the matrix as a Markdown table (the README shows it). tests/e2e/interop/test_matrix.py
 runs the same thing, one test per server and transport.
 
 A case a server cannot run (``UNSUPPORTED`` in its peer module) is still run: the matrix says

@@ -1,1 +1,2 @@
-"""Frame-level tests of the client against the scripted HTTP/2 peer (tests/h2peer.py)."""
+"""Unit tests of grpc_lite/_transport: the sans-IO connection (against the sans-IO h2
+server in tests/fakes/h2server.py), frames, HPACK, keepalive."""

@@ -1,0 +1,1 @@
+"""Loopback end-to-end tests: real servers and processes, one folder per area."""

@@ -1,0 +1,2 @@
+"""The control plane end to end: resolvers, balancers, subchannels
+and connectivity against real backends."""

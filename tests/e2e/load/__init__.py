@@ -1,0 +1,1 @@
+"""grpc-lite load and Locust's GrpcUser end to end."""

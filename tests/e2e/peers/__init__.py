@@ -1,0 +1,1 @@
+"""The peer servers of the interop matrix build and answer."""

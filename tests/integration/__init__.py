@@ -1,1 +1,0 @@
-"""grpc_lite against real grpcio servers (interop cases, transports, channel lifecycle)."""
