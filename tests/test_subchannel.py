@@ -274,9 +274,9 @@ def test_shutdown_while_connecting_drops_the_new_connection(
 
     async def body(sc: Subchannel, rec: Recorder) -> None:
         sc.connect()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # virtual time (run_virtual): half the dial's latency
         sc.shutdown()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # virtual time: past the moment the dial would have finished
         assert rec.names() == ["CONNECTING", "SHUTDOWN"]
         assert dialer.transports == []  # the dial was cancelled with the attempt
 

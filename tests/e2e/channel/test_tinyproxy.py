@@ -157,8 +157,8 @@ async def test_no_proxy_goes_direct(
     host = "::1" if "ipv6" in target else "127.0.0.1"
     try:
         server = grpc_server_factory.interop(host=host)  # type: ignore[attr-defined]
-    except OSError:
-        pytest.skip("no IPv6 loopback here")
+    except OSError as exc:
+        pytest.fail(f"cannot serve on {host}: this test needs the IPv6 loopback ({exc})")
     with start_tinyproxy(tmp_path, [server.port]) as proxy:
         monkeypatch.setenv("grpc_proxy", proxy.address)
         monkeypatch.setenv("no_proxy", no_proxy.format(port=server.port))

@@ -27,7 +27,9 @@ ECHO_TRAILING = ("x-grpc-test-echo-trailing-bin", b"\xab\xab\xab")
 @pytest.fixture(scope="module")
 def built() -> None:
     if shutil.which("java") is None or shutil.which("mvn") is None:
-        pytest.skip("the grpc-java peer needs java and mvn on PATH")
+        pytest.fail(
+            "the grpc-java peer needs java and mvn on PATH (the machine's JDK 17 and Maven)"
+        )
     java.build()
 
 
