@@ -25,11 +25,11 @@ def _committed_files() -> set[Path]:
 
 
 def _locked_version(package: str) -> str:
-    for line in (REPO / "requirements.lock").read_text().splitlines():
+    for line in (REPO / "constraints.txt").read_text().splitlines():
         name, sep, version = line.partition("==")
         if sep and name.strip().lower() == package:
             return version.split(";")[0].strip()
-    raise AssertionError(f"{package} is not pinned in requirements.lock")
+    raise AssertionError(f"{package} is not pinned in constraints.txt")
 
 
 def test_protoc_is_the_locked_one() -> None:
@@ -39,8 +39,8 @@ def test_protoc_is_the_locked_one() -> None:
     installed = importlib.metadata.version("grpcio-tools")
     locked = _locked_version("grpcio-tools")
     assert installed == locked, (
-        f"grpcio-tools {installed} is installed but requirements.lock pins {locked}: "
-        "install with `python -m pip install -r requirements.lock` (scripts/test does), "
+        f"grpcio-tools {installed} is installed but constraints.txt pins {locked}: "
+        "install with `python -m pip install -c constraints.txt -e .[...]` (scripts/test does), "
         "or upgrade the lock and the stubs together with scripts/lock"
     )
 

@@ -15,7 +15,7 @@ UNSUPPORTED: dict[str, str] = {}
 
 
 def build() -> None:
-    """Nothing to build: grpcio comes from requirements.lock."""
+    """Nothing to build: grpcio comes from constraints.txt."""
 
 
 def start(tls: TlsFiles | None) -> PeerProcess:
