@@ -8,9 +8,8 @@ the aggregated state of gRFC A61). round_robin is built on it (one pick_first pe
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Generic, TypeVar, TypeVarTuple
 
-from .._clock import TimerHandle
 from .._connectivity import ConnectivityState
 from ..resolver import Address
 from ..status import RpcError
@@ -22,12 +21,11 @@ from ._api import (
     Subchannel,
     SubchannelState,
 )
-from ._graceful_switch import GracefulSwitchBalancer
-from ._metrics import metrics_recorder
+from ._graceful_switch import ChildChannel, GracefulSwitchBalancer
 from ._registry import get
 
 if TYPE_CHECKING:
-    from .._observability import MetricsRecorder
+    pass
 
 __all__ = ["ChildBalancers", "aggregate_state"]
 
@@ -167,25 +165,17 @@ class ChildBalancers(Generic[_K]):
         return iter(list(self._children))
 
 
-class _ChildChannel(Generic[_K]):
+class _ChildChannel(ChildChannel, Generic[_K]):
     """One child's `BalancerChannel` (grpc-go: endpointsharding's endpointState)."""
 
-    __slots__ = ("_parent", "balancer", "closed", "key", "state")
+    __slots__ = ("_parent", "balancer", "key", "state")
 
     def __init__(self, parent: ChildBalancers[_K], key: _K) -> None:
+        super().__init__(parent._channel)
         self._parent = parent
         self.key = key
-        self.closed = False
         self.state: BalancerState | None = None
         self.balancer = GracefulSwitchBalancer(self)
-
-    @property
-    def target(self) -> str:
-        return self._parent._channel.target
-
-    @property
-    def metrics_recorder(self) -> MetricsRecorder | None:
-        return metrics_recorder(self._parent._channel)
 
     def new_subchannel(
         self,
@@ -207,13 +197,9 @@ class _ChildChannel(Generic[_K]):
                 hook(key, sc, state)
             on_state_change(sc, state)
 
-        return parent._channel.new_subchannel(
+        return self._upstream.new_subchannel(
             addresses, on_state_change=listener, health_check=health_check
         )
-
-    def update_state(self, state: BalancerState) -> None:
-        if not self.closed:
-            self._parent._channel.call_later(0, self._deliver, state)
 
     def _deliver(self, state: BalancerState) -> None:
         if self.closed:
@@ -228,23 +214,14 @@ class _ChildChannel(Generic[_K]):
         if self.closed:
             return
         if self._parent._on_resolve_now is not None:
-            self._parent._channel.call_later(0, self._resolve_now_hook)
+            self._upstream.call_later(0, self._resolve_now_hook)
         else:
-            self._parent._channel.resolve_now()
+            self._upstream.resolve_now()
 
     def _resolve_now_hook(self) -> None:
         hook = self._parent._on_resolve_now
         if hook is not None and not self.closed:
             hook(self.key)
-
-    def call_later(
-        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
-    ) -> TimerHandle:
-        return self._parent._channel.call_later(delay, self._if_open, callback, args)
-
-    def _if_open(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
-        if not self.closed:
-            callback(*args)
 
     def close(self) -> None:
         if self.closed:

@@ -190,26 +190,58 @@ class GracefulSwitchBalancer:
             old.close()
 
 
-class _Child:
-    """One child policy's `BalancerChannel` (grpc-go: gracefulswitch's balancerWrapper)."""
+class ChildChannel:
+    """What a parent policy's child sees as its `BalancerChannel`: the parent's own channel,
+    cut off once the child is closed. Its state reports reach the parent through the
+    serializer (``call_later(0)``), so a parent is never re-entered by its child; timers of a
+    closed child never run. Subclasses say what a report does (`_deliver`) and how
+    subchannels and re-resolution requests go through the parent.
 
-    __slots__ = ("_parent", "balancer", "closed", "last_state", "name", "subchannels")
+    Who may call: the child policy, on the channel's serializer."""
 
-    def __init__(self, parent: GracefulSwitchBalancer, name: str) -> None:
-        self._parent = parent
-        self.name = name
-        self.balancer: Balancer
+    __slots__ = ("_upstream", "closed")
+
+    def __init__(self, upstream: BalancerChannel) -> None:
+        self._upstream = upstream
         self.closed = False
-        self.last_state: BalancerState | None = None
-        self.subchannels: dict[Subchannel, None] = {}
 
     @property
     def target(self) -> str:
-        return self._parent._channel.target
+        return self._upstream.target
 
     @property
     def metrics_recorder(self) -> MetricsRecorder | None:
-        return metrics_recorder(self._parent._channel)
+        return metrics_recorder(self._upstream)
+
+    def update_state(self, state: BalancerState) -> None:
+        if not self.closed:
+            self._upstream.call_later(0, self._deliver, state)
+
+    def _deliver(self, state: BalancerState) -> None:
+        raise NotImplementedError
+
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> TimerHandle:
+        return self._upstream.call_later(delay, self._if_open, callback, args)
+
+    def _if_open(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
+        if not self.closed:
+            callback(*args)
+
+
+class _Child(ChildChannel):
+    """One child policy's `BalancerChannel` (grpc-go: gracefulswitch's balancerWrapper)."""
+
+    __slots__ = ("_parent", "balancer", "last_state", "name", "subchannels")
+
+    def __init__(self, parent: GracefulSwitchBalancer, name: str) -> None:
+        super().__init__(parent._channel)
+        self._parent = parent
+        self.name = name
+        self.balancer: Balancer
+        self.last_state: BalancerState | None = None
+        self.subchannels: dict[Subchannel, None] = {}
 
     def new_subchannel(
         self,
@@ -227,15 +259,11 @@ class _Child:
             if not self.closed:
                 on_state_change(sc, state)
 
-        sc = self._parent._channel.new_subchannel(
+        sc = self._upstream.new_subchannel(
             addresses, on_state_change=listener, health_check=health_check
         )
         self.subchannels[sc] = None
         return sc
-
-    def update_state(self, state: BalancerState) -> None:
-        if not self.closed:
-            self._parent._channel.call_later(0, self._deliver, state)
 
     def _deliver(self, state: BalancerState) -> None:
         if not self.closed:
@@ -244,16 +272,7 @@ class _Child:
 
     def resolve_now(self) -> None:
         if not self.closed:
-            self._parent._channel.resolve_now()
-
-    def call_later(
-        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
-    ) -> TimerHandle:
-        return self._parent._channel.call_later(delay, self._if_open, callback, args)
-
-    def _if_open(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
-        if not self.closed:
-            callback(*args)
+            self._upstream.resolve_now()
 
     def close(self) -> None:
         if self.closed:
