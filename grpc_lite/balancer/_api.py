@@ -18,7 +18,7 @@ channel's loop, concurrently with everything above: pickers are immutable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVarTuple, Unpack
 
@@ -33,6 +33,7 @@ __all__ = [
     "BalancerChannel",
     "BalancerState",
     "ChannelState",
+    "DroppedRpcError",
     "ErrorPicker",
     "FixedResultPicker",
     "NoSubchannelAvailable",
@@ -46,6 +47,27 @@ __all__ = [
 ]
 
 _Ts = TypeVarTuple("_Ts")
+
+
+class _NoAttributes(Mapping[str, Any]):
+    """The empty, hashable mapping `PickInfo.attributes` defaults to."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __hash__(self) -> int:
+        return 0
+
+
+_NO_ATTRIBUTES: Mapping[str, Any] = _NoAttributes()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +115,12 @@ class PickInfo:
 
     method: str
     previous_subchannels: tuple[Subchannel, ...] = ()
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
+    """The call's metadata as the application gave it (grpc-go: PickInfo.Ctx's outgoing
+    metadata): a policy that hashes or routes on a header reads it here."""
+    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
+    """Per-call attributes set by the resolver's `ConfigSelector` (`RpcConfig.attributes`):
+    the xDS cluster an RPC was routed to, say. Empty for channels without a selector."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +129,14 @@ class PickResult:
 
     subchannel: Subchannel
     on_done: Callable[[StatusCode], None] | None = None
+
+
+class DroppedRpcError(RpcError):
+    """Raised by `Picker.pick` to fail the RPC at once, wait-for-ready or not (grpc-go:
+    balancer.DropRPCError): a drop the policy decided (xDS ``drop_overloads``, a circuit
+    breaker), not a lack of backends. The RPC is not retried, not even transparently."""
+
+    __slots__ = ()
 
 
 class NoSubchannelAvailable(Exception):

@@ -17,17 +17,21 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVarTuple, Unpack
 
 if TYPE_CHECKING:
     from grpc_lite._clock import Clock, TimerHandle
+    from grpc_lite.service_config import MethodConfig
 
 __all__ = [
     "Address",
     "AddressKey",
     "BuildOptions",
+    "ConfigSelector",
     "Endpoint",
     "EndpointKey",
     "Resolver",
     "ResolverBuilder",
     "ResolverChannel",
     "ResolverState",
+    "RpcConfig",
+    "RpcInfo",
     "Target",
     "address_key",
     "endpoint_key",
@@ -108,6 +112,10 @@ class ResolverState:
     service_config: str | None = None
     service_config_error: str | None = None
     attributes: tuple[tuple[str, Hashable], ...] = ()
+    config_selector: ConfigSelector | None = None
+    """Per-RPC configuration (grpc-go: iresolver.ConfigSelector, gRFC A31): when set, the
+    channel asks it for every RPC before it looks up the method config and picks. None: the
+    service config's method configs apply as usual."""
 
     def __post_init__(self) -> None:
         # Accept lists from hand-written code; keep the frozen value hashable.
@@ -124,6 +132,42 @@ class ResolverState:
 
     def replace(self, **changes: Any) -> ResolverState:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RpcInfo:
+    """What a `ConfigSelector` sees of an RPC (grpc-go: iresolver.RPCInfo)."""
+
+    method: str
+    """The full method path, ``/package.Service/Method``."""
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
+    """The call's metadata as the application gave it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RpcConfig:
+    """What a `ConfigSelector` decided for one RPC (grpc-go: iresolver.RPCConfig).
+
+    `method_config` replaces the service config's method config for this RPC when not None
+    (A31: an xDS route's timeout and retry policy). `attributes` reach the picker as
+    `PickInfo.attributes`. `on_committed` runs once when the call commits to an attempt (or
+    ends without one): an xDS cluster's reference count is released there.
+    """
+
+    method_config: MethodConfig | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    on_committed: Callable[[], None] | None = None
+
+
+class ConfigSelector(Protocol):
+    """Chooses the configuration of each RPC; published by a resolver in `ResolverState`.
+
+    Called from any coroutine of the channel's loop, concurrently with the resolver: it
+    must be immutable (publish a new one to change it). Raise `grpc_lite.RpcError` to fail
+    the RPC (A28: no matching route, or a non-forwarding action, is UNAVAILABLE).
+    """
+
+    def select(self, info: RpcInfo) -> RpcConfig: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
