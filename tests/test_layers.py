@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "interop": 7,  # the interop clients use only the public API (and the test protos)
     "contrib": 7,  # integrations with other tools (Locust): the public API only
     "opentelemetry": 6,  # a plugin on the hooks of _observability
+    "xds": 6,  # xds:/// (gRFC A27/A74): a resolver and LB policies on the public plugin APIs
     "_prometheus": 6,  # the CLI's --prometheus-port endpoint, on the opentelemetry plugin
 }
 
