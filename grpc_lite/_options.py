@@ -46,6 +46,12 @@ class ChannelOptions:
     ssl_target_name_override: str | None = None
     default_compression_algorithm: int | None = None  # grpc.Compression's values
     service_config_disable_resolution: bool = False  # read by the dns resolver
+    # xds:/// (read by the xds resolver from BuildOptions.channel_options): a bootstrap JSON
+    # that overrides GRPC_XDS_BOOTSTRAP(_CONFIG), the A57 does-not-exist timer and the A56
+    # priority failover timer.
+    xds_bootstrap_config: str | None = None
+    xds_resource_timeout: float = 15.0
+    xds_failover_timeout: float = 10.0
     # Validated with the environment's at channel creation (_proxy.proxy_settings); kept out
     # of the repr since it may hold a password.
     http_proxy: str | None = field(default=None, repr=False)
@@ -171,6 +177,9 @@ _CONVERTERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "grpc.ssl_target_name_override": _string("ssl_target_name_override"),
     "grpc.default_compression_algorithm": _compression,
     "grpc.service_config_disable_resolution": _switch("service_config_disable_resolution"),
+    "grpc_lite.xds_bootstrap_config": _string("xds_bootstrap_config"),
+    "grpc_lite.xds_resource_timeout_s": _seconds("xds_resource_timeout"),
+    "grpc_lite.xds_failover_timeout_s": _seconds("xds_failover_timeout"),
     "grpc.http_proxy": _string("http_proxy"),
     "grpc.enable_http_proxy": _switch("enable_http_proxy"),
 }
