@@ -61,7 +61,7 @@ from ._retry import (
     parse_pushback,
 )
 from ._transport import ClientStream
-from .balancer import PickInfo
+from .balancer import DroppedRpcError, PickInfo
 from .metadata import Metadata
 from .status import RpcError, StatusCode
 
@@ -146,7 +146,8 @@ class AttemptChannel(Protocol):
     @property
     def retry_throttler(self) -> "RetryThrottler | None": ...
 
-    def pick(self, info: PickInfo) -> Picked | None: ...
+    def pick(self, info: PickInfo) -> Picked | None:
+        """A READY pick now, or None; raises `DroppedRpcError` for a drop."""
 
     async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Picked: ...
 
@@ -163,9 +164,6 @@ class AttemptMethod(Protocol):
 
     @property
     def path(self) -> str: ...
-
-    @property
-    def pick_info(self) -> PickInfo: ...
 
 
 class AttemptHost(Protocol):
@@ -188,6 +186,22 @@ class AttemptHost(Protocol):
 
     @property
     def _loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def _pick_info(self) -> PickInfo:
+        """What the picks of the call's attempts are told: the method, the call's metadata
+        and its config selector's attributes (a later attempt's adds the subchannels
+        tried)."""
+
+    @property
+    def _on_committed(self) -> object | None:
+        """The config selector's commit callback, until `_committed` ran it."""
+
+    def _committed(self) -> None:
+        """The call committed: run the config selector's ``on_committed`` (once)."""
+
+    def _dropped(self, exc: RpcError) -> None:
+        """The balancer dropped the call: it fails at once, with no retry of any kind."""
 
     @property
     def _method(self) -> AttemptMethod: ...
@@ -247,13 +261,19 @@ class TriedSubchannels:
         self.avoiding = avoiding
         self.subchannels: list[Subchannel] = []
 
-    def pick_info(self, method: AttemptMethod, last: "Subchannel") -> PickInfo:
-        """What the next attempt's pick is told; ``last``: the latest attempt's subchannel."""
+    def pick_info(self, first: PickInfo, last: "Subchannel") -> PickInfo:
+        """What the next attempt's pick is told: the first attempt's ``first``, plus the
+        subchannels tried; ``last``: the latest attempt's subchannel."""
         if last not in self.subchannels:
             self.subchannels.append(last)
         if not self.avoiding:
-            return method.pick_info
-        return PickInfo(method=method.path, previous_subchannels=tuple(self.subchannels))
+            return first
+        return PickInfo(
+            method=first.method,
+            previous_subchannels=tuple(self.subchannels),
+            metadata=first.metadata,
+            attributes=first.attributes,
+        )
 
     def placed(self, ctx: AttemptChannel, attempt: str, sc: "Subchannel", hedged: bool) -> None:
         """An attempt after the call's first started on ``sc``: count whether the call had
@@ -374,11 +394,14 @@ class AttemptRunner:
         ):
             self._commit(None)  # too large to replay (A6 §Memory Management)
         if call._creds is None:  # hot path: what _begin does, inline
-            m = call._method
             tracer = call._tracer
             if tracer is not None and call._attempt is None:  # (unless the fast path began it)
                 call._attempt = tracer.start_attempt(False)
-            picked = m.channel.pick(m.pick_info)
+            try:
+                picked = self._ctx.pick(call._pick_info)
+            except DroppedRpcError as exc:
+                call._dropped(exc)
+                return
             if picked is not None:
                 call._start_on(picked)
             else:
@@ -439,6 +462,9 @@ class AttemptRunner:
                 self._enter(_COMMITTED)
                 if self._attempt_timers:
                     self._cancel_attempt_timer(stream)
+                call = self._call
+                if call._on_committed is not None:
+                    call._committed()
                 self._replay = None
                 if self._buffered:
                     self._ctx.retry_buffer_used -= self._buffered
@@ -576,7 +602,11 @@ class AttemptRunner:
 
     def _pick(self) -> None:
         """Start the attempt on a READY pick at once, or wait for one in a task."""
-        picked = self._ctx.pick(self._pick_info())
+        try:
+            picked = self._ctx.pick(self._pick_info())
+        except DroppedRpcError as exc:
+            self._call._dropped(exc)
+            return
         if picked is not None:
             self._call._start_on(picked)
         else:
@@ -598,6 +628,10 @@ class AttemptRunner:
         call = self._call
         try:
             picked = await self._ctx.wait_for_pick(self._pick_info(), call._wait_for_ready)
+        except DroppedRpcError as exc:
+            self._pick_task = None
+            call._dropped(exc)
+            return
         except RpcError as exc:
             self._pick_task = None
             self._attempt_failed(exc.code(), exc.details() or "")
@@ -615,7 +649,7 @@ class AttemptRunner:
         call = self._call
         picked = call._picked
         if picked is None:
-            return call._method.pick_info  # the call's first attempt
+            return call._pick_info  # the call's first attempt
         tried = self._tried
         if tried is None:
             chosen = self._hedging or self._policy
@@ -623,7 +657,7 @@ class AttemptRunner:
                 self._ctx.options.avoid_previous_hosts
                 and (chosen is None or chosen.avoid_previous_hosts)
             )
-        return tried.pick_info(call._method, picked[1])
+        return tried.pick_info(call._pick_info, picked[1])
 
     def _attempt_failed(self, code: StatusCode, details: str) -> None:
         """An attempt failed before anything was sent (its pick, its call credentials): a
@@ -747,6 +781,8 @@ class AttemptRunner:
         Valid, §Memory Management)."""
         hedging = self.phase is _HEDGING or self.phase is _HEDGING_STOPPED
         self._enter(_COMMITTED)
+        if self._call._on_committed is not None:
+            self._call._committed()
         if stream is not None:
             timer = self._timer
             if timer is not None:

@@ -11,6 +11,7 @@ awaits one future.  No task is created unless the pick has to wait.
 
 import asyncio
 import enum
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -34,15 +35,19 @@ from ._transport import (
     encode_sized,
     encode_timeout_field,
 )
-from .balancer import PickInfo
+from .balancer import DroppedRpcError, PickInfo
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
-from .status import RpcError, StatusCode, UsageError
+from .resolver import RpcInfo
+from .status import RpcError, StatusCode, UsageError, restrict_control_plane_code
 
 if TYPE_CHECKING:
     from ._observability import AttemptTracer, CallTracer, MethodObserver
     from ._options import ChannelOptions
     from ._retry import RetryThrottler
+    from .resolver import ConfigSelector
     from .service_config import MethodConfig
+
+log = logging.getLogger("grpc_lite")
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -129,13 +134,19 @@ class CallContext(Protocol):
     def method_config(self, path: str) -> "MethodConfig | None": ...
 
     @property
+    def config_selector(self) -> "ConfigSelector | None":
+        """The `ConfigSelector` of the resolver state in force, or None (most channels)."""
+
+    @property
     def config_known(self) -> bool: ...
 
     async def wait_for_config(self) -> None: ...
 
     def record_event(self, subject: str, description: str) -> None: ...
 
-    def pick(self, info: PickInfo) -> Picked | None: ...
+    def pick(self, info: PickInfo) -> Picked | None:
+        """A READY pick now, or None; raises `DroppedRpcError` when the balancer dropped
+        the RPC."""
 
     async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Picked: ...
 
@@ -256,6 +267,8 @@ class Call:
         "_md_block",
         "_md_size",
         "_method",
+        "_on_committed",
+        "_pick_info",
         "_picked",
         "_request_frame",
         "_request_task",
@@ -298,9 +311,15 @@ class Call:
         self._unary_response = unary_response
         if metadata:
             self._md_block, self._md_size = encode_sized(encode_outgoing(metadata))
+            # What the balancer (and a config selector) is told of the call: its metadata
+            # as the application gave it, validated just above.
+            self._pick_info = PickInfo(
+                method=method.path, metadata=tuple([(k, v) for k, v in metadata])
+            )
         else:
             self._md_block = b""
             self._md_size = 0
+            self._pick_info = method.pick_info
         # Call credentials whose plugins must run (per attempt, `_call_credentials`); fixed
         # ones (access tokens) join the call's metadata here, once.
         self._creds: CallCredentials | None = None
@@ -326,13 +345,20 @@ class Call:
         self._config_pending = not ctx.config_known
         self._wfr_given = wait_for_ready is not None
         self._wait_for_ready = bool(wait_for_ready)
+        # RpcConfig.on_committed of the resolver's config selector, until it has run.
+        self._on_committed: Callable[[], None] | None = None
+        failure: RpcError | None = None
         if not self._config_pending:
-            # Hot path: Method.method_config's cache check, inline.
-            mc = (
-                method._mc
-                if method._mc_generation == ctx.config_generation
-                else method.method_config()
-            )
+            selector = ctx.config_selector
+            if selector is None:
+                # Hot path: Method.method_config's cache check, inline.
+                mc = (
+                    method._mc
+                    if method._mc_generation == ctx.config_generation
+                    else method.method_config()
+                )
+            else:
+                mc, failure = self._select(selector)
             if mc is not None:
                 timeout = self._apply_method_config(mc, timeout)
         self._stream: ClientStream | None = None
@@ -360,8 +386,53 @@ class Call:
             self._deadline = None
             self._timer = None
         ctx.call_started(self)
+        if failure is not None:
+            self._finish(failure.code(), failure.details() or "", None)
 
     # ------------------------------------------------------------------ configuration
+
+    def _select(self, selector: "ConfigSelector") -> "tuple[MethodConfig | None, RpcError | None]":
+        """Ask the resolver's config selector for this call's configuration (gRFC A31;
+        grpc-go: newClientStream's SelectConfig): the method config in force (the
+        selector's, else the service config's), or the error that fails the call (its code
+        restricted per A54, as grpc-go does). Its attributes reach every pick of the call."""
+        info = self._pick_info
+        path = self._method.path
+        try:
+            config = selector.select(RpcInfo(method=path, metadata=info.metadata))
+        except RpcError as exc:
+            code, details = restrict_control_plane_code(exc.code(), exc.details() or "")
+            return None, RpcError(code, details)
+        except Exception as exc:
+            return None, RpcError(StatusCode.INTERNAL, f"the config selector failed: {exc!r}")
+        if config.attributes:
+            self._pick_info = PickInfo(
+                method=path, metadata=info.metadata, attributes=config.attributes
+            )
+        self._on_committed = config.on_committed
+        mc = config.method_config
+        return (mc if mc is not None else self._method.method_config()), None
+
+    def _committed(self) -> None:
+        """The call committed to an attempt, or ended: run the selector's ``on_committed``
+        (once: it is dropped first)."""
+        callback = self._on_committed
+        if callback is not None:
+            self._on_committed = None
+            try:
+                callback()
+            except Exception:
+                log.exception("grpc_lite: a config selector's on_committed callback raised")
+
+    def _dropped(self, exc: RpcError) -> None:
+        """The balancer dropped the call (`DroppedRpcError` from the pick of its next
+        attempt): it fails at once, wait-for-ready or not, and nothing retries it."""
+        code, details = exc.code(), exc.details() or ""
+        attempt = self._attempt
+        if attempt is not None:
+            self._attempt = None
+            attempt.end(code, details)
+        self._finish(code, details, None)
 
     def _apply_method_config(self, mc: "MethodConfig", timeout: float | None) -> float | None:
         """Apply the service config's method entry where the call said nothing
@@ -388,7 +459,14 @@ class Call:
         method entry as of then, and check the request ``frames`` written so far against the
         new limit. False when that failed the call."""
         self._config_pending = False
-        mc = self._method.method_config()
+        selector = self._method.channel.config_selector
+        if selector is None:
+            mc = self._method.method_config()
+        else:
+            mc, failure = self._select(selector)
+            if failure is not None:
+                self._finish(failure.code(), failure.details() or "", None)
+                return False
         if mc is None:
             return True
         timeout = self._apply_method_config(mc, None)
@@ -446,7 +524,11 @@ class Call:
                 tracer = self._tracer
                 if tracer is not None and self._attempt is None:  # (A66: before its pick)
                     self._attempt = tracer.start_attempt(False)
-                picked = m.channel.pick(m.pick_info)
+                try:
+                    picked = m.channel.pick(self._pick_info)
+                except DroppedRpcError as exc:
+                    self._dropped(exc)
+                    return
                 if picked is not None:
                     self._start_on(picked)
                     return
@@ -526,6 +608,8 @@ class Call:
         runner = self._runner
         if runner is not None:
             runner.headers(stream)  # response headers commit the call
+        elif self._on_committed is not None and stream is self._stream:
+            self._committed()  # the only attempt's headers: no transparent retry any more
         if stream is self._stream and self._waiters:
             self._notify()
 
@@ -599,6 +683,8 @@ class Call:
         if runner is not None:
             self._runner = None  # no call <-> runner cycle left for the GC either
             runner.close(code, details)
+        if self._on_committed is not None:
+            self._committed()  # ended before it committed (A31: release the route's config)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -809,7 +895,7 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
     def __init__(self, method: Method, request: Any, **kwargs: Any) -> None:
         super().__init__(method, unary_request=True, unary_response=True, **kwargs)
         frame = self._serialize(request)
-        if frame is not None:
+        if frame is not None and self._code is None:
             self._request_frame = frame
             runner = self._runner
             if runner is None and not self._config_pending and self._creds is None:
@@ -817,7 +903,11 @@ class UnaryUnaryCall(Call, Generic[RequestT, ResponseT]):
                 tracer = self._tracer
                 if tracer is not None:  # the attempt starts before its pick (A66)
                     self._attempt = tracer.start_attempt(False)
-                picked = method.channel.pick(method.pick_info)
+                try:
+                    picked = method.channel.pick(self._pick_info)
+                except DroppedRpcError as exc:
+                    self._dropped(exc)
+                    return
                 if picked is not None:
                     self._start_on(picked)
                     return
@@ -886,7 +976,7 @@ class UnaryStreamCall(_ResponseStreamCall[ResponseT], Generic[RequestT, Response
     def __init__(self, method: Method, request: Any, **kwargs: Any) -> None:
         super().__init__(method, unary_request=True, unary_response=False, **kwargs)
         frame = self._serialize(request)
-        if frame is not None:
+        if frame is not None and self._code is None:
             self._request_frame = frame
             self._start_first()
 
@@ -900,7 +990,8 @@ class _RequestStreamCall(Call, Generic[RequestT]):
 
     def __init__(self, method: Method, requests: Any, **kwargs: Any) -> None:
         super().__init__(method, unary_request=False, **kwargs)
-        self._start_first()
+        if self._code is None:  # (the config selector may have failed it)
+            self._start_first()
         if requests is not None and self._code is None:
             self._consume_requests(requests)
 

@@ -67,7 +67,7 @@ from .balancer import (
     PickInfo,
 )
 from .health import WATCH_METHOD
-from .resolver import Address, BuildOptions, ResolverState
+from .resolver import Address, BuildOptions, ConfigSelector, ResolverState
 from .resolver.passthrough import PassthroughResolverBuilder
 from .service_config import MethodConfig, ServiceConfig, parse_service_config
 from .status import RpcError, StatusCode, UsageError
@@ -225,6 +225,9 @@ class Channel(BalancerHost):
         # The config calls read (method configs, throttling); bumped on every change.
         self.config_generation = 0
         self._call_config: ServiceConfig | None = None
+        # The ConfigSelector of the last resolver state whose service config was applied
+        # (gRFC A31; grpc-go: ClientConn.safeConfigSelector); None for most resolvers.
+        self.config_selector: ConfigSelector | None = None
         self.retry_throttler: RetryThrottler | None = None
         self.retry_buffer_used = 0
         # Attempts after a call's first, started on a subchannel the call had not used / had
@@ -467,6 +470,10 @@ class Channel(BalancerHost):
             + (" ..." if len(self._addresses) > 16 else ""),
         )
         config, config_error = self._choose_config(state)
+        if config_error is None:
+            # As grpc-go: a state whose service config is invalid keeps the selector in
+            # force along with the last good config.
+            self.config_selector = state.config_selector
         self._config_decided()
         if config_error is not None and config is None:
             # A21: a fresh channel with an invalid config and no

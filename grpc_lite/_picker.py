@@ -12,6 +12,11 @@ Pick semantics (grpc/grpc doc/wait-for-ready.md, gRFC A54, grpc-go pickerWrapper
 - ``RpcError`` from the picker (TRANSIENT_FAILURE): fail-fast RPCs fail with it (restricted
   per A54); wait-for-ready RPCs keep waiting when it is UNAVAILABLE.
 - any other exception: UNAVAILABLE for fail-fast RPCs.
+- ``DroppedRpcError`` (a drop the policy decided: xDS ``drop_overloads``, a circuit breaker):
+  the RPC fails at once, wait-for-ready or not, and is neither retried nor transparently
+  retried (grpc-go: balancer.DropRPCError, whose pickerWrapper returns a dropError). Its code
+  is restricted per A54 too. It is raised by `pick_now` as well as `wait_for_pick`, so a
+  drop is decided by one pick, never re-picked on the slow path.
 - a picked subchannel that is not READY (a race): wait for the next picker.
 - a picked "subchannel" that is not one the channel made (a plugin's own object): INTERNAL,
   naming its type (grpc-go checks the same in pickerWrapper.pick, "subconn returned from
@@ -28,7 +33,7 @@ from typing import TypeAlias
 
 from ._subchannel import Subchannel
 from ._transport import Http2Transport
-from .balancer import NoSubchannelAvailable, Picker, PickInfo, PickResult
+from .balancer import DroppedRpcError, NoSubchannelAvailable, Picker, PickInfo, PickResult
 from .status import RpcError, StatusCode, restrict_control_plane_code
 
 log = logging.getLogger("grpc_lite")
@@ -45,6 +50,14 @@ def foreign_subchannel(subchannel: object) -> RpcError:
         f"the picker returned a subchannel of type {kind.__module__}.{kind.__qualname__}, "
         "not one of the channel's (made by BalancerChannel.new_subchannel)",
     )
+
+
+def dropped(exc: DroppedRpcError) -> DroppedRpcError:
+    """A fresh `DroppedRpcError` for a call from the one a picker raised: its code restricted
+    per A54, without the picker's traceback (`_forget_traceback`)."""
+    _forget_traceback(exc)
+    code, details = restrict_control_plane_code(exc.code(), exc.details() or "")
+    return DroppedRpcError(code, details)
 
 
 def _forget_traceback(exc: BaseException) -> None:
@@ -86,12 +99,16 @@ class PickerHolder:
         event.set()
 
     def pick_now(self, info: PickInfo) -> Picked | None:
-        """Hot path: a READY pick from the current picker, or None (take the slow path)."""
+        """Hot path: a READY pick from the current picker, or None (take the slow path).
+
+        Raises `DroppedRpcError` when the picker dropped the RPC."""
         picker = self.picker
         if picker is None:
             return None
         try:
             result = picker.pick(info)
+        except DroppedRpcError as exc:
+            raise dropped(exc) from None
         except Exception as exc:
             _forget_traceback(exc)
             return None
@@ -104,7 +121,8 @@ class PickerHolder:
         return transport, sc, result
 
     async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Picked:
-        """Pick, waiting across picker generations; raises RpcError for a failed pick."""
+        """Pick, waiting across picker generations; raises RpcError for a failed pick
+        (`DroppedRpcError` for a drop, even when waiting for ready)."""
         while True:
             event = self._event
             picker = self.picker
@@ -113,6 +131,8 @@ class PickerHolder:
                     result = picker.pick(info)
                 except NoSubchannelAvailable as exc:
                     _forget_traceback(exc)
+                except DroppedRpcError as exc:
+                    raise dropped(exc) from None
                 except RpcError as exc:
                     _forget_traceback(exc)
                     code = exc.code()

@@ -12,8 +12,12 @@ import pytest
 from grpc_lite._attempts import TRANSITIONS, AttemptRunner, Phase
 from grpc_lite._call import StreamStreamCall, UnaryStreamCall, UnaryUnaryCall
 from grpc_lite._transport import ClientStream
+from grpc_lite.balancer import DroppedRpcError
+from grpc_lite.resolver import RpcConfig, RpcInfo
+from grpc_lite.service_config import parse_service_config
 from grpc_lite.status import RpcError, StatusCode
 from tests.fakes.call_context import (
+    PATH,
     FakeCallContext,
     answer_headers,
     answer_message,
@@ -462,3 +466,112 @@ async def test_a_call_waits_for_the_config_then_uses_its_policy() -> None:
     assert runner.phase is P.HEDGING and len(ctx.streams()) == 1
     ctx.clock.advance(0.5)
     assert len(ctx.streams()) == 2
+
+
+# ---------------------------------------------------------------------------------------
+# Per-RPC configuration (a resolver's ConfigSelector, gRFC A31) and balancer drops
+# ---------------------------------------------------------------------------------------
+
+
+class _Selector:
+    """Answers one RpcConfig for every call; counts the runs of its on_committed."""
+
+    def __init__(self, service_config: dict[str, Any] | None, **attributes: Any) -> None:
+        mc = (
+            parse_service_config(service_config).method_config(PATH)
+            if service_config is not None
+            else None
+        )
+        self.committed = 0
+        self.config = RpcConfig(
+            method_config=mc, attributes=attributes, on_committed=self._on_committed
+        )
+
+    def _on_committed(self) -> None:
+        self.committed += 1
+
+    def select(self, info: RpcInfo) -> RpcConfig:
+        return self.config
+
+
+async def test_the_selectors_retry_policy_runs_and_every_pick_gets_its_attributes() -> None:
+    """With no retryPolicy in the service config, the selector's gives the call a runner;
+    every attempt's PickInfo carries the selector's attributes and the call's metadata (a
+    retry's also the subchannels tried); on_committed runs once, at the commit."""
+    ctx = FakeCallContext(backends=2)
+    selector = ctx.config_selector = _Selector(RETRY, cluster="c1")
+    call = _unary(ctx, metadata=[("k", "v")])
+    runner = call._runner
+    assert runner is not None and runner.phase is P.ACTIVE
+    [first] = ctx.streams()
+    answer_status(first, U, "try again")
+    ctx.clock.advance(1.0)
+    [_, second] = ctx.streams()
+    assert selector.committed == 0
+    answer_headers(second)
+    assert runner.phase is P.COMMITTED and selector.committed == 1
+    answer_message(second, b"reply")
+    answer_trailers(second)
+    assert await call == b"reply"
+    assert selector.committed == 1
+    first_info, retry_info = ctx.pick_infos
+    for info in (first_info, retry_info):
+        assert dict(info.attributes) == {"cluster": "c1"}
+        assert info.metadata == (("k", "v"),)
+    assert retry_info.previous_subchannels == (ctx.backends[0].subchannel,)
+
+
+async def test_on_committed_runs_when_a_hedge_wins() -> None:
+    ctx = FakeCallContext(backends=3)
+    selector = ctx.config_selector = _Selector(_hedging())
+    call = _unary(ctx)
+    assert call._runner is not None and call._runner.phase is P.HEDGING
+    ctx.clock.advance(0.5)
+    _, second = ctx.streams()
+    assert selector.committed == 0
+    answer_headers(second)
+    assert selector.committed == 1
+    answer_message(second, b"second")
+    answer_trailers(second)
+    assert await call == b"second"
+    assert selector.committed == 1
+
+
+async def test_on_committed_runs_once_when_retries_run_out() -> None:
+    ctx = FakeCallContext()
+    selector = ctx.config_selector = _Selector(RETRY)
+    call = _unary(ctx)
+    for _ in range(3):
+        answer_status(ctx.streams()[-1], U, "down")
+        ctx.clock.advance(1.0)
+    assert (await _failed(call)).code() is U
+    assert len(ctx.streams()) == 3 and selector.committed == 1
+
+
+async def test_a_dropped_pick_is_never_retried() -> None:
+    """DroppedRpcError (grpc-go: balancer.DropRPCError): the call fails at once with the
+    drop, whatever its retry policy, on its first attempt's pick or a retry's."""
+    ctx = FakeCallContext(service_config=RETRY)
+    ctx.drop = DroppedRpcError(U, "dropped: category lb")
+    call = _unary(ctx)
+    error = await _failed(call)
+    assert (error.code(), error.details()) == (U, "dropped: category lb")
+    assert ctx.streams() == [] and len(ctx.pick_infos) == 1
+    ctx.drop = None
+    call = _unary(ctx)
+    answer_status(ctx.streams()[-1], U, "down")
+    ctx.drop = DroppedRpcError(U, "dropped on the retry")
+    ctx.clock.advance(1.0)
+    assert (await _failed(call)).details() == "dropped on the retry"
+    assert len(ctx.streams()) == 1
+    assert ctx.clock.pending() == []  # no backoff armed, the deadline cancelled
+
+
+async def test_a_dropped_hedge_fails_the_call_and_cancels_the_attempts_in_flight() -> None:
+    ctx = FakeCallContext(service_config=_hedging(), backends=3)
+    call = _unary(ctx)
+    [first] = ctx.streams()
+    ctx.drop = DroppedRpcError(U, "dropped")
+    ctx.clock.advance(0.5)
+    assert (await _failed(call)).details() == "dropped"
+    assert (first.code, first.details) == (U, "dropped")  # reset with the call's status

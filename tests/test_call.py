@@ -13,8 +13,12 @@ from grpc_lite import _codec
 from grpc_lite._attempts import Phase
 from grpc_lite._call import StreamUnaryCall, UnaryStreamCall, UnaryUnaryCall
 from grpc_lite._transport._stream import DETACHED
+from grpc_lite.balancer import DroppedRpcError
+from grpc_lite.resolver import RpcConfig, RpcInfo
+from grpc_lite.service_config import parse_service_config
 from grpc_lite.status import RpcError, StatusCode
 from tests.fakes.call_context import (
+    PATH,
     FakeCallContext,
     answer_headers,
     answer_message,
@@ -26,8 +30,17 @@ from tests.fakes.call_context import (
 KWARGS: dict[str, Any] = {"metadata": None, "wait_for_ready": None, "compression": None}
 
 
-def _unary(ctx: FakeCallContext, timeout: float | None = 10.0) -> UnaryUnaryCall[Any, Any]:
-    return UnaryUnaryCall(ctx.method(), b"request", timeout=timeout, **KWARGS)
+def _unary(
+    ctx: FakeCallContext, timeout: float | None = 10.0, wait_for_ready: bool | None = None
+) -> UnaryUnaryCall[Any, Any]:
+    kwargs = KWARGS | {"wait_for_ready": wait_for_ready}
+    return UnaryUnaryCall(ctx.method(), b"request", timeout=timeout, **kwargs)
+
+
+async def _failed(call: Any) -> RpcError:
+    with pytest.raises(RpcError) as info:
+        await call
+    return info.value
 
 
 async def test_unary_fast_path_one_stream_no_runner_no_task() -> None:
@@ -162,3 +175,197 @@ async def test_write_after_done_writing_is_a_usage_error() -> None:
     with pytest.raises(Exception, match="after done_writing"):
         await call.write(b"late")
     call.cancel()
+
+
+# ---------------------------------------------------------------------------------------
+# Per-RPC configuration: the resolver's ConfigSelector (gRFC A31) and balancer drops
+# ---------------------------------------------------------------------------------------
+
+
+class _Selector:
+    """A ConfigSelector that records what it was asked and answers ``config`` (or raises
+    ``error``); its on_committed counts its runs."""
+
+    def __init__(
+        self,
+        method_config: dict[str, Any] | None = None,
+        attributes: dict[str, Any] | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self.infos: list[RpcInfo] = []
+        self.committed = 0
+        self.error = error
+        mc = None
+        if method_config is not None:
+            config = {"methodConfig": [{"name": [{}], **method_config}]}
+            mc = parse_service_config(config).method_config(PATH)
+        self.config = RpcConfig(
+            method_config=mc, attributes=attributes or {}, on_committed=self._on_committed
+        )
+
+    def _on_committed(self) -> None:
+        self.committed += 1
+
+    def select(self, info: RpcInfo) -> RpcConfig:
+        self.infos.append(info)
+        if self.error is not None:
+            raise self.error
+        return self.config
+
+
+SERVICE_TIMEOUT_5S = {"methodConfig": [{"name": [{"service": "pkg.Service"}], "timeout": "5s"}]}
+
+
+async def test_without_a_selector_the_pick_is_told_the_calls_metadata() -> None:
+    ctx = FakeCallContext()
+    call = UnaryUnaryCall(
+        ctx.method(), b"request", timeout=None, metadata=[("k", "v"), ("b-bin", b"\x00")],
+        wait_for_ready=None, compression=None,
+    )  # fmt: skip
+    _unary(ctx)  # no metadata: the method's own PickInfo, nothing built
+    first, second = ctx.pick_infos
+    assert (first.method, first.metadata) == (PATH, (("k", "v"), ("b-bin", b"\x00")))
+    assert dict(first.attributes) == {}
+    assert second.metadata == ()
+    call.cancel()
+
+
+async def test_the_selector_is_asked_per_call_and_its_method_config_replaces_the_services() -> None:
+    """select(RpcInfo(path, metadata)) before the method config and the pick: its timeout
+    wins over the service config's, its attributes and the metadata reach the pick."""
+    ctx = FakeCallContext(service_config=SERVICE_TIMEOUT_5S)
+    selector = _Selector({"timeout": "1s"}, attributes={"xds.cluster": "cluster:a"})
+    ctx.config_selector = selector
+    call = UnaryUnaryCall(
+        ctx.method(), b"request", timeout=None, metadata=[("k", "v")], wait_for_ready=None,
+        compression=None,
+    )  # fmt: skip
+    assert selector.infos == [RpcInfo(method=PATH, metadata=(("k", "v"),))]
+    assert call.time_remaining() == 1.0
+    [info] = ctx.pick_infos
+    assert dict(info.attributes) == {"xds.cluster": "cluster:a"}
+    assert info.metadata == (("k", "v"),)
+    ctx.clock.advance(1.0)
+    assert (await _failed(call)).code() is StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_a_selector_without_a_method_config_leaves_the_service_configs() -> None:
+    ctx = FakeCallContext(service_config=SERVICE_TIMEOUT_5S)
+    ctx.config_selector = _Selector()
+    call = _unary(ctx, timeout=None)
+    assert call.time_remaining() == 5.0
+    call.cancel()
+
+
+async def test_the_selectors_wait_for_ready_and_message_limits_apply() -> None:
+    ctx = FakeCallContext()
+    ctx.config_selector = _Selector({"waitForReady": True, "maxRequestMessageBytes": 16})
+    ctx.set_ready(False)
+    ctx.pick_error = RpcError(StatusCode.UNAVAILABLE, "no backend")
+    waiting = _unary(ctx)  # wait-for-ready: the failing pick does not fail it
+    await ctx.clock.advance_async(0)
+    assert not waiting.done()
+    too_big = UnaryUnaryCall(ctx.method(), b"x" * 17, timeout=None, **KWARGS)
+    assert (await _failed(too_big)).code() is StatusCode.RESOURCE_EXHAUSTED
+    waiting.cancel()
+
+
+async def test_an_rpc_error_from_the_selector_fails_the_call_before_any_pick() -> None:
+    ctx = FakeCallContext()
+    ctx.config_selector = _Selector(error=RpcError(StatusCode.UNAVAILABLE, "no route"))
+    call = _unary(ctx)
+    assert call.done() and ctx.pick_infos == [] and ctx.streams() == []
+    error = await _failed(call)
+    assert (error.code(), error.details()) == (StatusCode.UNAVAILABLE, "no route")
+    assert ctx.finished == [(call, StatusCode.UNAVAILABLE)]
+    # The streaming kinds too: nothing is started.
+    streaming = UnaryStreamCall(ctx.method(), b"r", timeout=None, **KWARGS)
+    assert await streaming.code() is StatusCode.UNAVAILABLE
+    client_streaming = StreamUnaryCall(ctx.method(), None, timeout=None, **KWARGS)
+    assert (await _failed(client_streaming)).code() is StatusCode.UNAVAILABLE
+    assert ctx.streams() == []
+
+
+async def test_a_selectors_restricted_code_becomes_internal_and_a_crash_is_internal() -> None:
+    """A54: a control plane may not hand out the application's codes."""
+    ctx = FakeCallContext()
+    ctx.config_selector = _Selector(error=RpcError(StatusCode.NOT_FOUND, "gone"))
+    error = await _failed(_unary(ctx))
+    assert error.code() is StatusCode.INTERNAL and "NOT_FOUND" in (error.details() or "")
+    ctx.config_selector = _Selector(error=KeyError("bug"))
+    error = await _failed(_unary(ctx))
+    assert error.code() is StatusCode.INTERNAL and "bug" in (error.details() or "")
+
+
+async def test_on_committed_runs_once_at_the_response_headers() -> None:
+    ctx = FakeCallContext()
+    selector = ctx.config_selector = _Selector()
+    call = _unary(ctx)
+    [stream] = ctx.streams()
+    assert selector.committed == 0  # a transparent retry is still possible
+    answer_headers(stream)
+    assert selector.committed == 1
+    answer_message(stream, b"reply")
+    answer_trailers(stream)
+    assert await call == b"reply"
+    assert selector.committed == 1
+
+
+async def test_on_committed_runs_once_when_the_call_ends_without_committing() -> None:
+    ctx = FakeCallContext()
+    selector = ctx.config_selector = _Selector()
+    call = _unary(ctx)
+    [stream] = ctx.streams()
+    answer_status(stream, StatusCode.ABORTED)  # Trailers-Only: no response headers first
+    assert call.done() and selector.committed == 1
+    ctx.set_ready(False)
+    waiting = _unary(ctx)  # no attempt yet
+    waiting.cancel()
+    assert selector.committed == 2
+
+
+async def test_a_call_made_before_the_first_resolver_result_asks_the_selector_then() -> None:
+    ctx = FakeCallContext(config_known=False)
+    selector = _Selector({"timeout": "2s"}, attributes={"a": 1})
+    call = _unary(ctx, timeout=None)
+    assert selector.infos == []
+    ctx.config_selector = selector
+    ctx.publish_config(None)
+    await ctx.clock.advance_async(0)
+    assert len(selector.infos) == 1
+    assert call.time_remaining() == 2.0
+    assert dict(ctx.pick_infos[-1].attributes) == {"a": 1}
+    [stream] = ctx.streams()
+    answer_headers(stream)
+    answer_message(stream, b"reply")
+    answer_trailers(stream)
+    assert await call == b"reply"
+    assert selector.committed == 1
+
+
+async def test_a_late_selector_error_fails_the_waiting_call() -> None:
+    ctx = FakeCallContext(config_known=False)
+    call = _unary(ctx)
+    ctx.config_selector = _Selector(error=RpcError(StatusCode.UNAVAILABLE, "no route"))
+    ctx.publish_config(None)
+    await ctx.clock.advance_async(0)
+    assert (await _failed(call)).details() == "no route"
+    assert ctx.streams() == []
+
+
+async def test_a_dropped_pick_fails_even_a_wait_for_ready_call_at_once() -> None:
+    ctx = FakeCallContext()
+    ctx.drop = DroppedRpcError(StatusCode.UNAVAILABLE, "dropped by category lb")
+    call = _unary(ctx, wait_for_ready=True)
+    assert call.done() and ctx.streams() == []
+    error = await _failed(call)
+    assert (error.code(), error.details()) == (StatusCode.UNAVAILABLE, "dropped by category lb")
+    # On the slow path too (the first pick had to wait).
+    ctx.drop = None
+    ctx.set_ready(False)
+    waiting = _unary(ctx, wait_for_ready=True)
+    ctx.drop = DroppedRpcError(StatusCode.UNAVAILABLE, "dropped later")
+    ctx.set_ready()
+    await ctx.clock.advance_async(0)
+    assert (await _failed(waiting)).details() == "dropped later"
+    assert ctx.streams() == []

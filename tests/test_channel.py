@@ -7,6 +7,7 @@ stream for the server (tests/fakes/call_context.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,9 +15,18 @@ from typing import Any
 import pytest
 
 import grpc_lite
-from grpc_lite import _subchannel
+from grpc_lite import _subchannel, balancer
 from grpc_lite._transport import ClientStream, TransportError
-from grpc_lite.resolver import ManualResolver, register, unregister_for_testing
+from grpc_lite.balancer import BalancerState, DroppedRpcError, PickInfo
+from grpc_lite.resolver import (
+    Address,
+    ManualResolver,
+    ResolverState,
+    RpcConfig,
+    RpcInfo,
+    register,
+    unregister_for_testing,
+)
 from grpc_lite.status import RpcError, StatusCode
 from tests.fakes.call_context import answer_headers, answer_message, answer_status, answer_trailers
 
@@ -259,3 +269,138 @@ async def test_close_shuts_everything_down_and_fails_what_is_in_flight(
     assert info.value.code() is StatusCode.CANCELLED
     assert all(t.lost for t in dialer.transports["a:1"])
     assert ch.snapshot().calls_failed == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Per-RPC configuration: the resolver's ConfigSelector (gRFC A31) and balancer drops
+# ---------------------------------------------------------------------------------------
+
+
+class _Selector:
+    """Routes every call to ``route``; records what it was asked and its commits."""
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.infos: list[RpcInfo] = []
+        self.committed = 0
+
+    def select(self, info: RpcInfo) -> RpcConfig:
+        self.infos.append(info)
+        return RpcConfig(attributes={"route": self.route}, on_committed=self._commit)
+
+    def _commit(self) -> None:
+        self.committed += 1
+
+
+class _RecordingPicker:
+    """Around pick_first's picker: records every PickInfo; drops a call routed to "drop"."""
+
+    def __init__(self, inner: Any, seen: list[PickInfo]) -> None:
+        self.inner = inner
+        self.seen = seen
+
+    def pick(self, info: PickInfo) -> Any:
+        self.seen.append(info)
+        if info.attributes.get("route") == "drop":
+            raise DroppedRpcError(StatusCode.UNAVAILABLE, "dropped by the test policy")
+        return self.inner.pick(info)
+
+
+class _RecordingChannel:
+    """The BalancerChannel pick_first gets: every picker it publishes is wrapped."""
+
+    def __init__(self, channel: Any, seen: list[PickInfo]) -> None:
+        self._channel = channel
+        self._seen = seen
+
+    def update_state(self, state: BalancerState) -> None:
+        picker = _RecordingPicker(state.picker, self._seen)
+        self._channel.update_state(BalancerState(state=state.state, picker=picker))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
+class _RecordingBuilder:
+    name = "test_recording_pick_first"
+
+    def __init__(self) -> None:
+        self.seen: list[PickInfo] = []
+
+    def build(self, channel: Any) -> Any:
+        inner = balancer.get("pick_first")
+        assert inner is not None
+        return inner.build(_RecordingChannel(channel, self.seen))  # type: ignore[arg-type]
+
+    def parse_config(self, config: Any) -> Any:
+        inner = balancer.get("pick_first")
+        assert inner is not None
+        return inner.parse_config(config)
+
+
+@pytest.fixture
+def recording() -> Iterator[_RecordingBuilder]:
+    builder = _RecordingBuilder()
+    balancer.register(builder)  # type: ignore[arg-type]
+    yield builder
+    balancer.unregister_for_testing(builder.name)
+
+
+def _selector_state(selector: Any, config: str | None = None) -> ResolverState:
+    return ResolverState(
+        (Address("a:1"),),
+        service_config=config
+        or json.dumps({"loadBalancingConfig": [{_RecordingBuilder.name: {}}]}),
+        config_selector=selector,
+    )
+
+
+async def test_the_resolvers_config_selector_routes_every_call(
+    dialer: FakeDialer, resolver: ManualResolver, recording: _RecordingBuilder
+) -> None:
+    """The selector of the state in force is asked per call (the method, the call's
+    metadata); its attributes and the metadata reach the pick; on_committed runs once."""
+    selector = _Selector("r1")
+    resolver.update_state(_selector_state(selector))
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.READY)
+        call = ch.unary_unary(METHOD)(b"x", metadata=[("k", "v")])
+        await _settle()
+        assert selector.infos == [RpcInfo(method=METHOD, metadata=(("k", "v"),))]
+        info = recording.seen[-1]
+        assert dict(info.attributes) == {"route": "r1"} and info.metadata == (("k", "v"),)
+        _ok(dialer.streams("a:1")[0])
+        assert await call == b"reply"
+        assert selector.committed == 1
+
+
+async def test_an_invalid_service_config_keeps_the_selector_in_force(
+    dialer: FakeDialer, resolver: ManualResolver, recording: _RecordingBuilder
+) -> None:
+    """As grpc-go: only a state whose service config is applied replaces the selector."""
+    first = _Selector("r1")
+    resolver.update_state(_selector_state(first))
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.READY)
+        resolver.update_state(_selector_state(_Selector("r2"), config="{not json"))
+        await _settle()
+        assert ch.config_selector is first
+        resolver.update_state(ResolverState((Address("a:1"),)))  # no selector any more
+        await _settle()
+        assert ch.config_selector is None
+
+
+async def test_a_dropped_call_fails_at_once_even_waiting_for_ready(
+    dialer: FakeDialer, resolver: ManualResolver, recording: _RecordingBuilder
+) -> None:
+    resolver.update_state(_selector_state(_Selector("drop")))
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.READY)
+        with pytest.raises(RpcError) as info:
+            await ch.unary_unary(METHOD)(b"x", wait_for_ready=True, timeout=5)
+        assert (info.value.code(), info.value.details()) == (
+            StatusCode.UNAVAILABLE,
+            "dropped by the test policy",
+        )
+        assert dialer.streams("a:1") == []
+        assert ch.snapshot().calls_failed == 1

@@ -223,3 +223,43 @@ async def test_a_plugin_picker_returning_a_foreign_subchannel_fails_the_call() -
         assert "_Foreign" in (info.value.details() or "")
     finally:
         balancer.unregister_for_testing(builder.name)
+
+
+class _Dropping:
+    def __init__(self, code: StatusCode = StatusCode.UNAVAILABLE) -> None:
+        self.error = balancer.DroppedRpcError(code, "dropped: category lb")
+        self.picks = 0
+
+    def pick(self, info: PickInfo) -> PickResult:
+        self.picks += 1
+        raise self.error
+
+
+async def test_a_drop_is_raised_by_the_fast_pick_and_by_a_wait_for_ready_pick() -> None:
+    """DroppedRpcError (grpc-go: balancer.DropRPCError) is never a reason to wait or to
+    re-pick: pick_now raises it (the slow path would pick a second time), and so does
+    wait_for_pick with wait_for_ready, at once; a fresh error each time, without the
+    picker's traceback."""
+    holder = PickerHolder()
+    picker = _Dropping()
+    holder.update(picker)
+    with pytest.raises(balancer.DroppedRpcError) as fast:
+        holder.pick_now(INFO)
+    assert (fast.value.code(), fast.value.details()) == (
+        StatusCode.UNAVAILABLE,
+        "dropped: category lb",
+    )
+    assert fast.value is not picker.error and picker.error.__traceback__ is None
+    with pytest.raises(balancer.DroppedRpcError):
+        await asyncio.wait_for(holder.wait_for_pick(INFO, wait_for_ready=True), 1)
+    assert picker.picks == 2
+
+
+async def test_a_drop_with_a_restricted_code_becomes_internal() -> None:
+    """A54: a balancer may not hand out the application's codes, dropped or not."""
+    holder = PickerHolder()
+    holder.update(_Dropping(StatusCode.NOT_FOUND))
+    with pytest.raises(balancer.DroppedRpcError) as info:
+        holder.pick_now(INFO)
+    assert info.value.code() is StatusCode.INTERNAL
+    assert "NOT_FOUND" in (info.value.details() or "")

@@ -24,7 +24,7 @@ from grpc_lite._retry import RetryThrottler
 from grpc_lite._transport import ClientStream
 from grpc_lite._transport import _frames as fr
 from grpc_lite._transport._connection import HeaderBlock
-from grpc_lite.balancer import PickInfo, PickResult
+from grpc_lite.balancer import DroppedRpcError, PickInfo, PickResult
 from grpc_lite.service_config import ServiceConfig, parse_service_config
 from grpc_lite.status import RpcError, StatusCode
 from tests.fakes.clock import FakeClock
@@ -133,6 +133,9 @@ class FakeCallContext:
             parse_service_config(dict(service_config)) if service_config is not None else None
         )
         self.config_known = config_known
+        # The resolver's ConfigSelector (a test sets one), and a drop every pick raises.
+        self.config_selector: Any = None
+        self.drop: DroppedRpcError | None = None
         self._config_event = asyncio.Event()
         self.events: list[str] = []
         self.started: list[Any] = []
@@ -205,11 +208,15 @@ class FakeCallContext:
 
     def pick(self, info: PickInfo) -> Any:
         self.pick_infos.append(info)
+        if self.drop is not None:
+            raise self.drop
         return self._next(info) if self.ready else None
 
     async def wait_for_pick(self, info: PickInfo, wait_for_ready: bool) -> Any:
         self.pick_infos.append(info)
         while True:
+            if self.drop is not None:
+                raise self.drop
             if self.pick_error is not None and not wait_for_ready:
                 raise self.pick_error
             if self.ready:
