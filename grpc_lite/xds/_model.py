@@ -50,7 +50,11 @@ class Route:
 
     `prefix` / `path` / `safe_regex`: exactly one is set (the RouteMatch path specifier).
     `cluster` is the RouteAction's cluster; None with `non_forwarding=True` for a route whose
-    action is not a RouteAction (A28: RPCs matching it fail UNAVAILABLE).
+    action is not a RouteAction (A28: RPCs matching it fail UNAVAILABLE), or is a RouteAction
+    grpc_lite cannot forward yet (`weighted_clusters`, A28 traffic splitting). `action` names
+    the Envoy field of the route's action: "cluster" for a forwarding route, otherwise
+    "non_forwarding_action", "redirect", "direct_response", "filter_action",
+    "weighted_clusters", or "" when unset (for the RPC's UNAVAILABLE message).
     """
 
     prefix: str | None = None
@@ -59,6 +63,7 @@ class Route:
     case_sensitive: bool = True
     cluster: str | None = None
     non_forwarding: bool = False
+    action: str = "cluster"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,8 +175,9 @@ class DropOverload:
 class EndpointsResource:
     """A ClusterLoadAssignment: `priorities[p]` holds the localities of priority p.
 
-    Validation (A27) guarantees priorities without gaps, localities unique within the
-    resource, and positive locality weights (localities with weight 0 are dropped).
+    Validation (A27) guarantees priorities without gaps, localities unique within a
+    priority (one locality may appear in two priorities, A27/A52), endpoint addresses unique
+    within the resource, and positive locality weights (localities with weight 0 are dropped).
     """
 
     name: str
