@@ -3,10 +3,11 @@
 grpc-go counterpart: ``internal/transport/http2_client.go`` (reader + loopy writer).
 
 The connection owns the frame reader and both flow-control windows, and runs the
-stream state machine and the connection's lifecycle; its collaborators are the HPACK
-decoder (``_headers.HeaderDecoder``), the stream table with the MAX_CONCURRENT_STREAMS
-queue (``_streams.StreamTable``) and the server's SETTINGS and GOAWAY
-(``_peer.PeerAnnouncements``).  It does no I/O:
+stream state machine; its collaborators are the HPACK decoder
+(``_headers.HeaderDecoder``), the stream table with the MAX_CONCURRENT_STREAMS queue
+(``_streams.StreamTable``), the server's SETTINGS and GOAWAY
+(``_peer.PeerAnnouncements``) and the connection's state machine with its endings: drain,
+GOAWAY, close, connection errors (``_connstate.Lifecycle``).  It does no I/O:
 bytes come in through :meth:`Connection.receive_data` and go out through the
 ``write`` callable given by the owner, at most once per public call (all frames
 produced by one call are joined into one write).  Streams are
@@ -15,20 +16,15 @@ produced by one call are joined into one write).  Streams are
 
 Who may call: the owning asyncio protocol (receive path) and the streams/calls
 running on the same event loop.  Nothing here is thread-safe and nothing blocks.
-
-Connection states::
-
-    CONNECTING --server SETTINGS--> READY --GOAWAY--> DRAINING --last stream--> CLOSED
-         |                            |                                     ^
-         +------------ error / connection lost / close ---------------------+
+The connection's states and their moves are in ``_connstate.py``.
 """
 
-import enum
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from . import _frames as fr
+from ._connstate import CONNECTION_TRANSITIONS, ConnectionListener, ConnectionState, Lifecycle
 from ._headers import (
     _PHASE_HEADERS,
     HeaderBlock,
@@ -52,43 +48,20 @@ DEFAULT_MAX_HEADER_LIST = 1 << 20
 SEND_HIGH_WATER = 1 << 16
 
 
-class ConnectionState(enum.Enum):
-    CONNECTING = "CONNECTING"
-    READY = "READY"
-    DRAINING = "DRAINING"
-    CLOSED = "CLOSED"
+__all__ = [
+    "CONNECTION_TRANSITIONS",
+    "SEND_HIGH_WATER",
+    "Connection",
+    "ConnectionListener",
+    "ConnectionState",
+    "H2Stream",
+]
 
-
-_C = ConnectionState
-#: The connection's legal moves; `Connection._set_state` is the only writer and checks them.
-#: CONNECTING until the server's SETTINGS (the preface, RFC 9113 3.4); DRAINING after a
-#: GOAWAY either way or when stream ids run out (RFC 9113 6.8: streams up to the last id
-#: finish, no new ones start); CLOSED from anywhere (a connection error, 5.4.1, or close).
-CONNECTION_TRANSITIONS: frozenset[tuple[ConnectionState, ConnectionState]] = frozenset(
-    {
-        (_C.CONNECTING, _C.READY),
-        (_C.CONNECTING, _C.DRAINING),
-        (_C.CONNECTING, _C.CLOSED),
-        (_C.READY, _C.DRAINING),
-        (_C.READY, _C.CLOSED),
-        (_C.DRAINING, _C.CLOSED),
-    }
-)
-
-
+# The per-call paths compare the lifecycle's state with these.
+_READY = ConnectionState.READY
+_CONNECTING = ConnectionState.CONNECTING
+_DRAINING = ConnectionState.DRAINING
 _HALF_CLOSED_REMOTE = 3  # StreamState.HALF_CLOSED_REMOTE; CLOSED (4) is above it
-
-
-class ConnectionListener(Protocol):
-    """What the owner of a connection is told (grpc-go: OnGoAway / OnClose)."""
-
-    def connection_ready(self) -> None: ...
-
-    def connection_goaway(self, last_stream_id: int, code: int, debug: bytes) -> None: ...
-
-    def connection_closed(self, reason: str) -> None: ...
-
-    def ping_acked(self, data: bytes) -> None: ...
 
 
 class H2Stream:
@@ -166,7 +139,6 @@ class H2Stream:
 
 
 _GRPC_INTERNAL = 13
-_GRPC_UNAVAILABLE = 14
 
 
 class Connection:
@@ -197,9 +169,6 @@ class Connection:
         self._conn_credit_soft = connection_window >> 2
         self._conn_credit_now = connection_window >> 1
         # Mutable, owned by this object.
-        self.state = ConnectionState.CONNECTING
-        self._dead = False  # state is CLOSED (a plain flag for the receive loop)
-        self.close_reason = ""
         self._reader = fr.FrameReader(coalesce_data=True)
         self._headers = HeaderDecoder(max_header_list_size)
         # The hot path looks the decoded-block cache up itself (HeaderDecoder's own dict).
@@ -221,6 +190,8 @@ class Connection:
         self.peer_initial_window = peer.initial_window
         self.peer_max_frame_size = peer.max_frame_size
         self.peer_max_header_list_size = peer.max_header_list_size
+        # The state machine and the endings (drain, GOAWAY, close, connection errors).
+        self._life = life = Lifecycle(table, peer, listener, lambda frame: self._out.append(frame))
         # Flow control.
         self._send_window = fr.DEFAULT_WINDOW
         self._recv_window = connection_window
@@ -234,7 +205,7 @@ class Connection:
             fr.SETTINGS: self._recv_settings,
             fr.PUSH_PROMISE: peer.push_promise,
             fr.PING: self._recv_ping,
-            fr.GOAWAY: self._recv_goaway,
+            fr.GOAWAY: life.recv_goaway,
             fr.WINDOW_UPDATE: self._recv_window_update,
             fr.CONTINUATION: self._recv_continuation,
         }
@@ -253,8 +224,16 @@ class Connection:
         self._flush()
 
     @property
+    def state(self) -> ConnectionState:
+        return self._life.state
+
+    @property
     def closed(self) -> bool:
-        return self.state is ConnectionState.CLOSED
+        return self._life.dead
+
+    @property
+    def close_reason(self) -> str:
+        return self._life.close_reason
 
     @property
     def active_streams(self) -> int:
@@ -267,13 +246,13 @@ class Connection:
     @property
     def accepting_streams(self) -> bool:
         """True while new streams may be started (READY, not draining, ids left)."""
-        return self.state is ConnectionState.READY
+        return self._life.state is _READY
 
     def start_stream(self, stream: H2Stream) -> None:
         """Open ``stream`` now, or queue it for a MAX_CONCURRENT_STREAMS slot (RFC 9113 §5.1.2)."""
         stream._conn = self
-        if self.state is not ConnectionState.READY:
-            stream._on_unprocessed(f"connection is {self.state.name.lower()}")
+        if self._life.state is not _READY:
+            stream._on_unprocessed(f"connection is {self._life.state.name.lower()}")
             return
         limit = self.peer_max_header_list_size
         if limit is not None and stream._header_list_size > limit:
@@ -314,7 +293,7 @@ class Connection:
             return
         if stream.h2_state is StreamState.CLOSED:
             return
-        if self.state is not ConnectionState.CLOSED:
+        if not self._life.dead:
             self._out.append(fr.encode_rst_stream(stream.id, code))
         self._table.remember_reset(stream.id)
         self._close_stream(stream)
@@ -333,48 +312,29 @@ class Connection:
         stream._recv_credit = 0
         self._flush()
 
-    def _set_state(self, new: ConnectionState) -> None:
-        """The one writer of ``state``: checks the move against CONNECTION_TRANSITIONS."""
-        old = self.state
-        if (old, new) not in CONNECTION_TRANSITIONS:
-            raise AssertionError(f"illegal connection state change {old.name} -> {new.name}")
-        self.state = new
-
     def drain(self, reason: str) -> None:
         """Start no new streams; close once the open ones finish (grpc-go: GracefulClose)."""
-        if self.state is ConnectionState.CLOSED:
-            return
-        if self.state is not ConnectionState.DRAINING:
-            self._set_state(ConnectionState.DRAINING)
-            self._table.refuse_pending(reason)
-        self._maybe_finish_drain()
+        self._life.drain(reason)
         self._flush()
 
     def ping(self, data: bytes) -> None:
-        if self.state is not ConnectionState.CLOSED:
+        if not self._life.dead:
             self._out.append(fr.encode_ping(data))
             self._flush()
 
     def close(self, code: int = fr.NO_ERROR, reason: str = "connection closed by client") -> None:
         """Close now: GOAWAY to the server, every stream fails UNAVAILABLE."""
-        if self.state is ConnectionState.CLOSED:
-            return
-        self._out.append(fr.encode_goaway(0, code, reason.encode()[:256]))
-        self._terminate(_GRPC_UNAVAILABLE, reason)
+        self._life.close(code, reason)
         self._flush()
 
     def connection_lost(self, reason: str) -> None:
-        """The socket is gone (EOF, reset, keepalive timeout): fail everything UNAVAILABLE.
-
-        PROTOCOL-HTTP2.md, Connection failure.
-        """
-        if self.state is ConnectionState.CLOSED:
-            return
-        self._terminate(_GRPC_UNAVAILABLE, reason)
+        """The socket is gone (EOF, reset, keepalive timeout): fail everything UNAVAILABLE."""
+        self._life.lost(reason)
 
     def receive_data(self, data: bytes | memoryview) -> None:
         """Process bytes from the server.  Never raises: errors close the connection."""
-        if self.state is ConnectionState.CLOSED:
+        life = self._life
+        if life.dead:
             return
         self._receiving = True
         try:
@@ -387,20 +347,20 @@ class Connection:
                         f"{fr.FRAME_NAMES.get(ftype, ftype)} frame while "
                         "a header block was still open (CONTINUATION expected)",
                     )
-                if self.state is ConnectionState.CONNECTING and ftype != fr.SETTINGS:
+                if life.state is _CONNECTING and ftype != fr.SETTINGS:
                     raise fr.FrameError(
                         fr.PROTOCOL_ERROR, "server preface must start with a SETTINGS frame"
                     )
                 handler = handlers.get(ftype)
                 if handler is not None:  # unknown frame types are ignored (RFC 9113 4.1)
                     handler(flags, stream_id, payload)
-                if self._dead:  # a handler may have closed the connection
+                if life.dead:  # a handler may have closed the connection
                     break
         except fr.FrameError as exc:
-            self._connection_error(exc.code, exc.message)
+            life.connection_error(exc.code, exc.message)
         except Exception as exc:  # a bug must not escape data_received
             log.exception("grpc_lite: unexpected error in the HTTP/2 receive path")
-            self._connection_error(fr.INTERNAL_ERROR, f"internal error: {exc!r}")
+            life.connection_error(fr.INTERNAL_ERROR, f"internal error: {exc!r}")
         finally:
             self._receiving = False
         self._flush()
@@ -424,16 +384,8 @@ class Connection:
 
     def _open(self, stream: H2Stream) -> None:
         stream_id = self._next_stream_id
-        if stream_id > fr.MAX_STREAM_ID:
-            # Ids exhausted (RFC 9113 §5.1.1): no more streams here; the owner dials a new one.
-            if self.state is not ConnectionState.DRAINING:
-                self._set_state(ConnectionState.DRAINING)
-            reason = "stream ids exhausted on this connection"
-            stream.h2_state = StreamState.CLOSED
-            stream._on_unprocessed(reason)
-            self._table.refuse_pending(reason)
-            self._listener.connection_goaway(fr.MAX_STREAM_ID, fr.NO_ERROR, b"stream ids exhausted")
-            self._maybe_finish_drain()
+        if stream_id > fr.MAX_STREAM_ID:  # ids exhausted (RFC 9113 5.1.1)
+            self._life.ids_exhausted(stream)
             return
         self._next_stream_id = stream_id + 2
         stream.id = stream_id
@@ -538,32 +490,18 @@ class Connection:
             stream._out_bytes = 0
         if self._pending:
             self._start_pending()
-        if self.state is ConnectionState.DRAINING:
-            self._maybe_finish_drain()
+        if self._life.state is _DRAINING:
+            self._life.finish_drain()
 
     def _start_pending(self) -> None:
         while (
             self._pending
-            and self.state is ConnectionState.READY
+            and self._life.state is _READY
             and len(self._streams) < self.peer_max_concurrent_streams
         ):
             self._open(self._pending.popleft())
 
-    def _maybe_finish_drain(self) -> None:
-        if self.state is ConnectionState.DRAINING and not self._streams:
-            self._out.append(fr.encode_goaway(0, fr.NO_ERROR, b"drained"))
-            self._terminate(_GRPC_UNAVAILABLE, "connection drained after GOAWAY")
-
     # ------------------------------------------------------------------ errors
-
-    def _connection_error(self, code: int, message: str) -> None:
-        """The server broke the protocol: GOAWAY(code) and close (RFC 9113 5.4.1)."""
-        if self.state is ConnectionState.CLOSED:
-            return
-        text = f"connection error: {fr.error_name(code)}: {message}"
-        log.warning("grpc_lite: %s", text)
-        self._out.append(fr.encode_goaway(0, code, message.encode()[:256]))
-        self._terminate(_GRPC_UNAVAILABLE, text)
 
     def _stream_error(self, stream: H2Stream, code: int, message: str) -> None:
         text = f"stream error: {fr.error_name(code)}: {message}"
@@ -571,13 +509,6 @@ class Connection:
         self._table.remember_reset(stream.id)
         self._close_stream(stream)
         stream._on_error(_GRPC_INTERNAL, text)
-
-    def _terminate(self, grpc_code: int, reason: str) -> None:
-        self._set_state(ConnectionState.CLOSED)
-        self._dead = True
-        self.close_reason = reason
-        self._table.fail_all(grpc_code, reason)
-        self._listener.connection_closed(reason)
 
     # ------------------------------------------------------------------ frame handlers
 
@@ -645,7 +576,7 @@ class Connection:
         ):
             for payload in payloads:
                 self._recv_data(0, stream_id, payload)
-                if self._dead:
+                if self._life.dead:
                     return
             return
         self._connection_flow(total)
@@ -734,10 +665,7 @@ class Connection:
         if delta:
             self._table.shift_send_windows(delta)
         self._out.append(fr.SETTINGS_ACK)
-        if self.state is ConnectionState.CONNECTING:
-            # READY only once the server's SETTINGS arrived (grpc-go's NewHTTP2Client waits too).
-            self._set_state(ConnectionState.READY)
-            self._listener.connection_ready()
+        self._life.settings_received()
         self._start_pending()
         self._unblock_streams()
 
@@ -747,17 +675,6 @@ class Connection:
             self._listener.ping_acked(data)
         else:
             self._out.append(fr.encode_ping(data, ack=True))  # RFC 9113 §6.7
-
-    def _recv_goaway(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
-        if stream_id != 0:
-            raise fr.FrameError(fr.PROTOCOL_ERROR, "GOAWAY on a stream")
-        last, code, debug, reason = self._peer.goaway(payload)
-        if self.state is ConnectionState.CONNECTING or self.state is ConnectionState.READY:
-            self._set_state(ConnectionState.DRAINING)
-        self._table.refuse_above(last, reason)
-        self._table.refuse_pending(reason)
-        self._listener.connection_goaway(last, code, debug)
-        self._maybe_finish_drain()
 
     def _recv_window_update(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         increment = self._peer.window_increment(stream_id, payload)

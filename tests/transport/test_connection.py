@@ -1148,7 +1148,7 @@ def test_priority_frames_ignored_but_not_on_stream_zero() -> None:
 
 
 def test_connection_state_moves_follow_the_table() -> None:
-    """The connection's state has one writer (`_set_state`) that checks
+    """The connection's state has one writer (`Lifecycle.move`) that checks
     CONNECTION_TRANSITIONS: CONNECTING -> READY on the server's SETTINGS, READY -> DRAINING
     on GOAWAY, DRAINING -> CLOSED once drained; nothing leaves CLOSED."""
     from grpc_lite._transport._connection import CONNECTION_TRANSITIONS, ConnectionState
@@ -1171,9 +1171,9 @@ def test_connection_state_moves_follow_the_table() -> None:
     pair.pump()
     assert pair.conn.state is ConnectionState.DRAINING
     with pytest.raises(AssertionError, match="illegal connection state change DRAINING -> READY"):
-        pair.conn._set_state(ConnectionState.READY)
+        pair.conn._life.move(ConnectionState.READY)
     pair.conn.close()
     assert s.code is SC.UNAVAILABLE
     assert pair.conn.state is ConnectionState.CLOSED
     with pytest.raises(AssertionError, match="CLOSED -> DRAINING"):
-        pair.conn._set_state(ConnectionState.DRAINING)
+        pair.conn._life.move(ConnectionState.DRAINING)
