@@ -1,0 +1,172 @@
+"""The ``xds_cluster_manager_experimental`` policy: one child per cluster, picked per RPC.
+
+grpc-go counterpart: internal/xds/balancer/clustermanager (clustermanager.go, picker.go,
+balancerstateaggregator.go); gRFC A28 "xds_cluster_manager LB policy". The xds resolver
+generates its config (one child per cluster the chosen virtual host's routes name, gRFC A74)
+and its `ConfigSelector` puts the route's cluster in the RPC's attributes.
+
+Config::
+
+    {"children": {"cluster:NAME": {"childPolicy": [{"cds_experimental": {"cluster": "NAME"}}]}}}
+
+- Each child gets the channel's resolver state unchanged (the cds child reads the
+  ``xds.config`` attribute) and its own parsed child policy. Children no longer in the
+  config are closed.
+- The picker dispatches on ``PickInfo.attributes["xds.cluster"]`` to that child's last
+  picker, whatever its state (a CONNECTING child queues, a failing one fails); an RPC
+  without the attribute, or naming a cluster that is not a child, fails UNAVAILABLE naming it.
+- The aggregate state: READY if any child is READY, else CONNECTING, else IDLE, else
+  TRANSIENT_FAILURE, a child's TRANSIENT_FAILURE sticking through CONNECTING (as grpc-go).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from grpc_lite.balancer import (
+    BalancerChannel,
+    BalancerState,
+    ChannelState,
+    ErrorPicker,
+    Picker,
+    PickInfo,
+    PickResult,
+)
+from grpc_lite.status import RpcError
+
+from ._common import (
+    ATTR_CLUSTER,
+    ChildPolicy,
+    JsonObject,
+    StateAggregator,
+    TrackedChildren,
+    parse_child_policy,
+    unavailable,
+)
+
+__all__ = ["ClusterManagerBalancer", "ClusterManagerBuilder", "ClusterManagerConfig"]
+
+NAME = "xds_cluster_manager_experimental"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterManagerConfig:
+    children: Mapping[str, ChildPolicy]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"children": {name: {"childPolicy": c.raw} for name, c in self.children.items()}}
+
+
+class ClusterManagerBuilder:
+    name = NAME
+
+    def build(self, channel: BalancerChannel) -> ClusterManagerBalancer:
+        return ClusterManagerBalancer(channel)
+
+    def parse_config(self, config: Mapping[str, Any]) -> ClusterManagerConfig:
+        top = JsonObject(config, NAME)
+        children_json = top.object("children")
+        top.done()
+        children: dict[str, ChildPolicy] = {}
+        for name, child_json in children_json.items():
+            where = f"{NAME}.children[{name!r}]"
+            child = JsonObject(child_json, where)
+            children[name] = parse_child_policy(child.array("childPolicy"), f"{where}.childPolicy")
+            child.done()
+        return ClusterManagerConfig(children=children)
+
+
+class _ClusterPicker:
+    """Hands each RPC to the picker of the cluster its route chose (immutable)."""
+
+    __slots__ = ("_pickers",)
+
+    def __init__(self, pickers: dict[str, Picker]) -> None:
+        self._pickers = pickers
+
+    def pick(self, info: PickInfo) -> PickResult:
+        cluster = info.attributes.get(ATTR_CLUSTER)
+        picker = self._pickers.get(cluster) if isinstance(cluster, str) else None
+        if picker is None:
+            if cluster is None:
+                raise unavailable(
+                    f"RPC to {info.method} has no {ATTR_CLUSTER!r} attribute: "
+                    "no xDS route selected a cluster"
+                )
+            raise unavailable(f"unknown cluster selected for RPC: {cluster!r}")
+        return picker.pick(info)
+
+
+class ClusterManagerBalancer:
+    """One channel's cluster manager. Callers: the channel's serializer only."""
+
+    def __init__(self, channel: BalancerChannel) -> None:
+        # Immutable after __init__.
+        self._channel = channel
+        self._children: TrackedChildren[str] = TrackedChildren(
+            channel, on_child_state=self._on_child_state
+        )
+        # Serializer-only.
+        self._states: StateAggregator[str] = StateAggregator()
+        self._config: ClusterManagerConfig | None = None
+        self._closed = False
+
+    def update_channel_state(self, state: ChannelState) -> bool:
+        if self._closed:
+            return True
+        config = state.config
+        if not isinstance(config, ClusterManagerConfig):
+            raise TypeError(f"{NAME}: config must be a ClusterManagerConfig, got {config!r}")
+        self._config = config
+        for name in self._states.names():
+            if name not in config.children:
+                self._states.remove(name)
+                self._children.remove(name)
+        for name, policy in config.children.items():
+            self._states.add(name)
+            self._children.update_policy(name, policy, state)
+        self._publish()
+        return True
+
+    def resolver_error(self, error: RpcError) -> None:
+        if self._closed:
+            return
+        if not len(self._states):
+            self._channel.update_state(
+                BalancerState(state=self._states.current(), picker=ErrorPicker(error))
+            )
+            return
+        self._children.resolver_error(error)
+
+    def exit_idle(self) -> None:
+        if not self._closed:
+            self._children.exit_idle()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._children.close()
+
+    def debug_info(self) -> dict[str, Any]:
+        return {
+            "policy": NAME,
+            "state": self._states.current().name,
+            "config": self._config.to_json() if self._config is not None else None,
+            "children": {
+                name: self._children.child_debug_info(name) for name in self._states.names()
+            },
+        }
+
+    def _on_child_state(self, name: str, state: BalancerState) -> None:
+        if self._closed or not self._states.record(name, state):
+            return
+        self._publish()
+
+    def _publish(self) -> None:
+        pickers = {name: self._states.state(name).picker for name in self._states.names()}
+        self._channel.update_state(
+            BalancerState(state=self._states.current(), picker=_ClusterPicker(pickers))
+        )
