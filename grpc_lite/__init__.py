@@ -11,6 +11,8 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
+# Registers the built-in `xds` resolver scheme; the xDS client and protos load on first use.
+from . import xds as _xds  # noqa: F401
 from ._call import (
     EOF,
     Call,
