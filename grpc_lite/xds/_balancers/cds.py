@@ -90,24 +90,22 @@ class CdsBuilder:
 class ChildNamer:
     """Names the priority children of one cluster, reusing names across EDS updates.
 
-    A56: a child name follows its localities, so an update that moves localities between
-    priorities moves the existing child (and its connections) instead of making a new one.
-    For each new priority, in order:
-
-    1. the name the same priority index had, if one of its localities was in that child;
-    2. else the name of the child any of its localities was in, if no earlier priority of
-       this update took it;
-    3. else a new name ``priority-<p>-<n>`` (p: the priority it was made for, n: a counter
-       never reused).
+    A56 ("LB Policy Configuration"): a child name follows its localities, so an update that
+    moves localities between priorities moves the existing child (and its connections)
+    instead of making a new one: when the localities of priority N are replaced by some of
+    priority N+1's, N+1's child becomes N's and N+1 gets a new name. For each new priority,
+    in order: the old child name of the first of its localities whose old child no earlier
+    priority of this update took; else a new name ``priority-<p>-<n>`` (p: the
+    priority it was made for, n: a counter, so a name is never reused once dropped; gRFC
+    A115 relies on that). gRFC A115's Background walks through an example.
 
     Caller: the cds policy, on the serializer.
     """
 
-    __slots__ = ("_by_locality", "_names", "_next")
+    __slots__ = ("_by_locality", "_next")
 
     def __init__(self) -> None:
         self._by_locality: dict[LocalityId, str] = {}
-        self._names: list[str] = []
         self._next = 0
 
     def names(self, priorities: Sequence[Sequence[LocalityId]]) -> list[str]:
@@ -115,14 +113,6 @@ class ChildNamer:
         used: set[str] = set()
         old = self._by_locality
         for p, localities in enumerate(priorities):
-            if p < len(self._names):
-                same = self._names[p]
-                if any(old.get(loc) == same for loc in localities):
-                    chosen[p] = same
-                    used.add(same)
-        for p, localities in enumerate(priorities):
-            if chosen[p] is not None:
-                continue
             for loc in localities:
                 name = old.get(loc)
                 if name is not None and name not in used:
@@ -138,7 +128,6 @@ class ChildNamer:
         self._by_locality = {
             loc: result[p] for p, localities in enumerate(priorities) for loc in localities
         }
-        self._names = result
         return result
 
 

@@ -51,7 +51,9 @@ class Harness:
 def test_parse_config_errors_name_the_field() -> None:
     builder = WeightedTargetBuilder()
     with pytest.raises(ValueError, match=r"targets\['a'\]\.weight: must be >= 1"):
-        builder.parse_config({"targets": {"a": {"weight": 0, "childPolicy": [{"round_robin": {}}]}}})
+        builder.parse_config(
+            {"targets": {"a": {"weight": 0, "childPolicy": [{"round_robin": {}}]}}}
+        )
     with pytest.raises(ValueError, match=r"targets\['a'\]\.childPolicy: no supported"):
         builder.parse_config({"targets": {"a": {"weight": 1, "childPolicy": [{"nope": {}}]}}})
     with pytest.raises(ValueError, match=r"unknown field\(s\) 'extra'"):
