@@ -742,6 +742,7 @@ class Channel(BalancerHost):
                     calls_succeeded=sc.calls_succeeded,
                     calls_failed=sc.calls_failed,
                     attempts_avoided=sc.attempts_avoided,
+                    attributes=_address_attributes(sc),
                 )
                 for sc in subchannels
             ],
@@ -751,6 +752,10 @@ class Channel(BalancerHost):
             events=self._trace.events(),
             attempts_on_new_hosts=self.attempts_on_new_hosts,
             attempts_on_previous_hosts=self.attempts_on_previous_hosts,
+            resolver=_debug_info("resolver", self._resolver),
+            balancer=_debug_info(
+                "balancer", wrapper.balancer.current if wrapper is not None else None
+            ),
         )
 
     # ------------------------------------------------------------------ public API
@@ -988,6 +993,32 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _debug_info(what: str, plugin: object) -> dict[str, Any] | None:
+    """``plugin.debug_info()`` for a snapshot, when it has one; a plugin's failure is shown
+    there, not raised."""
+    method = getattr(plugin, "debug_info", None)
+    if method is None:
+        return None
+    try:
+        info = method()
+    except Exception as exc:
+        log.exception("grpc_lite: the %s's debug_info() raised", what)
+        return {"error": f"debug_info() raised {exc!r}"}
+    if info is not None and not isinstance(info, Mapping):
+        return {"error": f"debug_info() returned a {type(info).__name__}, not a dict"}
+    return dict(info) if info is not None else None
+
+
+def _address_attributes(sc: Subchannel) -> dict[str, str]:
+    """The attributes of the subchannel's connected address (else its first), as str."""
+    addresses = sc.addresses
+    address = addresses[0]
+    connected = sc.connected_address
+    if connected is not None and len(addresses) > 1:
+        address = next((a for a in addresses if a.addr == connected), address)
+    return {key: str(value) for key, value in address.attributes}
 
 
 def _host_of(authority: str) -> str:

@@ -95,6 +95,12 @@ class ResolverWrapper:
         if self._resolver is not None:
             self._resolver.close()
 
+    def debug_info(self) -> dict[str, Any] | None:
+        """The resolver's `Resolver.debug_info()`; None before it is built or once closed."""
+        if self._resolver is None or self._closed:
+            return None
+        return self._resolver.debug_info()
+
     async def wait_closed(self) -> None:
         if self._resolver is not None:
             await self._resolver.wait_closed()

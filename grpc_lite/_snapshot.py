@@ -4,10 +4,12 @@ Frozen dataclasses, safe to hand to users and to serialise (``to_dict``).
 They never carry credentials: only addresses, states and error texts.
 """
 
+import dataclasses
+import enum
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._connectivity import ConnectivityState
@@ -40,6 +42,10 @@ class SubchannelSnapshot:
     attempts_avoided: int = 0
     """Retries and hedges of calls that had an attempt on this subchannel and were sent to
     another one (``avoidPreviousHosts``)."""
+    attributes: dict[str, str] = field(default_factory=dict)
+    """The attributes of the subchannel's address (the one connected, else its first), each
+    value as ``str()``: where a balancer placed it (xDS: ``xds.cluster``, ``xds.locality``,
+    ``xds.priority``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,21 +67,34 @@ class ChannelSnapshot:
     attempts_on_previous_hosts: int = 0
     """Retries, hedges and transparent retries started on a subchannel their call had
     already used: no READY one it had not tried, or the preference is off."""
+    resolver: dict[str, Any] | None = None
+    """What the resolver says of itself (`Resolver.debug_info()`; the xDS resolver: its
+    client's resources and their status), or None when it says nothing."""
+    balancer: dict[str, Any] | None = None
+    """What the policy in force says of itself (its ``debug_info()``, when it has one: the
+    xDS policies give their config, children and their states), or None."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The same data, JSON-serialisable (states as their names)."""
-
-        def fix(value: Any) -> Any:
-            if isinstance(value, ConnectivityState):
-                return value.name
-            if isinstance(value, dict):
-                return {k: fix(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [fix(v) for v in value]
-            return value
-
-        result: dict[str, Any] = fix(asdict(self))
+        """The same data, JSON-serialisable: states and other enums as their names, tuples
+        and sets as lists, dataclasses as dicts, any other value a plugin's ``debug_info()``
+        returned as its ``str()``."""
+        result: dict[str, Any] = _plain(self)
         return result
+
+
+def _plain(value: Any) -> Any:
+    """``value`` made of JSON types only (see `ChannelSnapshot.to_dict`)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value.name if isinstance(value, enum.Enum) else value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, deque)):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return str(value)
 
 
 class TraceLog:

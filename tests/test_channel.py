@@ -21,6 +21,8 @@ from grpc_lite.balancer import BalancerState, DroppedRpcError, PickInfo
 from grpc_lite.resolver import (
     Address,
     ManualResolver,
+    Resolver,
+    ResolverBuilder,
     ResolverState,
     RpcConfig,
     RpcInfo,
@@ -321,6 +323,31 @@ class _RecordingChannel:
         return getattr(self._channel, name)
 
 
+class _RecordingBalancer:
+    """pick_first, whose pickers record; it says how many picks it saw in debug_info()."""
+
+    def __init__(self, channel: Any, seen: list[PickInfo]) -> None:
+        inner = balancer.get("pick_first")
+        assert inner is not None
+        self.inner = inner.build(_RecordingChannel(channel, seen))
+        self.seen = seen
+
+    def update_channel_state(self, state: Any) -> bool:
+        return self.inner.update_channel_state(state)
+
+    def resolver_error(self, error: RpcError) -> None:
+        self.inner.resolver_error(error)
+
+    def exit_idle(self) -> None:
+        self.inner.exit_idle()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def debug_info(self) -> dict[str, Any]:
+        return {"child": "pick_first", "picks": len(self.seen), "state": S.READY}
+
+
 class _RecordingBuilder:
     name = "test_recording_pick_first"
 
@@ -328,9 +355,7 @@ class _RecordingBuilder:
         self.seen: list[PickInfo] = []
 
     def build(self, channel: Any) -> Any:
-        inner = balancer.get("pick_first")
-        assert inner is not None
-        return inner.build(_RecordingChannel(channel, self.seen))  # type: ignore[arg-type]
+        return _RecordingBalancer(channel, self.seen)
 
     def parse_config(self, config: Any) -> Any:
         inner = balancer.get("pick_first")
@@ -404,3 +429,84 @@ async def test_a_dropped_call_fails_at_once_even_waiting_for_ready(
         )
         assert dialer.streams("a:1") == []
         assert ch.snapshot().calls_failed == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Snapshot hooks: the resolver's and the balancer's debug_info(), address attributes
+# ---------------------------------------------------------------------------------------
+
+
+class _DebugResolver(Resolver):
+    def __init__(self, channel: Any, info: Any) -> None:
+        self.info = info
+        channel.update_state(
+            ResolverState(
+                (Address("a:1", attributes=(("xds.cluster", "c1"), ("xds.priority", 0))),),
+                service_config=json.dumps({"loadBalancingConfig": [{_RecordingBuilder.name: {}}]}),
+            )
+        )
+
+    def debug_info(self) -> Any:
+        if isinstance(self.info, Exception):
+            raise self.info
+        return self.info
+
+
+class _DebugResolverBuilder(ResolverBuilder):
+    def __init__(self, info: Any) -> None:
+        self.scheme = f"chdebug{uuid.uuid4().hex[:10]}"
+        self.info = info
+
+    def build(self, target: Any, channel: Any, options: Any) -> Resolver:
+        return _DebugResolver(channel, self.info)
+
+
+@pytest.fixture
+def debug_resolver() -> Iterator[Callable[[Any], str]]:
+    schemes: list[str] = []
+
+    def make(info: Any) -> str:
+        builder = _DebugResolverBuilder(info)
+        register(builder)
+        schemes.append(builder.scheme)
+        return f"{builder.scheme}:///svc"
+
+    yield make
+    for scheme in schemes:
+        unregister_for_testing(scheme)
+
+
+async def test_the_snapshot_shows_the_resolver_the_balancer_and_the_address_attributes(
+    dialer: FakeDialer, recording: _RecordingBuilder, debug_resolver: Callable[[Any], str]
+) -> None:
+    info = {"server": "cp:1", "resources": [("LDS", "svc", "ACKED")]}
+    async with grpc_lite.insecure_channel(debug_resolver(info)) as ch:
+        assert ch.snapshot().resolver is None  # IDLE: no resolver yet
+        await _until_state(ch, S.READY)
+        snap = ch.snapshot()
+        assert snap.resolver == info
+        assert snap.balancer == {"child": "pick_first", "picks": 0, "state": S.READY}
+        [sc] = snap.subchannels
+        assert sc.attributes == {"xds.cluster": "c1", "xds.priority": "0"}
+        as_json = json.loads(json.dumps(snap.to_dict()))
+        assert as_json["resolver"] == {"server": "cp:1", "resources": [["LDS", "svc", "ACKED"]]}
+        assert as_json["balancer"]["state"] == "READY"
+        assert as_json["subchannels"][0]["attributes"] == {"xds.cluster": "c1", "xds.priority": "0"}
+
+
+async def test_a_policy_without_debug_info_and_a_failing_resolver_hook(
+    dialer: FakeDialer, resolver: ManualResolver, debug_resolver: Callable[[Any], str]
+) -> None:
+    """pick_first has no debug_info(): balancer None; a ManualResolver says nothing (the
+    base class's None); a debug_info() that raises is shown, not raised."""
+    resolver.update_addresses(["a:1"])
+    async with _channel(resolver) as ch:
+        await _until_state(ch, S.READY)
+        snap = ch.snapshot()
+        assert (snap.resolver, snap.balancer) == (None, None)
+        assert snap.subchannels[0].attributes == {}
+    async with grpc_lite.insecure_channel(debug_resolver(RuntimeError("bug"))) as ch:
+        ch.get_state(try_to_connect=True)
+        await _settle()
+        resolver_info = ch.snapshot().resolver
+        assert resolver_info is not None and "bug" in resolver_info["error"]

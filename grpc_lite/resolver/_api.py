@@ -260,6 +260,13 @@ class Resolver:
         default has nothing to wait for.
         """
 
+    def debug_info(self) -> dict[str, Any] | None:
+        """What the resolver wants `Channel.snapshot()` to show of it (``resolver``): a dict
+        of JSON-like values (the xDS resolver: its client's server, stream and resources,
+        grpc's CSDS view), or None (the default) for nothing. Called on the channel's loop,
+        between the resolver's callbacks; it must not raise or block."""
+        return None
+
 
 class ResolverBuilder:
     """Builds resolvers for one URI scheme (grpc-go: resolver.Builder).
