@@ -15,10 +15,11 @@ Config::
   ``DroppedRpcError(UNAVAILABLE, "dropped by the xDS control plane: category C")``: the RPC
   fails at once, wait-for-ready or not, and is not retried.
 - Circuit breaking (A32): at most ``maxConcurrentRequests`` RPCs (default 1024) in flight
-  per cluster. The count is one per (cluster, edsServiceName) in the process, as grpc-go's
-  xdsclient ClusterRequestsCounter, so every priority's cluster_impl and every picker
-  rebuild share it. A pick the child made counts until its ``PickResult.on_done`` runs (the
-  child's own ``on_done`` is called after); over the limit:
+  per cluster. The count is one per (cluster, edsServiceName) in the process (A32 "Globally
+  shared atomics for outstanding requests": every channel, every priority's cluster_impl
+  and every picker rebuild share it; grpc-go's xdsclient ClusterRequestsCounter). A pick
+  the child made counts until its ``PickResult.on_done`` runs (the child's own ``on_done``
+  is called after); over the limit:
   ``DroppedRpcError(UNAVAILABLE, "max requests N for cluster C reached")``.
 - Drop decisions use the builder's RNG (``random.random``; tests pass a seeded one).
 """
