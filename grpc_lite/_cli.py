@@ -14,17 +14,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format, message_factory
 
 import grpc_lite
 from grpc_lite import health
-from grpc_lite._proto import reflection_v1_pb2, reflection_v1alpha_pb2
+from grpc_lite._cli_shared import CliError, Reflection, prometheus_endpoint, rpc_error
 
 _HEALTH_NAMES = health.HealthCheckResponse.ServingStatus.Name
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -98,30 +94,6 @@ def _channel(
         raise CliError(str(exc)) from None
 
 
-def prometheus_endpoint(args: argparse.Namespace) -> Any:
-    """The ``--prometheus-port`` endpoint (``grpc_lite.opentelemetry``), or None without it.
-    Its address goes to stderr, so that ``--json`` output stays JSON."""
-    if getattr(args, "prometheus_port", None) is None:
-        return None
-    try:
-        from grpc_lite._prometheus import PrometheusEndpoint
-
-        endpoint = PrometheusEndpoint(args.prometheus_port, args.prometheus_host)
-    except ImportError:
-        raise CliError(
-            "--prometheus-port needs the OpenTelemetry API, SDK and Prometheus exporter: "
-            "pip install 'grpc-lite[prometheus]'"
-        ) from None
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from None
-    except OSError as exc:
-        raise CliError(
-            f"cannot serve metrics on {args.prometheus_host}:{args.prometheus_port}: {exc}"
-        ) from None
-    print(f"metrics for Prometheus: {endpoint.url}", file=sys.stderr, flush=True)
-    return endpoint
-
-
 def _prometheus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prometheus-port",
@@ -136,10 +108,6 @@ def _prometheus_arguments(p: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help="address for --prometheus-port (default 127.0.0.1; 0.0.0.0 for every interface)",
     )
-
-
-def _rpc_error(exc: grpc_lite.RpcError) -> CliError:
-    return CliError(f"{exc.code().name}: {exc.details()}")
 
 
 # ---------------------------------------------------------------------------- watch
@@ -349,83 +317,6 @@ async def _health(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- call
 
 
-class _Reflection:
-    """A server reflection client: grpc.reflection.v1, falling back to v1alpha."""
-
-    def __init__(self, channel: grpc_lite.Channel, timeout: float) -> None:
-        self._channel = channel
-        self._timeout = timeout
-        self._pool = descriptor_pool.DescriptorPool()
-        self._loaded: set[str] = set()
-
-    async def _ask(self, **request: Any) -> Any:
-        errors = []
-        for module, service in (
-            (reflection_v1_pb2, "grpc.reflection.v1.ServerReflection"),
-            (reflection_v1alpha_pb2, "grpc.reflection.v1alpha.ServerReflection"),
-        ):
-            method = self._channel.stream_stream(
-                f"/{service}/ServerReflectionInfo",
-                request_serializer=module.ServerReflectionRequest.SerializeToString,
-                response_deserializer=module.ServerReflectionResponse.FromString,
-            )
-            call = method(iter([module.ServerReflectionRequest(**request)]), timeout=self._timeout)
-            try:
-                async for reply in call:
-                    return reply
-            except grpc_lite.RpcError as exc:
-                if exc.code() is grpc_lite.StatusCode.UNIMPLEMENTED:
-                    errors.append(service)
-                    continue
-                raise _rpc_error(exc) from None
-        raise CliError(
-            "the server has no reflection service (tried grpc.reflection.v1 and v1alpha); "
-            "enable server reflection to use 'grpc-lite call'"
-        )
-
-    async def _load_file_containing(self, symbol: str) -> None:
-        reply = await self._ask(file_containing_symbol=symbol)
-        if reply.HasField("error_response"):
-            raise CliError(
-                f"reflection: {reply.error_response.error_message or 'symbol not found'}: {symbol}"
-            )
-        await self._add(list(reply.file_descriptor_response.file_descriptor_proto))
-
-    async def _add(self, blobs: list[bytes]) -> None:
-        protos = [descriptor_pb2.FileDescriptorProto.FromString(b) for b in blobs]
-        by_name = {p.name: p for p in protos}
-
-        async def add(proto: descriptor_pb2.FileDescriptorProto) -> None:
-            if proto.name in self._loaded:
-                return
-            for dep in proto.dependency:
-                if dep in self._loaded:
-                    continue
-                if dep not in by_name:
-                    reply = await self._ask(file_by_filename=dep)
-                    for blob in reply.file_descriptor_response.file_descriptor_proto:
-                        p = descriptor_pb2.FileDescriptorProto.FromString(blob)
-                        by_name.setdefault(p.name, p)
-                if dep in by_name:
-                    await add(by_name[dep])
-            self._pool.Add(proto)
-            self._loaded.add(proto.name)
-
-        for proto in protos:
-            await add(proto)
-
-    async def method(self, service: str, name: str) -> Any:
-        await self._load_file_containing(service)
-        try:
-            svc = self._pool.FindServiceByName(service)
-        except KeyError:
-            raise CliError(f"reflection: service {service!r} not found") from None
-        method = svc.methods_by_name.get(name)
-        if method is None:
-            raise CliError(f"service {service!r} has no method {name!r}")
-        return method
-
-
 async def _call(args: argparse.Namespace) -> int:
     path = args.method
     if not path.startswith("/") or path.count("/") != 2:
@@ -435,7 +326,7 @@ async def _call(args: argparse.Namespace) -> int:
     if not isinstance(data, dict):
         raise CliError("--data must be a JSON object")
     async with _channel(args.target, tls=args.tls, ca=args.ca) as channel:
-        method = await _Reflection(channel, args.timeout).method(service, name)
+        method = await Reflection(channel, args.timeout).method(service, name)
         if method.client_streaming or method.server_streaming:
             raise CliError(f"{path} is a streaming method; 'call' makes unary calls only")
         request_cls = message_factory.GetMessageClass(method.input_type)
@@ -563,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CliError as exc:
         _fail(str(exc))
     except grpc_lite.RpcError as exc:
-        _fail(str(_rpc_error(exc)))
+        _fail(str(rpc_error(exc)))
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)

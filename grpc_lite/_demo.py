@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import grpc_lite
-from grpc_lite._cli import CliError, prometheus_endpoint
+from grpc_lite._cli_shared import CliError, prometheus_endpoint
 from grpc_lite.testing import Backend, helloworld_pb2
 
 _HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")

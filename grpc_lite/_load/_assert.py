@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._cli import CliError
+from .._cli_shared import CliError
 from ._histogram import new_hdr
 
 __all__ = ["Threshold", "check", "parse_thresholds"]

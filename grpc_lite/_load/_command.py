@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Any, NoReturn
 
-from .._cli import CliError
+from .._cli_shared import CliError
 
 __all__ = ["add_parser", "run_command"]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from .._cli import CliError
+from .._cli_shared import CliError
 
 __all__ = ["CallContext", "DataSource", "MetadataSource", "Template"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from .._cli import CliError
+from .._cli_shared import CliError, Reflection
 
 __all__ = ["MethodInfo", "from_protoset_bytes", "parse_call", "protoc_command"]
 
@@ -199,10 +199,8 @@ def from_proto(path: str, import_paths: list[str], service: str, method: str) ->
 
 
 async def from_reflection(channel: Any, service: str, method: str, wait_s: float) -> MethodInfo:
-    from .._cli import _Reflection
-
     try:
-        found = await _Reflection(channel, wait_s).method(service, method)
+        found = await Reflection(channel, wait_s).method(service, method)
     except CliError as exc:
         if str(exc).startswith("reflection: ") and service in str(exc):
             raise CliError(f"service {service!r} not found by server reflection") from None

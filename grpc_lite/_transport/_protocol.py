@@ -20,7 +20,9 @@ from typing import cast
 from .._proxy import HttpProxy
 from . import _frames as fr
 from ._connection import Connection, ConnectionState, H2Stream
+from ._errors import TransportError
 from ._keepalive import Action, Keepalive, KeepaliveParams
+from ._proxy import open_tunnel
 
 # The kernel send buffer: large enough that a message of a few MiB is taken by the
 # kernel in one send() instead of being copied into asyncio's write buffer and drained
@@ -37,10 +39,6 @@ _TLS_CLOSE_GRACE = 0.2
 
 
 log = logging.getLogger("grpc_lite")
-
-
-class TransportError(ConnectionError):
-    """A connection attempt failed; the message says why."""
 
 
 class _ReadBuffer(threading.local):
@@ -473,8 +471,6 @@ async def _dial_tunnel(
     server_hostname: str | None,
 ) -> None:
     """``dial`` through an HTTP CONNECT proxy: the tunnel, then TLS and HTTP/2 inside it."""
-    from ._proxy import open_tunnel  # only proxied connections need it
-
     host, _ = split_host_port(address)
     sock, early = await open_tunnel(proxy, address)
     if early and ssl_context is not None:

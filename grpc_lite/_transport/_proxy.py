@@ -18,7 +18,7 @@ import re
 import socket
 
 from .._proxy import HttpProxy
-from ._protocol import TransportError
+from ._errors import TransportError
 
 __all__ = ["open_tunnel"]
 

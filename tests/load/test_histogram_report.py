@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from grpc_lite._cli import CliError
+from grpc_lite._cli_shared import CliError
 from grpc_lite._load._assert import check, parse_thresholds
 from grpc_lite._load._engine import Interval, ShardResult
 from grpc_lite._load._histogram import Recorder, index_of, new_hdr, sparse_to_hdr, value_of
