@@ -1,7 +1,8 @@
 """The whole xDS LB tree, sans-IO: cluster_manager -> cds -> priority -> cluster_impl ->
 weighted_target -> round_robin -> pick_first, from the resolver state the xds resolver
 publishes (an XdsConfig with 2 priorities x 2 localities), with subchannels driven by the
-fake channel; and `register_xds_policies`."""
+fake channel; and `register_xds_policies`. The clusters are named for this file: the
+circuit breakers' counts are per cluster name in the whole process (A32)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ C1, D1 = "10.0.1.1:1", "10.0.1.2:1"  # P1: z3 (C1), z4 (D1)
 SERVICE_CONFIG = {
     "xds_cluster_manager_experimental": {
         "children": {
-            "cluster:c1": {"childPolicy": [{"cds_experimental": {"cluster": "c1"}}]},
-            "cluster:c2": {"childPolicy": [{"cds_experimental": {"cluster": "c2"}}]},
+            "cluster:tree1": {"childPolicy": [{"cds_experimental": {"cluster": "tree1"}}]},
+            "cluster:tree2": {"childPolicy": [{"cds_experimental": {"cluster": "tree2"}}]},
         }
     }
 }
@@ -66,14 +67,14 @@ def seeded() -> Iterator[None]:
 
 def two_by_two(**kwargs: Any) -> XdsConfig:
     c1 = cluster_config(
-        "c1",
+        "tree1",
         locality("z1", A1, A2, weight=1),
         locality("z2", B1, weight=3),
         locality("z3", C1, priority=1),
         locality("z4", D1, priority=1),
         **kwargs,
     )
-    return xds_config({"c1": c1, "c2": "CDS resource 'c2' does not exist"})
+    return xds_config({"tree1": c1, "tree2": "CDS resource 'tree2' does not exist"})
 
 
 class Tree:
@@ -90,9 +91,9 @@ class Tree:
         assert self.ch.call(lambda: self.b.update_channel_state(channel_state))
 
     def shares(self, n: int = 4000) -> collections.Counter[str]:
-        """Where `n` RPCs to cluster c1 go (each finished before the next: the circuit
+        """Where `n` RPCs to cluster tree1 go (each finished before the next: the circuit
         breaker's count is shared by every channel of the process, A32)."""
-        info = pick_info("cluster:c1")
+        info = pick_info("cluster:tree1")
         counts: collections.Counter[str] = collections.Counter()
         for _ in range(n):
             result = self.ch.picker.pick(info)
@@ -126,9 +127,9 @@ def test_whole_tree_priorities_localities_and_failover() -> None:
     assert t.addrs() == [A1, A2, B1]
     assert t.ch.state is CONNECTING
     with pytest.raises(NoSubchannelAvailable):
-        t.ch.picker.pick(pick_info("cluster:c1"))
-    with pytest.raises(RpcError, match="CDS resource 'c2' does not exist"):
-        t.ch.picker.pick(pick_info("cluster:c2"))
+        t.ch.picker.pick(pick_info("cluster:tree1"))
+    with pytest.raises(RpcError, match="CDS resource 'tree2' does not exist"):
+        t.ch.picker.pick(pick_info("cluster:tree2"))
 
     ready(*t.ch.live())
     assert t.ch.state is READY
@@ -147,7 +148,7 @@ def test_whole_tree_priorities_localities_and_failover() -> None:
     fail(t.ch.subchannel(A2), t.ch.subchannel(B1))
     assert t.addrs() == [A1, A2, B1, C1, D1]
     with pytest.raises(NoSubchannelAvailable):
-        t.ch.picker.pick(pick_info("cluster:c1"))
+        t.ch.picker.pick(pick_info("cluster:tree1"))
     ready(t.ch.subchannel(C1), t.ch.subchannel(D1))
     assert set(t.shares(400)) == {C1, D1}
 
@@ -161,7 +162,7 @@ def test_whole_tree_priorities_localities_and_failover() -> None:
     assert set(t.shares(400)) == {B1}
 
     info = t.b.debug_info()  # type: ignore[attr-defined]
-    cds = info["children"]["cluster:c1"]["balancer"]
+    cds = info["children"]["cluster:tree1"]["balancer"]
     priority = cds["child"]["balancer"]
     assert priority["current"] == "priority-0-0"
     impl = priority["children"]["priority-0-0"]["balancer"]
@@ -171,8 +172,8 @@ def test_whole_tree_priorities_localities_and_failover() -> None:
         "{region='r', zone='z1', sub_zone=''}",
         "{region='r', zone='z2', sub_zone=''}",
     }
-    assert info["children"]["cluster:c2"]["balancer"]["error"] == (
-        "CDS resource 'c2' does not exist"
+    assert info["children"]["cluster:tree2"]["balancer"]["error"] == (
+        "CDS resource 'tree2' does not exist"
     )
 
 
@@ -194,24 +195,24 @@ def test_drops_and_circuit_breaking_through_the_tree() -> None:
     t.update(two_by_two(drops=[("lb", 1_000_000)]))
     ready(*t.ch.live())
     with pytest.raises(DroppedRpcError, match="category lb"):
-        t.ch.picker.pick(pick_info("cluster:c1"))
+        t.ch.picker.pick(pick_info("cluster:tree1"))
     t.update(two_by_two(max_requests=1))
-    held = t.ch.picker.pick(pick_info("cluster:c1"))
-    with pytest.raises(DroppedRpcError, match="max requests 1 for cluster c1 reached"):
-        t.ch.picker.pick(pick_info("cluster:c1"))
+    held = t.ch.picker.pick(pick_info("cluster:tree1"))
+    with pytest.raises(DroppedRpcError, match="max requests 1 for cluster tree1 reached"):
+        t.ch.picker.pick(pick_info("cluster:tree1"))
     assert held.on_done is not None
     held.on_done(StatusCode.OK)
-    t.ch.picker.pick(pick_info("cluster:c1"))
+    t.ch.picker.pick(pick_info("cluster:tree1"))
 
 
 def test_unhealthy_p0_endpoint_is_never_connected() -> None:
     t = Tree()
     c1 = cluster_config(
-        "c1",
+        "tree1",
         locality("z1", A1, A2, unhealthy=[A1]),
         locality("z3", C1, priority=1),
     )
-    t.update(xds_config({"c1": c1}))
+    t.update(xds_config({"tree1": c1}))
     assert t.addrs() == [A2]
     fail(t.ch.subchannel(A2))
     assert t.ch.state is CONNECTING  # P1 connecting
