@@ -13,6 +13,8 @@ is not supported yet, so the target's authority must be empty.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grpc_lite.resolver import (
     BuildOptions,
     Resolver,
@@ -22,7 +24,7 @@ from grpc_lite.resolver import (
     register,
 )
 
-__all__ = ["XdsResolverBuilder"]
+__all__ = ["XdsResolverBuilder", "cli_main"]
 
 
 class XdsResolverBuilder(ResolverBuilder):
@@ -50,6 +52,14 @@ class XdsResolverBuilder(ResolverBuilder):
     def default_authority(self, target: Target) -> str:
         """The data-plane authority: the target's name as written (gRFC A27)."""
         return target.endpoint
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``grpc-lite xds ARGS`` (``check``, ``dump``); returns the exit status. The command
+    line's entry into this package, loaded when the subcommand runs."""
+    from grpc_lite.xds._cli import main
+
+    return main(argv)
 
 
 register(XdsResolverBuilder())

@@ -99,6 +99,8 @@ class XdsClientLike(Protocol):
 
     def debug_info(self) -> dict[str, Any]: ...
 
+    async def wait_closed(self) -> None: ...
+
 
 class BootstrapLike(Protocol):
     """What the resolver uses of grpc_lite.xds._bootstrap.Bootstrap (the rest goes to the
@@ -280,6 +282,7 @@ class XdsResolver(Resolver):
             options.channel_options.get(RESOURCE_TIMEOUT_OPTION, DEFAULT_RESOURCE_TIMEOUT)
         )
         self._client: XdsClientLike | None = None
+        self._released: XdsClientLike | None = None  # after close(), for wait_closed()
         self._closed = False
         self._setup_error: str | None = None
         self._lds: _Watch[ListenerResource] | None = None
@@ -302,15 +305,24 @@ class XdsResolver(Resolver):
             client = deps.acquire(
                 bootstrap, resource_timeout=self._resource_timeout, clock=self._options.clock
             )
-        except ValueError as exc:  # BootstrapError, or a server URI the client rejects
-            self._setup_error = f"xDS bootstrap: {exc}"
-            self._channel.report_error(exc)
+        except ValueError as exc:  # BootstrapError, or a resource timeout the client rejects
+            self._setup_failed(exc)
             return
         self._setup_error = None
         self._client = client
         # A47: client_default_listener_resource_name_template, "%s" by default.
         name = bootstrap.listener_resource_name(self._authority)
-        self._lds = self._watch(deps.listener, name)
+        try:
+            # The first watch of a new client starts its ADS channel to server_uri.
+            self._lds = self._watch(deps.listener, name)
+        except ValueError as exc:  # a server_uri no channel accepts
+            self._client = None
+            client.release()
+            self._setup_failed(exc)
+
+    def _setup_failed(self, exc: ValueError) -> None:
+        self._setup_error = f"xDS bootstrap: {exc}"
+        self._channel.report_error(exc)
 
     def _watch(self, rtype: ResourceType, name: str) -> _Watch[Any]:
         assert self._client is not None
@@ -340,7 +352,14 @@ class XdsResolver(Resolver):
         self._lds = self._rds = None
         if self._client is not None:
             client, self._client = self._client, None
+            self._released = client
             client.release()
+
+    async def wait_closed(self) -> None:
+        """Wait for the XdsClient's ADS stream and channel to end when this resolver held
+        its last reference (the client waits for nothing otherwise)."""
+        if self._released is not None:
+            await self._released.wait_closed()
 
     def debug_info(self) -> dict[str, Any]:
         """The CSDS-like view of this channel: the XdsClient's cache and what this resolver

@@ -67,6 +67,7 @@ class FakeXdsClient:
     def __init__(self) -> None:
         self.watchers: dict[tuple[str, str], list[Any]] = {}
         self.released = 0
+        self.waited = 0
         self.acquire_args: dict[str, Any] = {}
 
     def watch(self, rtype: FakeType, name: str, watcher: Any) -> Callable[[], None]:
@@ -85,6 +86,9 @@ class FakeXdsClient:
 
     def release(self) -> None:
         self.released += 1
+
+    async def wait_closed(self) -> None:
+        self.waited += 1
 
     def debug_info(self) -> dict[str, Any]:
         return {"server": "fake"}
@@ -463,7 +467,7 @@ def test_bootstrap_error_is_a_resolver_error_and_retried_on_resolve_now() -> Non
     assert client.released == 1
 
 
-def test_close_cancels_every_watch_and_releases_the_client_once() -> None:
+async def test_close_cancels_every_watch_and_releases_the_client_once() -> None:
     resolver, client, channel = make()
     serve_all(client, "c1", "c2")
     watchers = [w for ws in client.watchers.values() for w in ws]
@@ -471,6 +475,8 @@ def test_close_cancels_every_watch_and_releases_the_client_once() -> None:
     resolver.close()
     assert client.watchers == {}
     assert client.released == 1
+    await resolver.wait_closed()
+    assert client.waited == 1
     # A callback the client had already queued does nothing after close.
     count = len(channel.states)
     watchers[0].on_resource(LDS, "svc", listener("elsewhere"))
@@ -529,3 +535,22 @@ def test_timer_driven_callbacks_run_on_the_serializer() -> None:
     order.append("after")
     assert order == ["outer done", "after"]
     assert client.watched("RDS") == {"rc"}
+
+
+def test_server_uri_rejected_by_the_first_watch_is_a_resolver_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A bootstrap whose server_uri no channel accepts fails when the client starts its ADS
+    # channel, at the first watch.
+    def watch(self: FakeXdsClient, rtype: FakeType, name: str, watcher: Any) -> Callable[[], None]:
+        raise ValueError("invalid target 'bad uri': invalid host")
+
+    monkeypatch.setattr(FakeXdsClient, "watch", watch)
+    resolver, client, channel = make()
+    assert [str(e) for e in channel.errors] == ["invalid target 'bad uri': invalid host"]
+    assert client.released == 1
+    assert (
+        resolver.debug_info()["status"] == "xDS bootstrap: invalid target 'bad uri': invalid host"
+    )
+    resolver.close()
+    assert client.released == 1
