@@ -86,7 +86,12 @@ class ChildPolicy:
     name: str
     config: Any
     raw: Any = None
-    """The JSON list it was parsed from (for ``debug_info``)."""
+    """The JSON list it was parsed from."""
+
+    def as_json(self, full: bool) -> Any:
+        """The JSON list it was parsed from (`full`), or just the chosen policy's name (what
+        a parent's ``debug_info`` shows: the child's own ``debug_info`` has its config)."""
+        return self.raw if full else self.name
 
 
 def _validate(name: str, config: Mapping[str, Any]) -> Any:

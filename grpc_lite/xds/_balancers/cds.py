@@ -208,7 +208,6 @@ class CdsBalancer:
         self._namer = ChildNamer()
         # Serializer-only.
         self._cluster: str | None = None
-        self._priority_config: dict[str, Any] | None = None
         self._error: str | None = None
         self._state: ConnectivityState | None = None
         self._closed = False
@@ -243,7 +242,6 @@ class CdsBalancer:
         if builder is None:
             raise RuntimeError(f"{NAME}: {PRIORITY} is not registered (register_xds_policies)")
         parsed = builder.parse_config(priority_json)  # validates the whole subtree
-        self._priority_config = priority_json
         self._error = None
         child_state = ResolverState(endpoints=endpoints, attributes=attributes)
         if _CHILD not in self._children:
@@ -276,13 +274,11 @@ class CdsBalancer:
             "cluster": self._cluster,
             "state": self._state.name if self._state is not None else None,
             "error": self._error,
-            "priority_config": self._priority_config,
             "child": self._children.child_debug_info(_CHILD) if _CHILD in self._children else None,
         }
 
     def _fail(self, message: str) -> None:
         self._error = message
-        self._priority_config = None
         self._children.remove(_CHILD)
         self._report(_S.TRANSIENT_FAILURE, ErrorPicker(unavailable(message)))
 

@@ -76,7 +76,8 @@ class ClusterImplConfig:
     drop_categories: tuple[DropCategory, ...]
     child_policy: ChildPolicy
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, full: bool = True) -> dict[str, Any]:
+        """The JSON config; with ``full=False`` child policies are given by name only."""
         return {
             "cluster": self.cluster,
             "edsServiceName": self.eds_service_name,
@@ -85,7 +86,7 @@ class ClusterImplConfig:
                 {"category": d.category, "requestsPerMillion": d.requests_per_million}
                 for d in self.drop_categories
             ],
-            "childPolicy": self.child_policy.raw,
+            "childPolicy": self.child_policy.as_json(full),
         }
 
 
@@ -286,7 +287,7 @@ class ClusterImplBalancer:
         return {
             "policy": NAME,
             "state": self._child_state.state.name if self._child_state is not None else None,
-            "config": config.to_json() if config is not None else None,
+            "config": config.to_json(full=False) if config is not None else None,
             "in_flight": counter.in_flight if counter is not None else 0,
             "child": self._children.child_debug_info(_CHILD) if _CHILD in self._children else None,
         }

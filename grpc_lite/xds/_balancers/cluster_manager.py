@@ -55,8 +55,13 @@ NAME = "xds_cluster_manager_experimental"
 class ClusterManagerConfig:
     children: Mapping[str, ChildPolicy]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"children": {name: {"childPolicy": c.raw} for name, c in self.children.items()}}
+    def to_json(self, *, full: bool = True) -> dict[str, Any]:
+        """The JSON config; with ``full=False`` child policies are given by name only."""
+        return {
+            "children": {
+                name: {"childPolicy": c.as_json(full)} for name, c in self.children.items()
+            }
+        }
 
 
 class ClusterManagerBuilder:
@@ -154,7 +159,7 @@ class ClusterManagerBalancer:
         return {
             "policy": NAME,
             "state": self._states.current().name,
-            "config": self._config.to_json() if self._config is not None else None,
+            "config": self._config.to_json(full=False) if self._config is not None else None,
             "children": {
                 name: self._children.child_debug_info(name) for name in self._states.names()
             },

@@ -103,11 +103,12 @@ class PriorityConfig:
     priorities: tuple[str, ...]
     failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, full: bool = True) -> dict[str, Any]:
+        """The JSON config; with ``full=False`` child policies are given by name only."""
         return {
             "children": {
                 name: {
-                    "config": c.policy.raw,
+                    "config": c.policy.as_json(full),
                     "ignoreReresolutionRequests": c.ignore_reresolution_requests,
                 }
                 for name, c in self.children.items()
@@ -302,7 +303,7 @@ class PriorityBalancer:
         return {
             "policy": NAME,
             "state": self._reported[0].name if self._reported is not None else None,
-            "config": config.to_json() if config is not None else None,
+            "config": config.to_json(full=False) if config is not None else None,
             "current": self._current,
             "children": {
                 name: {**child.debug_info(), **self._children.child_debug_info(name)}

@@ -73,10 +73,11 @@ class WeightedTarget:
 class WeightedTargetConfig:
     targets: Mapping[str, WeightedTarget]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, full: bool = True) -> dict[str, Any]:
+        """The JSON config; with ``full=False`` child policies are given by name only."""
         return {
             "targets": {
-                name: {"weight": t.weight, "childPolicy": t.child_policy.raw}
+                name: {"weight": t.weight, "childPolicy": t.child_policy.as_json(full)}
                 for name, t in self.targets.items()
             }
         }
@@ -199,7 +200,7 @@ class WeightedTargetBalancer:
         return {
             "policy": NAME,
             "state": self._states.current().name,
-            "config": config.to_json() if config is not None else None,
+            "config": config.to_json(full=False) if config is not None else None,
             "children": {
                 name: {
                     "weight": config.targets[name].weight if config is not None else None,

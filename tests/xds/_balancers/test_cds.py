@@ -54,6 +54,11 @@ class Harness:
         )
         assert self.ch.call(lambda: self.b.update_channel_state(state))
 
+    def priority_config(self) -> dict[str, Any]:
+        """The config of the priority child, as its debug_info shows it."""
+        config: dict[str, Any] = self.b.debug_info()["child"]["balancer"]["config"]
+        return config
+
     def picked(self) -> str:
         """One RPC's address (finished at once: circuit breakers count per cluster, A32)."""
         result = self.ch.pick()
@@ -248,15 +253,15 @@ def test_names_are_stable_through_the_balancer_and_the_failover_timeout_is_passe
     h = Harness()
     one = cluster_config("c1", locality("a", "10.0.0.1:1"), locality("b", "10.0.1.1:1", priority=1))
     h.update(xds_config({"c1": one}), **{"xds.failover_timeout": 0.25})
-    first = h.b.debug_info()["priority_config"]
+    first = h.priority_config()
     assert first["priorities"] == ["priority-0-0", "priority-1-1"]
     assert first["failoverTimeout"] == "0.25s"
     subchannel = h.ch.subchannel("10.0.0.1:1")
     # P0's locality moves to P1 and a new one becomes P0: the child follows its locality.
     two = cluster_config("c1", locality("n", "10.0.2.1:1"), locality("a", "10.0.0.1:1", priority=1))
     h.update(xds_config({"c1": two}))
-    assert h.b.debug_info()["priority_config"]["priorities"] == ["priority-0-2", "priority-0-0"]
-    assert h.b.debug_info()["priority_config"]["failoverTimeout"] == "10s"  # attribute gone
+    assert h.priority_config()["priorities"] == ["priority-0-2", "priority-0-0"]
+    assert h.priority_config()["failoverTimeout"] == "10s"  # attribute gone
     assert not subchannel.is_shutdown  # same child, same connection
     assert h.ch.state is CONNECTING
     info = h.b.debug_info()

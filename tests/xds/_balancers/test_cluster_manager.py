@@ -146,7 +146,9 @@ def test_children_no_longer_in_the_config_are_closed(h: Harness) -> None:
     info = h.b.debug_info()
     assert list(info["children"]) == ["cluster:a"]
     assert info["children"]["cluster:a"] == {"policy": CHILD, "state": "READY"}
-    assert info["config"]["children"]["cluster:a"]["childPolicy"][1] == {CHILD: {}}
+    assert info["config"] == {"children": {"cluster:a": {"childPolicy": CHILD}}}
+    full = config("cluster:a").to_json()
+    assert full["children"]["cluster:a"]["childPolicy"] == [{"unknown_policy": {}}, {CHILD: {}}]
 
 
 def test_children_see_the_channels_resolver_state(h: Harness) -> None:
