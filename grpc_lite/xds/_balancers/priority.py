@@ -306,7 +306,7 @@ class PriorityBalancer:
             "config": config.to_json(full=False) if config is not None else None,
             "current": self._current,
             "children": {
-                name: {**child.debug_info(), **self._children.child_debug_info(name)}
+                name: {**self._children.child_debug_info(name), **child.debug_info()}
                 for name, child in self._records.items()
             },
         }
