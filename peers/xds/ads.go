@@ -14,6 +14,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // requestEvent is one DiscoveryRequest as the ADS server received it.
@@ -58,16 +59,33 @@ type eventLog struct {
 	opened    int
 	closed    int
 	active    map[int64]bool
+	// sent[stream][type URL][nonce] = the version_info of that response.
+	sent map[int64]map[string]map[string]string
+	// nacked holds, for a NACK being processed, the version it rejected (see holdingCache).
+	nacked map[*discovery.DiscoveryRequest]string
 }
 
 func newEventLog() *eventLog {
-	return &eventLog{active: map[int64]bool{}}
+	return &eventLog{
+		active: map[int64]bool{},
+		sent:   map[int64]map[string]map[string]string{},
+		nacked: map[*discovery.DiscoveryRequest]string{},
+	}
+}
+
+// takeNacked returns the version req NACKs (if it is a NACK of a response of its stream).
+func (e *eventLog) takeNacked(req *discovery.DiscoveryRequest) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.nacked[req]
+	delete(e.nacked, req)
+	return v, ok
 }
 
 var shortTypes = map[string]string{
-	"type.googleapis.com/envoy.config.listener.v3.Listener":             "LDS",
-	"type.googleapis.com/envoy.config.route.v3.RouteConfiguration":      "RDS",
-	"type.googleapis.com/envoy.config.cluster.v3.Cluster":               "CDS",
+	"type.googleapis.com/envoy.config.listener.v3.Listener":              "LDS",
+	"type.googleapis.com/envoy.config.route.v3.RouteConfiguration":       "RDS",
+	"type.googleapis.com/envoy.config.cluster.v3.Cluster":                "CDS",
 	"type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "EDS",
 }
 
@@ -93,6 +111,7 @@ func (e *eventLog) OnStreamClosed(id int64, _ *core.Node) {
 	defer e.mu.Unlock()
 	e.closed++
 	delete(e.active, id)
+	delete(e.sent, id)
 }
 
 func (e *eventLog) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
@@ -113,6 +132,9 @@ func (e *eventLog) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) er
 	if d := req.GetErrorDetail(); d != nil {
 		ev.ErrorDetail = &errorOut{Code: d.GetCode(), Message: d.GetMessage()}
 		log.Printf("stream %d: NACK of %s version %q: %s", id, ev.Type, ev.VersionInfo, d.GetMessage())
+		if v, ok := e.sent[id][req.GetTypeUrl()][req.GetResponseNonce()]; ok {
+			e.nacked[req] = v
+		}
 	}
 	e.requests = append(e.requests, ev)
 	return nil
@@ -125,6 +147,15 @@ func (e *eventLog) OnStreamResponse(_ context.Context, id int64, _ *discovery.Di
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	byType := e.sent[id]
+	if byType == nil {
+		byType = map[string]map[string]string{}
+		e.sent[id] = byType
+	}
+	if byType[resp.GetTypeUrl()] == nil {
+		byType[resp.GetTypeUrl()] = map[string]string{}
+	}
+	byType[resp.GetTypeUrl()][resp.GetNonce()] = resp.GetVersionInfo()
 	e.seq++
 	e.responses = append(e.responses, responseEvent{
 		Seq:           e.seq,
@@ -163,6 +194,7 @@ func (e *eventLog) reset() {
 	defer e.mu.Unlock()
 	e.requests = nil
 	e.responses = nil
+	clear(e.nacked)
 	e.opened = 0
 	e.closed = 0
 }
@@ -191,12 +223,32 @@ func (quietLogger) Errorf(format string, args ...any) {
 	log.Printf("go-control-plane: "+format, args...)
 }
 
+// holdingCache is the snapshot cache with one change: a NACK does not get the version it
+// rejected again. go-control-plane's cache answers any request whose version_info differs
+// from the snapshot's, and a NACK carries the last version the client accepted (the xDS
+// protocol, "ACK and NACK semantics"), so it would resend the rejected version at once, and
+// the client would NACK it again, in a loop as fast as the round trip. Here a NACK waits, like
+// an ACK of the rejected version, for the next snapshot.
+type holdingCache struct {
+	cache.SnapshotCache
+	events *eventLog
+}
+
+func (c holdingCache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan cache.Response) (func(), error) {
+	if rejected, ok := c.events.takeNacked(req); ok {
+		held := proto.Clone(req).(*discovery.DiscoveryRequest)
+		held.VersionInfo = rejected
+		return c.SnapshotCache.CreateWatch(held, sub, out)
+	}
+	return c.SnapshotCache.CreateWatch(req, sub, out)
+}
+
 func newManagement(ctx context.Context, ads bool, nodeID string, events *eventLog) (*management, error) {
 	snapshots := cache.NewSnapshotCache(ads, cache.IDHash{}, quietLogger{})
 	m := &management{
 		ctx:    ctx,
 		cache:  snapshots,
-		xds:    server.NewServer(ctx, snapshots, events),
+		xds:    server.NewServer(ctx, holdingCache{SnapshotCache: snapshots, events: events}, events),
 		nodeID: nodeID,
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -272,7 +272,7 @@ func (b *backend) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*tes
 
 // backendSet holds the backends by name.
 type backendSet struct {
-	mu    sync.Mutex
+	mu     sync.Mutex
 	byName map[string]*backend
 }
 

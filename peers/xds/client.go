@@ -23,7 +23,7 @@ func (m *metadataFlag) String() string     { return strings.Join(*m, ",") }
 func (m *metadataFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // runClient is the reference client: grpc-go's own xDS client on the rig's bootstrap, sending
-// -n RPCs one after another and printing {"counts": {server_id: n}, "errors": {"CODE: message":
+// -n RPCs one after another (-interval apart; the first one wait-for-ready unless told otherwise) and printing {"counts": {server_id: n}, "errors": {"CODE: message":
 // n}, "first_rpc_ms": t} as one JSON line.
 func runClient(args []string) int {
 	fs := flag.NewFlagSet("xdsrig client", flag.ContinueOnError)
@@ -32,6 +32,8 @@ func runClient(args []string) int {
 	n := fs.Int("n", 100, "number of RPCs")
 	method := fs.String("method", "unary", "unary (UnaryCall, server_id from the response) or empty (EmptyCall, the hostname header)")
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline of each RPC")
+	waitForReady := fs.String("wait-for-ready", "first", "which RPCs are wait-for-ready: first, all or none")
+	interval := fs.Duration("interval", 0, "pause between the end of one RPC and the start of the next")
 	var md metadataFlag
 	fs.Var(&md, "metadata", "key=value sent with every RPC (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -39,6 +41,10 @@ func runClient(args []string) int {
 	}
 	if *target == "" {
 		fmt.Fprintln(os.Stderr, "xdsrig client: --target is required")
+		return 2
+	}
+	if *waitForReady != "first" && *waitForReady != "all" && *waitForReady != "none" {
+		fmt.Fprintf(os.Stderr, "xdsrig client: --wait-for-ready %q: want first, all or none\n", *waitForReady)
 		return 2
 	}
 	if *method != "unary" && *method != "empty" {
@@ -80,15 +86,19 @@ func runClient(args []string) int {
 	start := time.Now()
 	firstMs := -1.0
 	for i := 0; i < *n; i++ {
+		if i > 0 && *interval > 0 {
+			time.Sleep(*interval)
+		}
 		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), pairs...), *timeout)
+		wfr := grpc.WaitForReady(*waitForReady == "all" || (*waitForReady == "first" && i == 0))
 		var id string
 		if *method == "unary" {
 			var resp *testpb.SimpleResponse
-			resp, err = stub.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.WaitForReady(i == 0))
+			resp, err = stub.UnaryCall(ctx, &testpb.SimpleRequest{}, wfr)
 			id = resp.GetServerId()
 		} else {
 			var header metadata.MD
-			_, err = stub.EmptyCall(ctx, &testpb.Empty{}, grpc.Header(&header), grpc.WaitForReady(i == 0))
+			_, err = stub.EmptyCall(ctx, &testpb.Empty{}, grpc.Header(&header), wfr)
 			if v := header.Get("hostname"); len(v) > 0 {
 				id = v[0]
 			}

@@ -28,13 +28,13 @@ import (
 
 // scenario is the compact JSON body of PUT /snapshot (see tests/peers/xds.py for the format).
 type scenario struct {
-	NodeID          string             `json:"node_id"`
-	Listeners       []listenerSpec     `json:"listeners"`
-	Routes          []routeConfigSpec  `json:"routes"`
-	Clusters        []clusterSpec      `json:"clusters"`
-	Endpoints       []endpointsSpec    `json:"endpoints"`
-	Raw             []json.RawMessage  `json:"raw"`
-	SkipConsistency bool               `json:"skip_consistency"`
+	NodeID          string            `json:"node_id"`
+	Listeners       []listenerSpec    `json:"listeners"`
+	Routes          []routeConfigSpec `json:"routes"`
+	Clusters        []clusterSpec     `json:"clusters"`
+	Endpoints       []endpointsSpec   `json:"endpoints"`
+	Raw             []json.RawMessage `json:"raw"`
+	SkipConsistency bool              `json:"skip_consistency"`
 }
 
 type listenerSpec struct {
@@ -55,9 +55,9 @@ type virtualHostSpec struct {
 }
 
 type routeSpec struct {
-	Prefix           *string              `json:"prefix"`
-	Path             *string              `json:"path"`
-	Cluster          string               `json:"cluster"`
+	Prefix           *string               `json:"prefix"`
+	Path             *string               `json:"path"`
+	Cluster          string                `json:"cluster"`
 	WeightedClusters []weightedClusterSpec `json:"weighted_clusters"`
 }
 

@@ -13,7 +13,7 @@ import time
 
 from tests.peers._base import PeerError
 
-PEERS = ("go", "java", "node")
+PEERS = ("go", "java", "node", "xds")
 
 
 def main() -> int:
