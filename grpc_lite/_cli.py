@@ -429,6 +429,8 @@ def _parser() -> argparse.ArgumentParser:
     from grpc_lite._load import add_parser as add_load_parser
 
     add_load_parser(sub)
+    # Listed for --help only: main() hands "grpc-lite xds ..." to grpc_lite.xds before parsing.
+    sub.add_parser("xds", help="xDS: check a bootstrap and its server, dump a channel's view")
     return parser
 
 
@@ -438,6 +440,11 @@ def _fail(message: str) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["xds"]:  # grpc-lite xds check|dump: grpc_lite/xds/_cli.py
+        from grpc_lite.xds import cli_main
+
+        raise SystemExit(cli_main(argv[1:]))
     args = _parser().parse_args(argv)
     handlers = {"watch": _watch, "health": _health, "call": _call}
     if args.command == "load":
