@@ -330,15 +330,31 @@ func (m *management) setSnapshot(node string, build func(version string) (*cache
 	return version, nil
 }
 
-// clear drops every node's snapshot; the version counter keeps counting so that no later
-// snapshot reuses a version a client has seen.
-func (m *management) clear() {
+// clear replaces every node's snapshot with an empty one (the next version). The cache keeps
+// its per-node watch state, so a stream still open from an earlier test (a client that is
+// shared or not yet closed) stays subscribed: it is told its resources are gone and gets the
+// next snapshot set for it.
+func (m *management) clear() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	nodes := map[string]bool{m.nodeID: true}
 	for _, key := range m.cache.GetStatusKeys() {
-		m.cache.ClearSnapshot(key)
+		nodes[key] = true
 	}
-	m.cache.ClearSnapshot(m.nodeID)
+	for node := range nodes {
+		if _, err := m.cache.GetSnapshot(node); err != nil {
+			continue // never had one
+		}
+		m.version++
+		empty, err := cache.NewSnapshot(fmt.Sprint(m.version), nil)
+		if err != nil {
+			return err
+		}
+		if err := m.cache.SetSnapshot(m.ctx, node, empty); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listenRetry listens on addr, retrying for a moment while the port is still being released.

@@ -119,7 +119,7 @@ func (a *controlAPI) putRaw(w http.ResponseWriter, r *http.Request) {
 }
 
 // reset puts the rig back as it started: every backend serving (and SERVING for health), the
-// counts and events at zero, the ADS listener up, no snapshot for any node.
+// counts and events at zero, the ADS listener up, an empty snapshot for every node that had one.
 func (a *controlAPI) reset(w http.ResponseWriter, _ *http.Request) {
 	for _, n := range a.backends.names() {
 		b, _ := a.backends.get(n)
@@ -134,7 +134,10 @@ func (a *controlAPI) reset(w http.ResponseWriter, _ *http.Request) {
 		fail(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	a.mgmt.clear()
+	if err := a.mgmt.clear(); err != nil {
+		fail(w, http.StatusInternalServerError, "clearing the snapshots: %v", err)
+		return
+	}
 	a.events.reset()
 	reply(w, http.StatusOK, map[string]any{})
 }

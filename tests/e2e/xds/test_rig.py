@@ -268,6 +268,25 @@ def test_ads_restart_on_the_same_port_and_the_client_resubscribes(xds_rig: xds.X
     assert xds_rig.events()["streams"]["closed"] >= 1
 
 
+def test_reset_keeps_an_open_stream_subscribed(xds_rig: xds.XdsRig) -> None:
+    """A stream open across ``reset()`` (a client shared between tests) is told its resources
+    are gone and gets the next snapshot."""
+    first = xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0",)))
+    run = xds_rig.start_client("xds:///svc", 100_000, interval=0.005, wait_for_ready="all")
+    try:
+        _wait_for("the first EDS is ACKed", lambda: xds_rig.acked("EDS", first))
+        xds_rig.reset()
+        second = xds_rig.set_snapshot(xds.simple_scenario("svc", ("b1",)))
+        _wait_for("the second EDS is ACKed", lambda: xds_rig.acked("EDS", second))
+        assert second > first + 1  # the empty snapshot of the reset came between
+        xds_rig.reset_counts()
+        _wait_for("50 RPCs", lambda: sum(xds_rig.rpc_counts().values()) >= 50)
+        assert set(xds_rig.rpc_counts()) == {"b1"}
+        assert xds_rig.events()["streams"]["opened"] == 0  # the same stream throughout
+    finally:
+        run.stop()
+
+
 def test_ads_mode_holds_a_request_for_a_missing_listener(xds_rig: xds.XdsRig) -> None:
     """go-control-plane's ADS rule: no answer until the request names every listener of the
     snapshot (the client's does-not-exist timer decides)."""
@@ -276,8 +295,10 @@ def test_ads_mode_holds_a_request_for_a_missing_listener(xds_rig: xds.XdsRig) ->
     result = xds_rig.run_client("xds:///missing", 1, rpc_timeout=1, wait_for_ready="none")
 
     assert result["counts"] == {}
-    assert [r["resource_names"] for r in xds_rig.requests("LDS")] == [["missing"]]
-    assert xds_rig.events()["responses"] == []
+    events = xds_rig.events()
+    streams = {r["stream_id"] for r in events["requests"] if r["resource_names"] == ["missing"]}
+    assert len(streams) == 1
+    assert [r for r in events["responses"] if r["stream_id"] in streams] == []
 
 
 def test_subset_mode_answers_a_missing_listener_with_an_empty_response(
@@ -314,11 +335,15 @@ def test_bad_scenarios_are_refused_naming_the_problem(xds_rig: xds.XdsRig) -> No
     assert xds_rig.set_snapshot({**dangling, "skip_consistency": True}) > 0
 
 
-def test_rig_exits_when_its_stdin_closes() -> None:
-    rig = xds.start(backends=1)
+def test_rig_exits_when_its_stdin_closes_and_puts_backends_on_the_hosts_asked() -> None:
+    rig = xds.start(backends=3, backend_hosts=("127.0.0.2", "127.0.0.3"), ads=False)
     try:
         assert rig.process.poll() is None
-        assert list(rig.backend_addresses) == ["b0"]
+        hosts = {
+            name: address.rpartition(":")[0] for name, address in rig.backend_addresses.items()
+        }
+        assert hosts == {"b0": "127.0.0.2", "b1": "127.0.0.3", "b2": "127.0.0.2"}
+        assert not rig.ads_mode
     finally:
         rig.stop()
     assert rig.process.returncode == 0  # it exited by itself, not by a signal
