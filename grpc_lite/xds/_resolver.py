@@ -32,6 +32,11 @@ config. An error on a resource the resolver already has (a NACK, a lost ADS stre
 ambient: the resource stays in use (A88). A bootstrap that cannot be loaded is a resolver
 error (`report_error`): RPCs fail with UNAVAILABLE and the bootstrap problem.
 
+Cluster references (A31, A74): every RPC the selector routes holds a reference on its
+cluster until it commits (`RpcConfig.on_committed`); a cluster the route configuration no
+longer names stays watched and in the config while it has references, and goes when the last
+one is dropped, so an RPC that chose it under the old routes still finds it when it picks.
+
 Threading: the XdsClient calls the watchers from its own task on the channel's loop; each
 callback is moved onto the channel's serializer with `ResolverChannel.call_later(0, ...)`,
 where all of this resolver's state lives (one writer).
@@ -258,6 +263,23 @@ class _Watch(Generic[R]):
         return info
 
 
+class _ClusterRef:
+    """The reference count of one cluster (A31); `count` is raised by the selector per RPC
+    and lowered by `release` when the RPC commits, both on the channel's loop."""
+
+    __slots__ = ("_owner", "count", "name")
+
+    def __init__(self, owner: XdsResolver, name: str) -> None:
+        self._owner = owner
+        self.name = name
+        self.count = 0
+
+    def release(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._owner._ref_dropped(self)
+
+
 # --- the resolver -----------------------------------------------------------------------
 
 
@@ -289,6 +311,8 @@ class XdsResolver(Resolver):
         self._rds: _Watch[RouteConfigResource] | None = None
         self._cds: dict[str, _Watch[ClusterResource]] = {}
         self._eds: dict[str, _Watch[EndpointsResource]] = {}
+        self._refs: dict[str, _ClusterRef] = {}
+        self._routed: tuple[str, ...] = ()  # the clusters the current routes name
         self._route_config_name: str | None = None  # for debug_info: "" means inline
         self._virtual_host: str | None = None
         self._published: XdsConfig | str | None = None  # the last config, or failure text
@@ -445,7 +469,18 @@ class XdsResolver(Resolver):
             )
             return
         self._virtual_host = vhost.name
-        names = route_clusters(vhost)
+        routed = self._routed = route_clusters(vhost)
+        # Forget unreferenced clusters neither these routes nor the selector in force (which
+        # calls may still be using until the channel applies the next one) name.
+        published = self._published.clusters if isinstance(self._published, XdsConfig) else {}
+        for name in [
+            n
+            for n, r in self._refs.items()
+            if r.count <= 0 and n not in routed and n not in published
+        ]:
+            del self._refs[name]
+        # Clusters RPCs still refer to stay until those RPCs commit (A31).
+        names = routed + tuple(n for n, r in self._refs.items() if r.count > 0 and n not in routed)
         self._set_clusters(names)
         clusters: dict[str, ClusterConfig | str] = {}
         eds_names: set[str] = set()
@@ -514,6 +549,7 @@ class XdsResolver(Resolver):
         """The listener or route configuration is unusable: drop the cluster watches and
         fail every RPC naming the problem (A74)."""
         self._virtual_host = None
+        self._routed = ()
         self._set_clusters(())
         self._set_endpoints(set())
         if self._published == message:
@@ -536,9 +572,26 @@ class XdsResolver(Resolver):
             ResolverState(
                 service_config=service_config_json(config.clusters),
                 attributes=self._attributes(config),
-                config_selector=XdsConfigSelector(config.virtual_host, config.listener),
+                config_selector=XdsConfigSelector(
+                    config.virtual_host, config.listener, self._cluster_ref
+                ),
             )
         )
+
+    def _cluster_ref(self, name: str) -> _ClusterRef:
+        ref = self._refs.get(name)
+        if ref is None:
+            ref = self._refs[name] = _ClusterRef(self, name)
+        return ref
+
+    def _ref_dropped(self, ref: _ClusterRef) -> None:
+        """From a call's coroutine: the last RPC routed to `ref` committed."""
+        if not self._closed and ref.name not in self._routed:
+            self._channel.call_later(0, self._on_ref_dropped, ref)
+
+    def _on_ref_dropped(self, ref: _ClusterRef) -> None:
+        if not self._closed and ref.count <= 0 and self._refs.get(ref.name) is ref:
+            self._update()  # drops the cluster the routes no longer name
 
     def _attributes(self, config: XdsConfig | None) -> tuple[tuple[str, Any], ...]:
         attributes: tuple[tuple[str, Any], ...] = (

@@ -14,6 +14,11 @@
   `max_stream_duration` the method timeout (A31). No matching route, or a non-forwarding
   one, fails the RPC with UNAVAILABLE (A28).
 
+Cluster references (A31 "Cluster refcounting"): with a `refs` factory, each `select()` takes
+a reference on the chosen cluster's `ClusterRef` and the RpcConfig's `on_committed` drops it.
+The resolver keeps a cluster in the LB config while it has references, so an RPC that chose a
+cluster under an old route configuration still finds it when it picks.
+
 Everything per route is computed when the selector is built; `select()` is a loop of string
 comparisons returning a shared, immutable `RpcConfig`.
 """
@@ -23,8 +28,8 @@ from __future__ import annotations
 import enum
 import re
 import types
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from grpc_lite.resolver import RpcConfig, RpcInfo
 from grpc_lite.service_config import MethodConfig
@@ -33,6 +38,7 @@ from grpc_lite.xds._model import ListenerResource, Route, VirtualHost
 
 __all__ = [
     "CLUSTER_ATTRIBUTE",
+    "ClusterRef",
     "FailingConfigSelector",
     "XdsConfigSelector",
     "child_name",
@@ -114,6 +120,16 @@ def choose_virtual_host(virtual_hosts: Sequence[VirtualHost], authority: str) ->
 # --- route matching -------------------------------------------------------------------------
 
 
+class ClusterRef(Protocol):
+    """A reference count on one cluster, kept by the resolver (A31)."""
+
+    count: int
+
+    def release(self) -> None:
+        """Drop one reference (the RpcConfig's on_committed)."""
+        ...
+
+
 def route_clusters(virtual_host: VirtualHost) -> tuple[str, ...]:
     """The clusters the virtual host's routes name, in route order, each once (A74: the
     clusters the dependency manager watches and the xds_cluster_manager children)."""
@@ -153,18 +169,24 @@ def _matcher(route: Route) -> tuple[int, Any]:
 class XdsConfigSelector:
     """The ConfigSelector of one published xDS config (immutable; any coroutine may call)."""
 
-    __slots__ = ("_default", "_routes", "_virtual_host")
+    __slots__ = ("_default", "_default_ref", "_routes", "_virtual_host")
 
-    def __init__(self, virtual_host: VirtualHost, listener: ListenerResource) -> None:
+    def __init__(
+        self,
+        virtual_host: VirtualHost,
+        listener: ListenerResource,
+        refs: Callable[[str], ClusterRef] | None = None,
+    ) -> None:
         self._virtual_host = virtual_host.name
         duration = listener.max_stream_duration
         # Envoy: a max_stream_duration of 0 means no limit; A31 treats it as unset.
         method_config = MethodConfig(timeout=duration) if duration and duration > 0 else None
-        configs: dict[str, RpcConfig] = {}
-        routes: list[tuple[int, Any, RpcConfig | None, str]] = []
+        configs: dict[str, tuple[RpcConfig, ClusterRef | None]] = {}
+        routes: list[tuple[int, Any, RpcConfig | None, ClusterRef | None, str]] = []
         for route in virtual_host.routes:
             kind, value = _matcher(route)
             config: RpcConfig | None = None
+            ref: ClusterRef | None = None
             refusal = ""
             if route.non_forwarding or route.cluster is None:
                 refusal = (
@@ -172,31 +194,38 @@ class XdsConfigSelector:
                     f"{route.action or 'missing'} action, which grpc_lite does not forward"
                 )
             else:
-                config = configs.get(route.cluster)
-                if config is None:
-                    config = RpcConfig(
-                        method_config=method_config,
-                        attributes=types.MappingProxyType(
-                            {CLUSTER_ATTRIBUTE: child_name(route.cluster)}
+                if route.cluster not in configs:
+                    ref = refs(route.cluster) if refs is not None else None
+                    configs[route.cluster] = (
+                        RpcConfig(
+                            method_config=method_config,
+                            attributes=types.MappingProxyType(
+                                {CLUSTER_ATTRIBUTE: child_name(route.cluster)}
+                            ),
+                            on_committed=ref.release if ref is not None else None,
                         ),
+                        ref,
                     )
-                    configs[route.cluster] = config
-            routes.append((kind, value, config, refusal))
+                config, ref = configs[route.cluster]
+            routes.append((kind, value, config, ref, refusal))
             if kind == _ANY:
                 break  # later routes can never match
         # The common table (one default route) answers without a loop.
         self._default: RpcConfig | None = None
+        self._default_ref: ClusterRef | None = None
         if len(routes) == 1 and routes[0][0] == _ANY and routes[0][2] is not None:
-            self._default = routes[0][2]
+            self._default, self._default_ref = routes[0][2], routes[0][3]
         self._routes = tuple(routes)
 
     def select(self, info: RpcInfo) -> RpcConfig:
         default = self._default
         if default is not None:
+            if (ref := self._default_ref) is not None:
+                ref.count += 1
             return default
         path = info.method
         lowered: str | None = None
-        for kind, value, config, refusal in self._routes:
+        for kind, value, config, ref, refusal in self._routes:
             if kind == 0:  # _ANY
                 hit = True
             elif kind == 1:  # _PREFIX
@@ -212,6 +241,8 @@ class XdsConfigSelector:
             if hit:
                 if config is None:
                     raise RpcError(StatusCode.UNAVAILABLE, f"xDS: {path}: {refusal}")
+                if ref is not None:
+                    ref.count += 1
                 return config
         raise RpcError(
             StatusCode.UNAVAILABLE,

@@ -213,8 +213,12 @@ def config_of(state: ResolverState) -> XdsConfig:
 
 
 def pick_cluster(state: ResolverState, method: str = "/pkg.Svc/M") -> str:
+    """The cluster an RPC is routed to; the RPC commits at once."""
     assert state.config_selector is not None
-    return str(state.config_selector.select(RpcInfo(method=method)).attributes[CLUSTER_ATTRIBUTE])
+    config = state.config_selector.select(RpcInfo(method=method))
+    assert config.on_committed is not None
+    config.on_committed()
+    return str(config.attributes[CLUSTER_ATTRIBUTE])
 
 
 def failure_of(state: ResolverState) -> str:
@@ -554,3 +558,48 @@ def test_server_uri_rejected_by_the_first_watch_is_a_resolver_error(
     )
     resolver.close()
     assert client.released == 1
+
+
+def test_a_cluster_stays_while_rpcs_routed_to_it_have_not_committed() -> None:
+    # A31 cluster refcounting: an RPC that chose c1 under the old routes still finds c1 in the
+    # LB config when it picks; c1 goes when the last such RPC commits.
+    _, client, channel = make()
+    serve_all(client, "c1")
+    old = channel.last
+    assert old.config_selector is not None
+    first = old.config_selector.select(RpcInfo(method="/pkg.Svc/M"))
+    second = old.config_selector.select(RpcInfo(method="/pkg.Svc/M"))
+    client.resource("RDS", "rc", route_config("rc", "c2"))
+    client.resource("CDS", "c2", cluster("c2"))
+    client.resource("EDS", "c2", endpoints("c2"))
+    assert set(config_of(channel.last).clusters) == {"c2", "c1"}
+    assert client.watched("CDS") == {"c1", "c2"}
+    assert (
+        "cluster:c1"
+        in json.loads(channel.last.service_config or "")["loadBalancingConfig"][0][
+            "xds_cluster_manager_experimental"
+        ]["children"]
+    )
+    assert pick_cluster(channel.last) == "cluster:c2"  # new RPCs go to c2
+    assert first.on_committed is not None and second.on_committed is not None
+    first.on_committed()
+    assert set(config_of(channel.last).clusters) == {"c2", "c1"}
+    states = len(channel.states)
+    second.on_committed()
+    assert len(channel.states) == states + 1
+    assert set(config_of(channel.last).clusters) == {"c2"}
+    assert client.watched("CDS") == {"c2"} and client.watched("EDS") == {"c2"}
+
+
+def test_a_referenced_cluster_that_comes_back_in_the_routes_stays() -> None:
+    _, client, channel = make()
+    serve_all(client, "c1")
+    held = channel.last.config_selector.select(RpcInfo(method="/a/b"))  # type: ignore[union-attr]
+    client.resource("RDS", "rc", route_config("rc", "c1", "c2"))
+    client.resource("CDS", "c2", cluster("c2"))
+    client.resource("EDS", "c2", endpoints("c2"))
+    assert held.on_committed is not None
+    states = len(channel.states)
+    held.on_committed()  # c1 is routed again: nothing to drop
+    assert len(channel.states) == states
+    assert set(config_of(channel.last).clusters) == {"c1", "c2"}

@@ -196,3 +196,36 @@ def test_failing_selector() -> None:
         )
     assert info.value.code() is StatusCode.UNAVAILABLE
     assert info.value.details() == "xDS listener resource 'missing' does not exist"
+
+
+class Ref:
+    def __init__(self) -> None:
+        self.count = 0
+        self.released = 0
+
+    def release(self) -> None:
+        self.count -= 1
+        self.released += 1
+
+
+def test_each_routed_rpc_holds_a_cluster_reference_until_committed() -> None:
+    refs: dict[str, Ref] = {}
+
+    def ref(name: str) -> Ref:
+        return refs.setdefault(name, Ref())
+
+    for routes in (ROUTES, (Route(prefix="", cluster="svc"),)):  # the loop and the fast path
+        refs.clear()
+        selector = XdsConfigSelector(
+            VirtualHost(name="vh", domains=("*",), routes=routes), LISTENER, ref
+        )
+        configs = [selector.select(RpcInfo(method="/pkg.Svc/Other")) for _ in range(3)]
+        assert refs["svc"].count == 3
+        for config in configs:
+            assert config.on_committed is not None
+            config.on_committed()
+        assert refs["svc"].count == 0 and refs["svc"].released == 3
+    with pytest.raises(RpcError):
+        XdsConfigSelector(
+            VirtualHost(name="vh", domains=("*",), routes=ROUTES), LISTENER, ref
+        ).select(RpcInfo(method="/nowhere/M"))
