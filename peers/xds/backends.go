@@ -201,7 +201,8 @@ func (b *backend) applyBehavior(ctx context.Context) error {
 			attempt = n
 		}
 	}
-	for _, value := range md.Get("rpc-behavior") {
+	for _, header := range md.Get("rpc-behavior") {
+		value := header
 		if strings.HasPrefix(value, "hostname=") {
 			host, rest, _ := strings.Cut(strings.TrimPrefix(value, "hostname="), " ")
 			if host != b.name {
@@ -231,7 +232,7 @@ func (b *backend) applyBehavior(ctx context.Context) error {
 				if err != nil {
 					return status.Errorf(codes.InvalidArgument, "invalid rpc-behavior %q", behavior)
 				}
-				return status.Errorf(codes.Code(code), "%s: failed as rpc-behavior %q asks", b.name, value)
+				return status.Errorf(codes.Code(code), "%s: failed as rpc-behavior %q asks", b.name, header)
 			case strings.HasPrefix(behavior, "succeed-on-retry-attempt-"):
 				n, err := strconv.Atoi(strings.TrimPrefix(behavior, "succeed-on-retry-attempt-"))
 				if err != nil {
