@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import gzip
 import itertools
+import ssl
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -61,6 +62,7 @@ from hyperframe.frame import (
 )
 
 from grpc_lite.testing._h2core import FRAME_NAMES, PREFACE, FrameRecord, FrameTap, H2ServerProtocol
+from grpc_lite.testing._listener import Listener
 
 __all__ = [
     "FRAME_NAMES",
@@ -657,6 +659,8 @@ class H2Peer:
     - ``validate_inbound_headers``: let h2 reject malformed request headers (recorded in
       ``errors``).
     - ``port``: the port to listen on (default 0: a free one; ``peer.port`` says which).
+    - ``unix_path``: listen on this Unix socket path instead of TCP.
+    - ``ssl_context``: serve behind TLS with this server context (set its ALPN to h2).
     """
 
     def __init__(
@@ -671,6 +675,8 @@ class H2Peer:
         validate_inbound_headers: bool = True,
         raise_handler_errors: bool = True,
         port: int = 0,
+        unix_path: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.handler: Handler = handler or echo_unary
         self.settings = dict(settings or {})
@@ -684,26 +690,30 @@ class H2Peer:
         #: every request stream, all connections, in arrival order
         self.streams: list[PeerStream] = []
         self.handler_errors: list[BaseException] = []
-        self._server: asyncio.Server | None = None
+        # The accept path Backend uses too (grpc_lite/testing/_listener.py).
+        self._listener = Listener(
+            self._make_protocol, "127.0.0.1", port, unix_path=unix_path, ssl_context=ssl_context
+        )
         self._notifier = _Notifier()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.port = port
 
     # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        """The port listened on: the one given, else the free one chosen at :meth:`start`."""
+        return self._listener.port
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> H2Peer:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._make_protocol, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._listener.start()
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        self._listener.close()
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
@@ -716,9 +726,7 @@ class H2Peer:
                     await c.wait_closed(2.0)
                 except TimeoutError:
                     c.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        await self._listener.wait_closed()
 
     async def __aenter__(self) -> H2Peer:
         return await self.start()

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import os
-import socket
-import stat
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +20,7 @@ from ..status import StatusCode
 from . import _services
 from ._context import AbortError, MethodHandler, RpcKind
 from ._h2server import ServerConnection
+from ._listener import Listener
 
 __all__ = ["Backend"]
 
@@ -92,9 +89,7 @@ class Backend:
         connection_window_size: int = 16 << 20,
         max_receive_message_length: int | None = 4 << 20,
     ) -> None:
-        self.host = host
-        self._port = port
-        self.unix_path = unix_path
+        self._listener = Listener(lambda: ServerConnection(self), host, port, unix_path=unix_path)
         self._backend_id = backend_id
         #: Advertised SETTINGS_MAX_CONCURRENT_STREAMS (None = no limit); enforced per
         #: connection with RST_STREAM(REFUSED_STREAM). Applies to connections made later.
@@ -124,8 +119,6 @@ class Backend:
         self._health_watchers: dict[str, set[asyncio.Queue[int]]] = {}
         self._connections: set[ServerConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._server: asyncio.AbstractServer | None = None
-        self._listen_task: asyncio.Task[None] | None = None
         self._running = False
         self._refusing = False
 
@@ -146,9 +139,17 @@ class Backend:
     # -- identity -----------------------------------------------------------------------
 
     @property
+    def host(self) -> str:
+        return self._listener.host
+
+    @property
+    def unix_path(self) -> str | None:
+        return self._listener.unix_path
+
+    @property
     def port(self) -> int:
         """The TCP port (after :meth:`start` when created with ``port=0``); 0 for Unix."""
-        return self._port
+        return self._listener.port
 
     @property
     def address(self) -> str:
@@ -156,7 +157,7 @@ class Backend:
         if self.unix_path is not None:
             return f"unix:{self.unix_path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self._port}"
+        return f"{host}:{self.port}"
 
     @property
     def backend_id(self) -> str:
@@ -289,14 +290,12 @@ class Backend:
         """Listen and serve. May be called again after :meth:`stop` (same port)."""
         if self._running:
             raise RuntimeError("backend already started")
-        sock = self._bind()
         self._running = True
         self._refusing = False
         try:
-            await self._serve(sock)
+            await self._listener.start()
         except BaseException:
             self._running = False
-            sock.close()
             raise
         return self
 
@@ -305,11 +304,8 @@ class Backend:
         UNAVAILABLE on the client) when ``grace`` is None, else a graceful :meth:`drain`
         that gives in-flight calls ``grace`` seconds. Safe to call twice."""
         self._running = False
-        self._close_listener()
-        if self._listen_task is not None:
-            task, self._listen_task = self._listen_task, None
-            with contextlib.suppress(Exception):
-                await task
+        self._listener.close()
+        await self._listener.settle()
         if grace is None:
             for conn in list(self._connections):
                 conn.close()
@@ -318,11 +314,7 @@ class Backend:
         else:
             await self.drain(grace)
         await self._wait_tasks()
-        if self._server is not None:
-            server, self._server = self._server, None
-            with contextlib.suppress(Exception):
-                await server.wait_closed()
-        self._unlink_unix()
+        await self._listener.wait_closed()
 
     async def __aenter__(self) -> Backend:
         return await self.start()
@@ -334,61 +326,6 @@ class Backend:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-
-    def _bind(self) -> socket.socket:
-        if self.unix_path is not None:
-            self._unlink_unix()
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.bind(self.unix_path)
-            except BaseException:
-                sock.close()
-                raise
-        else:
-            infos = socket.getaddrinfo(
-                self.host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-            family, type_, proto, _, sockaddr = infos[0]
-            sock = socket.socket(family, type_, proto)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(sockaddr)
-            except BaseException:
-                sock.close()
-                raise
-            self._port = sock.getsockname()[1]
-        sock.listen(128)
-        sock.setblocking(False)
-        return sock
-
-    async def _serve(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        if sock.family == socket.AF_UNIX:
-            self._server = await loop.create_unix_server(lambda: ServerConnection(self), sock=sock)
-        else:
-            self._server = await loop.create_server(lambda: ServerConnection(self), sock=sock)
-
-    async def _serve_later(self, sock: socket.socket) -> None:
-        try:
-            await self._serve(sock)
-        except BaseException:
-            sock.close()
-            raise
-        if self._refusing or not self._running:
-            self._close_listener()  # refused again (or stopped) meanwhile
-
-    def _close_listener(self) -> None:
-        # A listener still being set up by _serve_later closes itself when it is ready.
-        if self._server is not None:
-            self._server.close()  # closes the listening socket now
-
-    def _unlink_unix(self) -> None:
-        path = self.unix_path
-        if path is None or path.startswith("\0"):
-            return
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.unlink(path)
 
     async def _wait_connections(self, deadline: float | None) -> None:
         conns = list(self._connections)
@@ -514,13 +451,13 @@ class Backend:
         listen again on the same port / path. Open connections are not touched."""
         if refuse:
             self._refusing = True
-            self._close_listener()
+            self._listener.close()
             return
         if not self._refusing or not self._running:
             return
         self._refusing = False
-        sock = self._bind()  # listening (the kernel queues connections) from here on
-        self._listen_task = asyncio.get_running_loop().create_task(self._serve_later(sock))
+        # Listening (the kernel queues connections) from here on.
+        self._listener.reopen(lambda: self._running and not self._refusing)
 
     def reset_counters(self) -> None:
         """Zero :attr:`calls` and :attr:`connections_accepted`."""

@@ -304,38 +304,25 @@ class _UnixPeer(H2Peer):
     """The scripted peer listening on a Unix socket instead of TCP."""
 
     def __init__(self, path: str, **kw: Any) -> None:
-        super().__init__(**kw)
+        super().__init__(unix_path=path, **kw)
         self.path = path
 
     @property
     def target(self) -> str:
         return f"unix:{self.path}"
 
-    async def start(self) -> _UnixPeer:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(self._make_protocol, self.path)
-        return self
-
 
 class _TLSPeer(H2Peer):
     """The scripted peer behind TLS (ALPN h2); records the SNI names clients sent."""
 
     def __init__(self, material: TLSMaterial, **kw: Any) -> None:
-        super().__init__(**kw)
         self.sni: list[str | None] = []
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         material.ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
         context.set_alpn_protocols(["h2"])
         context.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)  # type: ignore[assignment,misc]
         self.context = context
-
-    async def start(self) -> _TLSPeer:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._make_protocol, "127.0.0.1", 0, ssl=self.context
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+        super().__init__(ssl_context=context, **kw)
 
 
 async def _authority_and_scheme(channel: grpc_lite.Channel, peer: H2Peer) -> tuple[str, str]:

@@ -52,18 +52,10 @@ class TLSPeer(H2Peer):
     ``peer_certs`` records the client certificate each accepted connection presented."""
 
     def __init__(self, context: ssl.SSLContext, **kw: Any) -> None:
-        super().__init__(**kw)
         context.set_alpn_protocols(["h2"])
         self.context = context
         self.peer_certs: list[dict[str, Any] | None] = []
-
-    async def start(self) -> TLSPeer:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._make_protocol, "127.0.0.1", 0, ssl=self.context
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+        super().__init__(ssl_context=context, **kw)
 
     def _make_protocol(self) -> Any:
         conn = super()._make_protocol()
