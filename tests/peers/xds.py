@@ -504,15 +504,42 @@ def start(
     )
 
 
+def locality(
+    backends: Sequence[str],
+    *,
+    sub_zone: str = "s",
+    weight: int = 1,
+    priority: int = 0,
+    region: str = "r",
+    zone: str = "z",
+    health: str | None = None,
+) -> dict[str, Any]:
+    """One ``localities`` entry of a scenario's endpoints: rig ``backends`` by name."""
+    entry: dict[str, Any] = {
+        "region": region,
+        "zone": zone,
+        "sub_zone": sub_zone,
+        "weight": weight,
+        "priority": priority,
+        "backends": list(backends),
+    }
+    if health is not None:
+        entry["health"] = health
+    return entry
+
+
 def simple_scenario(
     service: str = "svc",
     backends: Sequence[str] = ("b0", "b1", "b2", "b3"),
     *,
+    localities: Sequence[Mapping[str, Any]] | None = None,
+    drop_overloads: Sequence[Mapping[str, Any]] = (),
     inline_route: bool = False,
     lb_policy: str = "ROUND_ROBIN",
 ) -> dict[str, Any]:
     """LDS ``service`` -> RDS ``route-<service>`` (or inline) -> CDS ``cluster-<service>``
-    -> EDS ``eds-<service>``: one locality (r/z/s, weight 1, priority 0) with ``backends``."""
+    -> EDS ``eds-<service>`` with ``localities`` (default: one, ``locality(backends)``) and
+    ``drop_overloads`` (``[{"category": "lb", "ppm": 250000}]``)."""
     route = {
         "name": f"route-{service}",
         "virtual_hosts": [
@@ -524,6 +551,14 @@ def simple_scenario(
         listener["inline_route"] = route
     else:
         listener["route_config_name"] = route["name"]
+    endpoints: dict[str, Any] = {
+        "cluster_name": f"eds-{service}",
+        "localities": [dict(x) for x in localities]
+        if localities is not None
+        else [locality(backends)],
+    }
+    if drop_overloads:
+        endpoints["drop_overloads"] = [dict(d) for d in drop_overloads]
     return {
         "listeners": [listener],
         "routes": [] if inline_route else [route],
@@ -534,19 +569,5 @@ def simple_scenario(
                 "lb_policy": lb_policy,
             }
         ],
-        "endpoints": [
-            {
-                "cluster_name": f"eds-{service}",
-                "localities": [
-                    {
-                        "region": "r",
-                        "zone": "z",
-                        "sub_zone": "s",
-                        "weight": 1,
-                        "priority": 0,
-                        "backends": list(backends),
-                    }
-                ],
-            }
-        ],
+        "endpoints": [endpoints],
     }

@@ -110,6 +110,43 @@ def test_eds_update_moves_traffic_on_a_live_channel(xds_rig: xds.XdsRig) -> None
         run.stop()
 
 
+def test_priorities_and_locality_weights_as_grpc_go_sees_them(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(
+        xds.simple_scenario(
+            localities=[
+                xds.locality(["b0", "b1"], sub_zone="p0", priority=0),
+                xds.locality(["b2", "b3"], sub_zone="p1", priority=1),
+            ]
+        )
+    )
+    assert sorted(xds_rig.run_client("xds:///svc", 50)["counts"]) == ["b0", "b1"]
+    xds_rig.backend("b0").stop()
+    xds_rig.backend("b1").stop()
+    assert sorted(xds_rig.run_client("xds:///svc", 50)["counts"]) == ["b2", "b3"]
+
+    xds_rig.set_snapshot(
+        xds.simple_scenario(
+            localities=[
+                xds.locality(["b4"], sub_zone="light", weight=1),
+                xds.locality(["b5"], sub_zone="heavy", weight=3),
+            ]
+        )
+    )
+    counts = xds_rig.run_client("xds:///svc", 2000)["counts"]
+    assert sum(counts.values()) == 2000
+    assert 0.20 <= counts["b4"] / 2000 <= 0.30, counts
+
+
+def test_drop_overloads_reach_the_client(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(
+        xds.simple_scenario(backends=["b0"], drop_overloads=[{"category": "lb", "ppm": 1_000_000}])
+    )
+    result = xds_rig.run_client("xds:///svc", 20, wait_for_ready="none")
+    assert result["counts"] == {}
+    assert sum(result["errors"].values()) == 20
+    assert all(key.startswith("Unavailable:") and "drop" in key for key in result["errors"])
+
+
 def test_stopped_backend_gets_nothing_and_serves_again_on_the_same_port(
     xds_rig: xds.XdsRig,
 ) -> None:
