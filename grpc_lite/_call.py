@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _codec
 from ._attempts import AttemptRunner
+from ._call_config import apply_method_config, configure_late, select_config
 from ._credentials import (
     INSECURE_CALL_CREDENTIALS,
     PLUGIN_FAILED,
@@ -37,8 +38,7 @@ from ._transport import (
 )
 from .balancer import DroppedRpcError, PickInfo
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
-from .resolver import RpcInfo
-from .status import RpcError, StatusCode, UsageError, restrict_control_plane_code
+from .status import RpcError, StatusCode, UsageError
 
 if TYPE_CHECKING:
     from ._observability import AttemptTracer, CallTracer, MethodObserver
@@ -88,14 +88,6 @@ _ENCODING_NAMES = {
     Compression.Deflate: "deflate",
     Compression.Gzip: "gzip",
 }
-
-
-def _smaller(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
 
 
 def compression_encoding(compression: "Compression | None") -> str | None:
@@ -358,9 +350,9 @@ class Call:
                     else method.method_config()
                 )
             else:
-                mc, failure = self._select(selector)
+                mc, failure = select_config(self, selector)
             if mc is not None:
-                timeout = self._apply_method_config(mc, timeout)
+                timeout = apply_method_config(self, mc, timeout)
         self._stream: ClientStream | None = None
         self._code: StatusCode | None = None
         self._details = ""
@@ -391,28 +383,6 @@ class Call:
 
     # ------------------------------------------------------------------ configuration
 
-    def _select(self, selector: "ConfigSelector") -> "tuple[MethodConfig | None, RpcError | None]":
-        """Ask the resolver's config selector for this call's configuration (gRFC A31;
-        grpc-go: newClientStream's SelectConfig): the method config in force (the
-        selector's, else the service config's), or the error that fails the call (its code
-        restricted per A54, as grpc-go does). Its attributes reach every pick of the call."""
-        info = self._pick_info
-        path = self._method.path
-        try:
-            config = selector.select(RpcInfo(method=path, metadata=info.metadata))
-        except RpcError as exc:
-            code, details = restrict_control_plane_code(exc.code(), exc.details() or "")
-            return None, RpcError(code, details)
-        except Exception as exc:
-            return None, RpcError(StatusCode.INTERNAL, f"the config selector failed: {exc!r}")
-        if config.attributes:
-            self._pick_info = PickInfo(
-                method=path, metadata=info.metadata, attributes=config.attributes
-            )
-        self._on_committed = config.on_committed
-        mc = config.method_config
-        return (mc if mc is not None else self._method.method_config()), None
-
     def _committed(self) -> None:
         """The call committed to an attempt, or ended: run the selector's ``on_committed``
         (once: it is dropped first)."""
@@ -434,63 +404,10 @@ class Call:
             attempt.end(code, details)
         self._finish(code, details, None)
 
-    def _apply_method_config(self, mc: "MethodConfig", timeout: float | None) -> float | None:
-        """Apply the service config's method entry where the call said nothing
-        (service_config.proto, MethodConfig); message limits take the smaller of the two; a retry
-        or hedging policy gives the call an attempt runner. Returns the effective timeout."""
-        if mc.timeout is not None and (timeout is None or mc.timeout < timeout):
-            timeout = mc.timeout
-        if not self._wfr_given and mc.wait_for_ready is not None:
-            self._wait_for_ready = mc.wait_for_ready
-        if mc.max_request_message_bytes is not None:
-            self._max_send = _smaller(self._max_send, mc.max_request_message_bytes)
-        if mc.max_response_message_bytes is not None:
-            self._max_receive = _smaller(self._max_receive, mc.max_response_message_bytes)
-        if self._method.channel.options.enable_retries and (mc.retry_policy or mc.hedging_policy):
-            runner = self._runner
-            if runner is None:
-                self._runner = AttemptRunner(self, mc.retry_policy, mc.hedging_policy)
-            else:
-                runner.use_policy(mc.retry_policy, mc.hedging_policy)
-        return timeout
-
     def _configure(self, started: float, frames: Sequence[bytes]) -> bool:
-        """The service config arrived after the call started (``started``): apply its
-        method entry as of then, and check the request ``frames`` written so far against the
-        new limit. False when that failed the call."""
-        self._config_pending = False
-        selector = self._method.channel.config_selector
-        if selector is None:
-            mc = self._method.method_config()
-        else:
-            mc, failure = self._select(selector)
-            if failure is not None:
-                self._finish(failure.code(), failure.details() or "", None)
-                return False
-        if mc is None:
-            return True
-        timeout = self._apply_method_config(mc, None)
-        if timeout is not None:
-            deadline = started + timeout
-            if self._deadline is None or deadline < self._deadline:
-                self._deadline = deadline
-                if self._timer is not None:
-                    self._timer.cancel()
-                self._timer = self._loop.call_at(deadline, self._on_deadline)
-                if deadline <= self._loop.time():
-                    self._on_deadline()
-                    return False
-        limit = self._max_send
-        if limit is not None:
-            sizes = [len(f) - 5 for f in frames]
-            if any(size > limit for size in sizes):
-                self._finish(
-                    StatusCode.RESOURCE_EXHAUSTED,
-                    f"trying to send message larger than max ({max(sizes)} vs. {limit})",
-                    None,
-                )
-                return False
-        return True
+        """The service config arrived after the call started (``started``): apply it as of
+        then (`_call_config.configure_late`); False when that failed the call."""
+        return configure_late(self, started, frames)
 
     async def _call_credentials(self) -> str | None:
         """Run the call credentials' plugins for the next attempt and put their metadata in

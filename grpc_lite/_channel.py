@@ -27,37 +27,27 @@ channel).  Not thread-safe.
 """
 
 import asyncio
-import dataclasses
 import logging
-import os
 import ssl
-import threading
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from . import _call, _interceptors, _observability, balancer, resolver
+from . import _call, _interceptors, _observability, balancer
 from ._balancer_wrapper import BalancerHost, BalancerWrapper
-from ._call import (
-    Call,
-    Compression,
-    Method,
-    StreamStreamMultiCallable,
-    StreamUnaryMultiCallable,
-    UnaryStreamMultiCallable,
-    UnaryUnaryMultiCallable,
-)
+from ._call import Call, Compression
+from ._call_factories import CallFactories
+from ._channel_report import debug_info, subchannel_snapshot, trace_events
 from ._connectivity import ConnectivityState, ConnectivityStateManager
 from ._credentials import ChannelCredentials, local_address_error
-from ._hostport import join_host_port, parse_host_port, split_host_port
+from ._loop_guard import LoopGuard, close_socket, other_loop
 from ._options import ChannelOptions, parse_options
 from ._picker import Picked, PickerHolder
-from ._proxy import HttpProxy, ProxySettings, proxy_settings
 from ._resolver_wrapper import ResolverWrapper
 from ._retry import RetryThrottler
 from ._serializer import CallbackSerializer
-from ._snapshot import ChannelSnapshot, SubchannelSnapshot, TraceEvent, TraceLog
+from ._snapshot import ChannelSnapshot, TraceEvent, TraceLog
 from ._subchannel import Subchannel
+from ._target_plan import TargetPlan
 from ._transport import KeepaliveParams
 from .balancer import (
     BalancerState,
@@ -68,7 +58,6 @@ from .balancer import (
 )
 from .health import WATCH_METHOD
 from .resolver import Address, BuildOptions, ConfigSelector, ResolverState
-from .resolver.passthrough import PassthroughResolverBuilder
 from .service_config import MethodConfig, ServiceConfig, parse_service_config
 from .status import RpcError, StatusCode, UsageError
 
@@ -76,28 +65,9 @@ log = logging.getLogger("grpc_lite")
 
 _S = ConnectivityState
 DEFAULT_LB_POLICY = "pick_first"
-_CALL_CLASSES: dict[str, Any] = {
-    "unary_unary": _call.UnaryUnaryCall,
-    "unary_stream": _call.UnaryStreamCall,
-    "stream_unary": _call.StreamUnaryCall,
-    "stream_stream": _call.StreamStreamCall,
-}
 # How long close() waits for its sockets to close before aborting them.
 _CLOSE_WAIT = 0.5
 _running_loop = asyncio.get_running_loop
-_thread_id = threading.get_ident
-_FORKED = (
-    "this channel was inherited from the parent process across os.fork(); its "
-    "connections belong to the parent.  Create a new channel in the child."
-)
-
-
-def _other_loop(target: str, loop: asyncio.AbstractEventLoop) -> str:
-    bound = "a closed event loop" if loop.is_closed() else "another event loop"
-    return (
-        f"channel {target!r} is bound to {bound}, the one it was first used on; a channel "
-        f"serves one event loop (as in grpc.aio): create one per loop, inside it"
-    )
 
 
 def _validate_lb_policy(name: str, config: Mapping[str, Any]) -> Any:
@@ -112,7 +82,7 @@ def parse_config(config: str | Mapping[str, Any]) -> ServiceConfig:
     return parse_service_config(config, lb_policy_validator=_validate_lb_policy)
 
 
-class Channel(BalancerHost):
+class Channel(CallFactories, LoopGuard, BalancerHost):
     """A gRPC channel with grpc.aio's API (grpc-go: ClientConn)."""
 
     def __init__(
@@ -144,17 +114,11 @@ class Channel(BalancerHost):
             compression = Compression(self.options.default_compression_algorithm)
         self._compression = compression
         self.target = target
-        self._parsed_target = resolver.parse_target(target)
-        builder = resolver.get(self._parsed_target.scheme)
-        if builder is None:  # pragma: no cover - parse_target only returns registered schemes
-            raise ValueError(f"invalid target {target!r}: no resolver for its scheme")
-        builder.validate_target(self._parsed_target)
-        self._resolver_builder = builder
+        # The target's resolver and authority, the TLS name and the proxy plan.
+        self._plan = plan = TargetPlan(target)
         # Observability plugins (grpc_lite.opentelemetry): the global ones and
         # ``observability``; None when there are none (nothing else is then done).
-        self._observer = _observability.channel_observer(
-            observability, target, self._parsed_target.url
-        )
+        self._observer = _observability.channel_observer(observability, target, plan.parsed.url)
         self.metrics_recorder = (
             self._observer.metrics_recorder if self._observer is not None else None
         )
@@ -170,30 +134,9 @@ class Channel(BalancerHost):
                 f"channel option 'grpc.lb_policy_name': no balancer named "
                 f"{self.options.lb_policy_name!r} is registered"
             )
-        self._authority = self.options.default_authority or builder.default_authority(
-            self._parsed_target
-        )
         self._ssl_context = ssl_context
-        self._server_hostname: str | None = None
-        if ssl_context is not None:
-            self._server_hostname = self.options.ssl_target_name_override or _host_of(
-                self._authority
-            )
-        self._scheme = "https" if ssl_context is not None else "http"
-        # The scheme of the call credentials' service_url; None: no call credentials here.
-        # C-core's local security connector has an empty one ("://host:port/pkg.Svc").
-        self._auth_scheme: str | None = (
-            "https" if ssl_context is not None else "" if self._local is not None else None
-        )
+        plan.plan_connections(self.options, ssl_context, self._local is not None)
         opts = self.options
-        # HTTP CONNECT proxy (A1): a dns target goes whole through the proxy, unresolved
-        # (_tunnel_target); any other target's addresses are checked one by one
-        # (_address_proxies).  Both None: no proxy, nothing changes.
-        self._tunnel_target: tuple[str, HttpProxy] | None = None
-        self._address_proxies: ProxySettings | None = None
-        proxy_note = self._choose_proxy(
-            proxy_settings(opts.http_proxy, opts.enable_http_proxy, os.environ)
-        )
         self._keepalive = (
             KeepaliveParams(
                 time=opts.keepalive_time,
@@ -203,14 +146,11 @@ class Channel(BalancerHost):
             if opts.keepalive_time is not None
             else None
         )
-        # Loop-bound pieces are created on first use (a channel may be built outside a loop).
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0  # the thread the loop was bound in (check_open's fast test)
         self._serializer = CallbackSerializer()
         self._trace = TraceLog()
-        if proxy_note is not None:
-            self._trace.record("channel", proxy_note)
-            log.debug("grpc_lite: channel %s: %s", target, proxy_note)
+        if plan.proxy_note is not None:
+            self._trace.record("channel", plan.proxy_note)
+            log.debug("grpc_lite: channel %s: %s", target, plan.proxy_note)
         self._state = ConnectivityStateManager(_S.IDLE, subject="channel")
         self._state.add_listener(self._state_changed)
         self._picker = PickerHolder()
@@ -252,85 +192,12 @@ class Channel(BalancerHost):
         self.calls_started = 0
         self.calls_succeeded = 0
         self.calls_failed = 0
-        _LIVE.add(self)
+        self._init_guard()  # the loop binding (on first use) and the at-fork hook
 
     def __repr__(self) -> str:
         return f"<grpc_lite.Channel {self.target} {self._state.state.name}>"
 
-    def _choose_proxy(self, settings: ProxySettings | None) -> str | None:
-        """Set up the proxy plan (see __init__); a description for the trace, or None."""
-        if settings is None:
-            return None
-        proxy = dataclasses.replace(settings.proxy, user_agent=self.options.user_agent)
-        settings = ProxySettings(proxy, settings.no_proxy)
-        scheme = self._parsed_target.scheme
-        where = f"HTTP CONNECT proxy {proxy.address} (from {proxy.source})"
-        if scheme in ("unix", "unix-abstract"):
-            return None  # C-core and grpc-go: never for Unix sockets
-        if scheme != "dns":
-            self._address_proxies = settings
-            return f"{where} for every address not in no_proxy"
-        # A1 case 1: the proxy resolves the name; the client neither resolves it nor reads
-        # its TXT service config.  no_proxy is checked against the name (C-core MapName).
-        host, port = parse_host_port(
-            self._parsed_target.endpoint, _DNS_DEFAULT_PORT, empty_host="localhost"
-        )
-        hostport = join_host_port(host, port)
-        if settings.for_host(host, port) is None:
-            assert settings.no_proxy is not None
-            return f"{where} not used: {hostport} matches {settings.no_proxy.source}"
-        self._tunnel_target = (hostport, proxy)
-        self._resolver_builder = _TunnelTargetBuilder(hostport)
-        return f"{where} for {hostport}; the proxy resolves the name"
-
-    def _proxies_for(self, addresses: tuple[Address, ...]) -> tuple[HttpProxy | None, ...] | None:
-        """Per address: the proxy to dial it through, or None for a direct connection."""
-        found: list[HttpProxy | None] = []
-        for address in addresses:
-            addr = address.addr
-            proxy: HttpProxy | None = None
-            if not addr.startswith(("unix:", "unix-abstract:")):
-                if self._tunnel_target is not None:
-                    proxy = self._tunnel_target[1]
-                elif self._address_proxies is not None:
-                    try:
-                        host, port = split_host_port(addr)
-                        proxy = self._address_proxies.for_host(host, int(port))
-                    except ValueError:
-                        pass  # the dialer reports a malformed address
-            found.append(proxy)
-        return tuple(found) if any(p is not None for p in found) else None
-
     # ------------------------------------------------------------------ CallContext
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-            self._loop_thread = _thread_id()
-        return loop
-
-    def check_open(self) -> None:
-        """At every call's start: the channel is open and this is its event loop."""
-        if self._closed:
-            raise UsageError(_FORKED if self._forked else "Channel is closed.")
-        loop = self._loop
-        # Fast test (get_running_loop() makes a getpid() call on 3.11): the loop is
-        # running in the thread it was bound in, so it is this thread's running loop.
-        if loop is not None and (_thread_id() != self._loop_thread or not loop.is_running()):
-            self._check_loop()
-
-    def _check_loop(self) -> None:
-        """The exact test, for the channel's other coroutines: UsageError unless the running
-        loop is the channel's (a closed channel is fine here)."""
-        if self._forked:
-            raise UsageError(_FORKED)
-        loop = self._loop
-        if loop is not None:
-            if loop is not _running_loop():
-                raise UsageError(_other_loop(self.target, loop))
-            self._loop_thread = _thread_id()  # the same loop, now run by another thread
 
     def _inherited(self) -> None:
         """In a child process after os.fork(): never touch the parent's connections.
@@ -338,11 +205,10 @@ class Channel(BalancerHost):
         Runs in the at-fork hook, so nothing here may use the event loop: the channel is
         marked closed (calls raise UsageError) and the child's copies of the sockets are
         closed, which sends nothing while the parent still has them open."""
-        self._forked = True
-        self._closed = True
+        super()._inherited()
         for sc in [*self._subchannels, *self._retired]:
             for transport in sc.transports:
-                _close_socket(transport)
+                close_socket(transport)
 
     @property
     def default_compression(self) -> Compression | None:
@@ -402,8 +268,8 @@ class Channel(BalancerHost):
         self._trace.record("channel", "exiting idle mode")
         self._state.update_state(_S.CONNECTING)  # until the balancer reports (load-balancing.md)
         self._resolver = ResolverWrapper(
-            builder=self._resolver_builder,
-            target=self._parsed_target,
+            builder=self._plan.builder,
+            target=self._plan.parsed,
             options=BuildOptions(channel_options=self._raw_options),
             serializer=self._serializer,
             on_state=self._resolver_update,
@@ -412,7 +278,7 @@ class Channel(BalancerHost):
         try:
             self._resolver.start()
         except Exception as exc:
-            log.exception("grpc_lite: building the %r resolver failed", self._parsed_target.scheme)
+            log.exception("grpc_lite: building the %r resolver failed", self._plan.parsed.scheme)
             self._resolver_failed(exc)
         self._arm_idle_timer()
 
@@ -615,16 +481,12 @@ class Channel(BalancerHost):
     ) -> Subchannel:
         self.loop  # noqa: B018 - bind the loop
         watch = self._method(WATCH_METHOD, None, None)
-        proxies = (
-            self._proxies_for(addresses)
-            if self._tunnel_target is not None or self._address_proxies is not None
-            else None
-        )
+        proxies = self._plan.proxies_for(addresses)
         sc = Subchannel(
             addresses,
             backoff=self.options.backoff,
             ssl_context=self._ssl_context,
-            server_hostname=self._server_hostname,
+            server_hostname=self._plan.server_hostname,
             on_state_change=lambda s, state, err: self._subchannel_changed(
                 s, state, err, on_state_change
             ),
@@ -689,29 +551,13 @@ class Channel(BalancerHost):
         """Call ``listener(event)`` for every new trace event; returns a remover."""
         return self._trace.add_listener(listener)
 
-    async def trace_events(self) -> AsyncIterator[TraceEvent]:
+    def trace_events(self) -> AsyncIterator[TraceEvent]:
         """Every new trace event as it happens, until the channel is closed.
 
         ``async for event in channel.trace_events(): ...`` (the ``grpc-lite watch``
         command's view).  Events are delivered in order; nothing polls.
         """
-        queue: asyncio.Queue[TraceEvent | None] = asyncio.Queue()
-        remove = self._trace.add_listener(queue.put_nowait)
-        closed = self._state.add_listener(
-            lambda old, new: queue.put_nowait(None) if new is _S.SHUTDOWN else None
-        )
-        try:
-            if self._closed:
-                return
-            while (event := await queue.get()) is not None:
-                yield event
-            while not queue.empty():  # events recorded while shutting down
-                event = queue.get_nowait()
-                if event is not None:
-                    yield event
-        finally:
-            remove()
-            closed()
+        return trace_events(self._trace, self._state, lambda: self._closed)
 
     def snapshot(self) -> ChannelSnapshot:
         """Everything the channel knows about its connectivity, for debugging."""
@@ -726,137 +572,20 @@ class Channel(BalancerHost):
             addresses=list(self._addresses),
             service_config=self._service_config.raw if self._service_config else None,
             resolver_error=self._resolver_error,
-            subchannels=[
-                SubchannelSnapshot(
-                    address=sc.address
-                    if sc.proxy is None
-                    else f"{sc.address} via proxy {sc.proxy}",
-                    proxy=sc.proxy,
-                    state=sc.state,
-                    health=sc.health if sc._health_task is not None else None,
-                    connect_attempts=sc.connect_attempts,
-                    current_backoff=sc.current_backoff,
-                    next_attempt_at=sc.next_attempt_at,
-                    last_error=sc.last_error,
-                    calls_started=sc.calls_started,
-                    calls_succeeded=sc.calls_succeeded,
-                    calls_failed=sc.calls_failed,
-                    attempts_avoided=sc.attempts_avoided,
-                    attributes=_address_attributes(sc),
-                )
-                for sc in subchannels
-            ],
+            subchannels=[subchannel_snapshot(sc) for sc in subchannels],
             calls_started=self.calls_started,
             calls_succeeded=self.calls_succeeded,
             calls_failed=self.calls_failed,
             events=self._trace.events(),
             attempts_on_new_hosts=self.attempts_on_new_hosts,
             attempts_on_previous_hosts=self.attempts_on_previous_hosts,
-            resolver=_debug_info("resolver", self._resolver),
-            balancer=_debug_info(
+            resolver=debug_info("resolver", self._resolver),
+            balancer=debug_info(
                 "balancer", wrapper.balancer.current if wrapper is not None else None
             ),
         )
 
     # ------------------------------------------------------------------ public API
-
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool = False,
-    ) -> UnaryUnaryMultiCallable:
-        return UnaryUnaryMultiCallable(
-            self._method(method, request_serializer, response_deserializer, _registered_method),
-            self._intercept if self._interceptors else None,
-        )
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool = False,
-    ) -> UnaryStreamMultiCallable:
-        return UnaryStreamMultiCallable(
-            self._method(method, request_serializer, response_deserializer, _registered_method),
-            self._intercept if self._interceptors else None,
-        )
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool = False,
-    ) -> StreamUnaryMultiCallable:
-        return StreamUnaryMultiCallable(
-            self._method(method, request_serializer, response_deserializer, _registered_method),
-            self._intercept if self._interceptors else None,
-        )
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool = False,
-    ) -> StreamStreamMultiCallable:
-        return StreamStreamMultiCallable(
-            self._method(method, request_serializer, response_deserializer, _registered_method),
-            self._intercept if self._interceptors else None,
-        )
-
-    def _intercept(self, kind: str, method: Method, request: Any, kwargs: dict[str, Any]) -> Any:
-        """Start a call through the channel's interceptors (grpc.aio semantics)."""
-        details = _interceptors.ClientCallDetails(
-            method=method.path,
-            timeout=kwargs["timeout"],
-            metadata=kwargs["metadata"],
-            credentials=kwargs["credentials"],
-            wait_for_ready=kwargs["wait_for_ready"],
-        )
-        call_cls = _CALL_CLASSES[kind]
-
-        def invoke(final: _interceptors.ClientCallDetails, final_request: Any) -> Call:
-            self.check_open()
-            target = method
-            if final.method != method.path:
-                target = self._method(final.method, method.serializer, method.deserializer)
-            call: Call = call_cls(
-                target,
-                final_request,
-                timeout=final.timeout,
-                metadata=final.metadata,
-                wait_for_ready=final.wait_for_ready,
-                compression=kwargs["compression"],
-                credentials=_call.call_credentials(target, final.credentials),
-            )
-            return call
-
-        return _interceptors.InterceptedCall(kind, self._interceptors, details, request, invoke)
-
-    def _method(
-        self, path: str, serializer: Any, deserializer: Any, registered: bool = False
-    ) -> Method:
-        observer = self._observer
-        return Method(
-            self,
-            path,
-            scheme=self._scheme,
-            authority=self._authority,
-            user_agent=self.options.user_agent,
-            serializer=serializer,
-            deserializer=deserializer,
-            auth_scheme=self._auth_scheme,
-            call_credentials=self._call_credentials,
-            observer=(
-                observer.method_observer(path, registered)
-                if observer is not None and isinstance(path, str) and path.startswith("/")
-                else None
-            ),
-        )
 
     def get_state(self, try_to_connect: bool = False) -> ConnectivityState:
         if self._forked:
@@ -890,7 +619,7 @@ class Channel(BalancerHost):
         loop = self._loop
         if loop is not None and loop is not _running_loop():
             if not loop.is_closed():
-                raise UsageError(_other_loop(self.target, loop))
+                raise UsageError(other_loop(self.target, loop))
             # Its loop is gone, and with it every task and callback: close the sockets.
             self._inherited()
             self._forked = False
@@ -947,84 +676,3 @@ class Channel(BalancerHost):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-# naming.md: a dns target without a port means 443.
-_DNS_DEFAULT_PORT = 443
-
-
-class _TunnelTargetBuilder(PassthroughResolverBuilder):
-    """Stands in for the dns resolver when a proxy resolves the name (A1 case 1): one
-    address, the target's ``host:port`` as written, and no service config (a passthrough
-    of that ``host:port``)."""
-
-    scheme = "dns"
-
-    def __init__(self, hostport: str) -> None:
-        self._hostport = hostport
-
-    def build(
-        self, target: resolver.Target, channel: resolver.ResolverChannel, options: BuildOptions
-    ) -> resolver.Resolver:
-        return super().build(dataclasses.replace(target, endpoint=self._hostport), channel, options)
-
-
-def _close_socket(transport: Any) -> None:
-    """Close this process's descriptor of a transport's socket without the event loop
-    (nothing is sent while another process holds the socket open)."""
-    raw = transport._transport
-    sock = raw.get_extra_info("socket") if raw is not None else None
-    sock = getattr(sock, "_sock", sock)  # asyncio's TransportSocket wraps the real one
-    if sock is not None:
-        try:
-            sock.close()
-        except OSError:
-            pass
-
-
-# Every channel not yet garbage-collected, for the at-fork hook.
-_LIVE: "weakref.WeakSet[Channel]" = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for channel in list(_LIVE):
-        channel._inherited()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _debug_info(what: str, plugin: object) -> dict[str, Any] | None:
-    """``plugin.debug_info()`` for a snapshot, when it has one; a plugin's failure is shown
-    there, not raised."""
-    method = getattr(plugin, "debug_info", None)
-    if method is None:
-        return None
-    try:
-        info = method()
-    except Exception as exc:
-        log.exception("grpc_lite: the %s's debug_info() raised", what)
-        return {"error": f"debug_info() raised {exc!r}"}
-    if info is not None and not isinstance(info, Mapping):
-        return {"error": f"debug_info() returned a {type(info).__name__}, not a dict"}
-    return dict(info) if info is not None else None
-
-
-def _address_attributes(sc: Subchannel) -> dict[str, str]:
-    """The attributes of the subchannel's connected address (else its first), as str."""
-    addresses = sc.addresses
-    address = addresses[0]
-    connected = sc.connected_address
-    if connected is not None and len(addresses) > 1:
-        address = next((a for a in addresses if a.addr == connected), address)
-    return {key: str(value) for key, value in address.attributes}
-
-
-def _host_of(authority: str) -> str:
-    if authority.startswith("["):
-        return authority[1:].split("]", 1)[0]
-    host, sep, port = authority.rpartition(":")
-    if sep and port.isdigit():
-        return host
-    return authority

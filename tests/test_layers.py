@@ -37,6 +37,11 @@ LAYERS: dict[str, int] = {
     "_attempts": 5,
     "_interceptors": 5,
     "_channel": 5,
+    "_target_plan": 4,  # the channel's resolver, authority, TLS name and proxy plan
+    "_loop_guard": 1,  # the channel's event-loop binding and fork guard
+    "_channel_report": 4,  # subchannel snapshots, plugins' debug_info(), trace events
+    "_call_factories": 5,  # the channel's unary_unary & co. and its interceptor chain
+    "_call_config": 5,  # a call's config: the config selector's, the method config, late
     "__init__": 6,
     "__main__": 6,
     "_cli": 6,
