@@ -47,3 +47,13 @@ def xds_rig_subset(xds_rig_subset_session: xds.XdsRig) -> xds.XdsRig:
     """The subset-mode (``ads=false``) rig, reset for this test."""
     xds_rig_subset_session.reset()
     return xds_rig_subset_session
+
+
+@pytest.fixture
+def xds_bootstrap_env(xds_rig: xds.XdsRig, monkeypatch: pytest.MonkeyPatch) -> str:
+    """GRPC_XDS_BOOTSTRAP_CONFIG set to the ADS-mode rig's bootstrap for this test (and
+    GRPC_XDS_BOOTSTRAP unset); returns the JSON text."""
+    text = xds_rig.bootstrap_json()
+    monkeypatch.delenv("GRPC_XDS_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("GRPC_XDS_BOOTSTRAP_CONFIG", text)
+    return text
