@@ -72,7 +72,7 @@ from .._credentials import ssl_channel_credentials
 from .._options import USER_AGENT
 from ..status import RpcError
 from ._bootstrap import Bootstrap
-from ._model import ResourceType
+from ._model import DecodeResult, ResourceType
 from ._protos import message_class
 
 __all__ = [
@@ -268,6 +268,10 @@ class XdsClient:
         if self.closed:
             raise RuntimeError("the XdsClient is closed (every acquirer released it)")
         self._check_loop()
+        if self._channel is None:
+            # Before any state changes: a server_uri no channel accepts raises ValueError here
+            # and leaves the client as it was.
+            self._channel = self._make_channel()
         url = rtype.type_url
         ts = self._types.get(url)
         if ts is None:
@@ -486,7 +490,6 @@ class XdsClient:
 
     def _start(self) -> None:
         self._set_state(_S.CONNECTING)
-        self._channel = self._make_channel()
         self._task = self._loop.create_task(self._run(), name="xds-ads-stream")
         self._monitor = self._loop.create_task(self._watch_channel(), name="xds-ads-channel")
 
@@ -531,7 +534,8 @@ class XdsClient:
         self.streams_started += 1
         self._first_request = True
         for ts in self._types.values():
-            ts.nonce = ""
+            ts.nonce = ""  # nonces belong to a stream
+            ts.error_detail = None  # a NACK not sent on the old stream answers nothing now
         self._wake.set()
         call = stream(wait_for_ready=True)
         writer = self._loop.create_task(self._writer(call, self._generation))
@@ -591,9 +595,11 @@ class XdsClient:
                     await call.write(request)
                     self.requests_sent += 1
                     ts.sent_on = generation
-                    for res in ts.resources.values():
-                        res.sent_on = generation
-                        self._maybe_start_timer(ts, res)
+                    for name in request.resource_names:
+                        res = ts.resources.get(name)
+                        if res is not None:
+                            res.sent_on = generation
+                            self._maybe_start_timer(ts, res)
         except (RpcError, asyncio.InvalidStateError):
             pass  # the reader sees the call's end
 
@@ -653,7 +659,7 @@ class XdsClient:
             return
         ts.nonce = response.nonce
         version: str = response.version_info
-        decoded = [ts.rtype.decode(any_msg.SerializeToString()) for any_msg in response.resources]
+        decoded = [self._decode(ts.rtype, any_msg) for any_msg in response.resources]
         counts: dict[str, int] = {}
         for result in decoded:
             if result.name is not None:
@@ -714,6 +720,14 @@ class XdsClient:
             ts.version = version
         self._wake.set()
         self._deliver(items)
+
+    @staticmethod
+    def _decode(rtype: ResourceType, any_msg: Any) -> DecodeResult:
+        try:
+            return rtype.decode(any_msg.SerializeToString())
+        except Exception as exc:  # the protocol says decoders never raise; one did
+            _log.exception("xDS %s decoder raised", rtype.short_name)
+            return DecodeResult(None, error=f"the {rtype.short_name} decoder failed: {exc!r}")
 
     def _sotw_deletions(self, ts: _Type, present: set[str], version: str) -> list[_Delivery]:
         """A27: in a LDS/CDS response, a cached subscribed name that is absent was deleted

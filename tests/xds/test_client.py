@@ -551,3 +551,73 @@ async def test_xds_client_type() -> None:
         assert isinstance(client, XdsClient) and client.state is StreamState.IDLE
     finally:
         await aclose_all_for_testing()
+
+
+# --- with the real decoders (grpc_lite.xds._resources) -------------------------------------
+
+
+def real_cluster(name: str, lb_policy: str = "ROUND_ROBIN") -> Any:
+    from grpc_lite.xds._protos import message_class
+
+    cluster_class: Any = message_class("envoy.config.cluster.v3.Cluster")
+    cluster = cluster_class(name=name)
+    cluster.type = cluster.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_name["EDS"].number
+    cluster.eds_cluster_config.eds_config.ads.SetInParent()
+    lb_enum = cluster.DESCRIPTOR.fields_by_name["lb_policy"].enum_type
+    cluster.lb_policy = lb_enum.values_by_name[lb_policy].number
+    return AnyMessage(type_url=CDS, value=cluster.SerializeToString())
+
+
+async def test_real_cluster_decoder_nack_names_the_cluster(
+    server: FakeAdsServer, clock: FakeClock
+) -> None:
+    from grpc_lite.xds._model import ClusterResource
+    from grpc_lite.xds._resources import CLUSTER
+
+    client = acquire(make_bootstrap(server.address), clock=clock)
+    rec = Recorder()
+    client.watch(CLUSTER, "c1", rec)
+    await server.next_request(0, CDS)
+    n = len(server.requests)
+    server.send(CDS, [real_cluster("c1")], "1")
+    ack = await server.next_request(n, CDS)
+    assert ack.version == "1" and ack.error is None
+    assert rec.events == [("resource", "c1", ClusterResource(name="c1"))]
+    n = len(server.requests)
+    server.send(CDS, [real_cluster("c1", "MAGLEV")], "2")
+    nack = await server.next_request(n, CDS)
+    assert nack.version == "1"
+    assert nack.error is not None and nack.error.startswith("c1: ") and "MAGLEV" in nack.error
+    await eventually(lambda: len(rec.events) == 2)
+    assert rec.events[1][0] == "error"
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+async def test_a_server_uri_no_channel_accepts_leaves_the_client_unchanged(
+    clock: FakeClock,
+) -> None:
+    client = acquire(make_bootstrap("dns:///bad host:port"), clock=clock)
+    try:
+        with pytest.raises(ValueError):
+            client.watch(LISTENERS, "a", Recorder())
+        assert client.state is StreamState.IDLE
+        assert client.debug_info()["resources"] == []
+    finally:
+        await aclose_all_for_testing()
+
+
+async def test_a_decoder_that_raises_is_a_nack(server: FakeAdsServer, clock: FakeClock) -> None:
+    class Raising(FakeType):
+        def decode(self, serialized_any: bytes) -> DecodeResult:
+            raise KeyError("oops")
+
+    client = acquire(make_bootstrap(server.address), clock=clock)
+    client.watch(Raising(RDS, "RDS", False), "r", Recorder())
+    await server.next_request(0, RDS)
+    n = len(server.requests)
+    server.send(RDS, [any_resource(RDS, "r")], "1")
+    nack = await server.next_request(n, RDS)
+    assert nack.error == "resource #0: the RDS decoder failed: KeyError('oops')"
+    assert client.state is StreamState.RECEIVING
