@@ -3,7 +3,8 @@
 
 The test drives it: every DiscoveryRequest is recorded (with the stream it came on) and can
 be awaited; responses are pushed by the test (`send`), so what is dropped, delayed or
-corrupted is simply what the test sends or does not send; `end_stream` ends the current
+corrupted is simply what the test sends or does not send (`send_raw` sends bytes that need
+not parse at all); `end_stream` ends the current
 stream with a status. Messages are the private descriptor pool's classes
 (grpc_lite.xds._protos); the server's serializers are plain bytes-level calls, so nothing is
 registered in protobuf's default pool. grpcio is a test dependency only.
@@ -111,7 +112,9 @@ class FakeAdsServer:
                 "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
                     self._handle,
                     request_deserializer=DiscoveryRequest.FromString,
-                    response_serializer=lambda m: m.SerializeToString(),
+                    response_serializer=lambda m: (
+                        m if isinstance(m, bytes) else m.SerializeToString()
+                    ),
                 )
             },
         )
@@ -173,6 +176,10 @@ class FakeAdsServer:
         )
         self.current.outbox.put_nowait(response)
         return nonce
+
+    def send_raw(self, data: bytes) -> None:
+        """Push `data` as a response message as is (e.g. bytes that are no DiscoveryResponse)."""
+        self.current.outbox.put_nowait(data)
 
     def end_stream(self, code: grpc.StatusCode | None = None, details: str = "") -> None:
         """End the current stream: OK when `code` is None, else that status."""

@@ -621,3 +621,48 @@ async def test_a_decoder_that_raises_is_a_nack(server: FakeAdsServer, clock: Fak
     nack = await server.next_request(n, RDS)
     assert nack.error == "resource #0: the RDS decoder failed: KeyError('oops')"
     assert client.state is StreamState.RECEIVING
+
+
+async def test_a_response_that_does_not_parse_fails_the_stream(
+    server: FakeAdsServer, clock: FakeClock
+) -> None:
+    client = acquire(make_bootstrap(server.address), clock=clock)
+    rec = Recorder()
+    client.watch(LISTENERS, "a", rec)
+    await server.next_request(0, LDS)
+    server.send_raw(b"\xff\xff\xff")
+    await eventually(lambda: rec.events)
+    kind, _, error = rec.events[0]
+    assert kind == "error"
+    assert error.startswith(f"xDS stream to {server.address} failed: INTERNAL: ")
+    assert client.state is StreamState.BACKOFF
+
+
+async def test_corrupt_resources_are_nacked_never_fatal(
+    server: FakeAdsServer, clock: FakeClock
+) -> None:
+    import random
+
+    from grpc_lite.xds._resources import CLUSTER
+
+    rnd = random.Random(17)
+    good = real_cluster("c1").value
+    client = acquire(make_bootstrap(server.address), clock=clock)
+    rec = Recorder()
+    client.watch(CLUSTER, "c1", rec)
+    await server.next_request(0, CDS)
+    for version in range(1, 41):
+        data = bytearray(good)
+        for _ in range(rnd.randint(1, 4)):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        if rnd.random() < 0.3:
+            data = data[: rnd.randrange(len(data))]
+        n = len(server.requests)
+        server.send(CDS, [AnyMessage(type_url=CDS, value=bytes(data))], str(version))
+        reply = await server.next_request(n, CDS)
+        assert reply.nonce  # answered: an ACK or a NACK with a reason
+        if reply.error is None:
+            assert reply.version == str(version)
+        else:
+            assert reply.error.startswith(("c1: ", "resource #0: ")), reply.error
+    assert client.state is StreamState.RECEIVING and client.streams_started == 1
