@@ -1,0 +1,377 @@
+"""Issue 17's acceptance checks 1-4, 7, 9 and 10 (C1 of the xDS study), the snapshot and the
+``grpc-lite xds`` CLI: grpc_lite's own xDS client against the go-control-plane rig of
+tests/peers/xds.py, on loopback. Checks 5, 6 and 8 (failover, timers, failures) are in
+test_acceptance_failover.py. Every measured figure is printed as ``XDS-FIGURE name: value``.
+
+Bounds are issue 17's: first RPC < 1 s; exact round robin; moves within 1 s with p50 <=
+250 ms and 0 failed RPCs; locality shares 25 +- 3 % / 75 +- 3 % with Pearson's chi-square
+at alpha = 1e-6; a NACKed CDS keeps traffic flowing and the fix applies within 1 s; an ADS
+restart costs no RPC and leaves no duplicate subchannel; one ADS stream per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.e2e.xds._util import (
+    ALPHA,
+    Client,
+    Traffic,
+    chi_square_two,
+    figure,
+    ms,
+    rig_call,
+    summary,
+    two_listeners,
+)
+from tests.peers import xds
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120 if xds.up_to_date() else 900)]
+
+FOUR = ("b0", "b1", "b2", "b3")
+TYPES = ("LDS", "RDS", "CDS", "EDS")
+
+
+# -- 1. first RPC, every backend, one stream, every type ACKed --------------------------------
+
+
+async def test_1_first_rpc_within_1s_every_backend_one_stream_every_type_acked(
+    xds_rig: xds.XdsRig,
+) -> None:
+    version = xds_rig.set_snapshot(xds.simple_scenario("svc", FOUR))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        first = await client.rpc(deadline=5)
+        first_latency = time.monotonic() - client.created
+        rest = await client.rpcs(40)
+    finally:
+        await client.close()
+
+    figure("1 first RPC after channel creation", ms(first_latency))
+    assert first_latency < 1.0
+    assert set([first, *rest]) == set(FOUR)
+    events = xds_rig.events()
+    assert events["streams"]["opened"] == 1
+    for type_ in TYPES:
+        assert xds_rig.acked(type_, version), type_
+    assert xds_rig.nacks() == []
+
+
+# -- 2. exact round robin ---------------------------------------------------------------------
+
+
+async def test_2_exact_round_robin_three_identical_rounds(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(xds.simple_scenario("svc", FOUR))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        await client.channel.channel_ready()
+        # Until every subchannel is READY the picker rotates over fewer: warm up first.
+        await client.rpcs(40)
+        order = await client.rpcs(400)
+    finally:
+        await client.close()
+
+    assert Counter(order) == {b: 100 for b in FOUR}
+    rounds = [order[i : i + 4] for i in range(0, 400, 4)]
+    assert sorted(rounds[0]) == list(FOUR)
+    assert all(r == rounds[0] for r in rounds), "round robin is not exact"
+    figure("2 round robin over 4", f"100 identical rounds of {rounds[0]}")
+
+
+# -- 3. EDS update moves traffic --------------------------------------------------------------
+
+
+async def test_3_eds_replacement_moves_within_1s_twenty_trials(xds_rig: xds.XdsRig) -> None:
+    """Trial k replaces the one backend b(k%8) by b((k+1)%8) (the old one still serving)."""
+    xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0",)))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    moves: list[float] = []
+    from_request: list[float] = []
+    try:
+        async with Traffic(client) as traffic:
+            await traffic.settle(["b0"])
+            for k in range(20):
+                new = f"b{(k + 1) % 8}"
+                requested = time.monotonic()
+                await rig_call(xds_rig.set_snapshot, xds.simple_scenario("svc", (new,)))
+                returned = time.monotonic()
+                moves.append(await traffic.moved(returned, [new]))
+                from_request.append(await traffic.moved(requested, [new]))
+                await traffic.settle([new])
+            failed = traffic.failures()
+            total = len(traffic.records)
+    finally:
+        await client.close()
+
+    figure("3 EDS replacement, move after the update returned", summary(moves))
+    figure("3 EDS replacement, move after the update was requested", summary(from_request))
+    figure("3 RPCs during the 20 trials", f"{total}, {len(failed)} failed")
+    assert failed == []
+    assert max(moves) <= 1.0
+    assert statistics.median(moves) <= 0.25
+
+
+async def test_3_a_fifth_backend_gets_traffic_within_1s(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(xds.simple_scenario("svc", FOUR))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    five = (*FOUR, "b4")
+    try:
+        async with Traffic(client) as traffic:
+            await traffic.settle(FOUR)
+            await rig_call(xds_rig.set_snapshot, xds.simple_scenario("svc", five))
+            moved = await traffic.moved(time.monotonic(), five, cover=True)
+            failed = traffic.failures()
+    finally:
+        await client.close()
+
+    figure("3 fifth backend in the rotation after", ms(moved))
+    assert failed == []
+    assert moved <= 1.0
+
+
+# -- 4. locality weights ----------------------------------------------------------------------
+
+
+async def test_4_locality_weights_1_to_3_over_4000_rpcs(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(
+        xds.simple_scenario(
+            localities=[
+                xds.locality(["b0"], sub_zone="light", weight=1),
+                xds.locality(["b1"], sub_zone="heavy", weight=3),
+            ]
+        )
+    )
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        await client.channel.channel_ready()
+        # Both localities READY before counting (weighted_target picks over READY ones).
+        while set(await client.rpcs(20)) != {"b0", "b1"}:
+            pass
+        counts = Counter(await client.rpcs(4000, concurrency=20))
+    finally:
+        await client.close()
+
+    shares = {k: 100 * counts[k] / 4000 for k in ("b0", "b1")}
+    p_value = chi_square_two(counts, {"b0": 0.25, "b1": 0.75})
+    figure("4 locality shares 1:3", f"{shares['b0']:.1f} % / {shares['b1']:.1f} %, p={p_value:.3g}")
+    assert sum(counts.values()) == 4000
+    assert p_value > ALPHA
+    assert 22 <= shares["b0"] <= 28
+    assert 72 <= shares["b1"] <= 78
+
+
+# -- 7. NACK ----------------------------------------------------------------------------------
+
+
+def _scenario_with_eds_name(eds_name: str, backends: tuple[str, ...], lb: str) -> dict[str, Any]:
+    scenario = xds.simple_scenario("svc", backends, lb_policy=lb)
+    scenario["clusters"][0]["eds_service_name"] = eds_name
+    scenario["endpoints"][0]["cluster_name"] = eds_name
+    return scenario
+
+
+async def test_7_unsupported_cds_is_nacked_traffic_goes_on_and_the_fix_applies(
+    xds_rig: xds.XdsRig,
+) -> None:
+    good = xds_rig.set_snapshot(_scenario_with_eds_name("eds-a", ("b0", "b1"), "ROUND_ROBIN"))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        async with Traffic(client) as traffic:
+            await traffic.settle(["b0", "b1"])
+            bad = await rig_call(
+                xds_rig.set_snapshot, _scenario_with_eds_name("eds-a", ("b0", "b1"), "MAGLEV")
+            )
+            nacked = time.monotonic()
+            await traffic.until("a CDS NACK", lambda: bool(xds_rig.nacks("CDS")))
+            during = len(traffic.records)
+            await traffic.until(
+                "100 RPCs after the NACK", lambda: len(traffic.records) > during + 100
+            )
+            # The fix names another EDS resource with other backends: traffic on b2/b3
+            # proves the fixed cluster is in force, not just ACKed.
+            fixed = await rig_call(
+                xds_rig.set_snapshot, _scenario_with_eds_name("eds-b", ("b2", "b3"), "ROUND_ROBIN")
+            )
+            applied = await traffic.moved(time.monotonic(), ["b2", "b3"], cover=True)
+            failed = traffic.failures()
+            between = traffic.counts(nacked)
+    finally:
+        await client.close()
+
+    (nack,) = xds_rig.nacks("CDS")
+    figure("7 NACK error_detail", nack["error_detail"]["message"])
+    figure("7 fixed CDS applied after", ms(applied))
+    assert nack["version_info"] == str(good)
+    assert "cluster-svc" in nack["error_detail"]["message"]
+    assert "MAGLEV" in nack["error_detail"]["message"]
+    assert not xds_rig.acked("CDS", bad)
+    assert xds_rig.acked("CDS", fixed)
+    assert failed == []
+    assert None not in between
+    assert applied <= 1.0
+
+
+# -- 9. management server restart -------------------------------------------------------------
+
+
+async def test_9_ads_restart_keeps_rpcs_succeeding_and_resubscribes(xds_rig: xds.XdsRig) -> None:
+    version = xds_rig.set_snapshot(xds.simple_scenario("svc", FOUR))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        async with Traffic(client) as traffic:
+            await traffic.settle(FOUR)
+            await rig_call(xds_rig.ads_stop)
+            stopped = time.monotonic()
+            await asyncio.sleep(1.0)  # the control plane is down: RPCs must go on
+            down_rpcs = len([r for r in traffic.records if r.started >= stopped])
+            await rig_call(xds_rig.ads_start)
+            restarted = time.monotonic()
+
+            def resubscribed() -> bool:
+                events = xds_rig.events()
+                if events["streams"]["opened"] < 2:
+                    return False
+                second = max(events["streams"]["active"], default=None)
+                return {
+                    r["type"]
+                    for r in events["requests"]
+                    if r["stream_id"] == second and r["error_detail"] is None
+                } == set(TYPES)
+
+            await traffic.until("every type requested again", resubscribed, within=15)
+            took = time.monotonic() - restarted
+            await traffic.settle(FOUR)
+            failed = traffic.failures()
+            subchannels = client.channel.snapshot().subchannels
+    finally:
+        await client.close()
+
+    figure("9 RPCs while the management server was down (1 s)", down_rpcs)
+    figure("9 resubscribed after the restart", ms(took))
+    assert failed == []
+    assert down_rpcs > 50
+    addresses = [s.address for s in subchannels]
+    assert len(addresses) == len(set(addresses)) == 4, addresses
+    for type_ in TYPES:
+        assert xds_rig.acked(type_, version), type_
+
+
+# -- 10. one ADS stream for two channels ------------------------------------------------------
+
+
+async def test_10_two_channels_to_two_targets_share_one_ads_stream(
+    xds_rig_subset: xds.XdsRig,
+) -> None:
+    rig = xds_rig_subset
+    rig.set_snapshot(two_listeners(["svc-a", "svc-b"], [("b0", "b1"), ("b2", "b3")]))
+    a = Client("xds:///svc-a", rig.bootstrap_json())
+    b = Client("xds:///svc-b", rig.bootstrap_json())
+    try:
+        got_a = set(await a.rpcs(20))
+        got_b = set(await b.rpcs(20))
+    finally:
+        await a.close()
+        await b.close()
+
+    assert got_a == {"b0", "b1"}
+    assert got_b == {"b2", "b3"}
+    events = rig.events()
+    assert events["streams"]["opened"] == 1
+    assert {r["stream_id"] for r in events["requests"]} == {events["requests"][0]["stream_id"]}
+    lds = {name for r in events["requests"] if r["type"] == "LDS" for name in r["resource_names"]}
+    assert lds == {"svc-a", "svc-b"}
+
+
+# -- snapshot() and the CLI -------------------------------------------------------------------
+
+
+async def test_snapshot_shows_the_xds_client_the_lb_tree_and_localities(
+    xds_rig: xds.XdsRig,
+) -> None:
+    xds_rig.set_snapshot(
+        xds.simple_scenario(
+            localities=[
+                xds.locality(["b0"], sub_zone="p0", priority=0),
+                xds.locality(["b1"], sub_zone="p1", priority=1),
+            ]
+        )
+    )
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        await client.rpcs(5)
+        snap = client.channel.snapshot()
+    finally:
+        await client.close()
+
+    assert snap.resolver is not None
+    resources = _resources(snap.resolver)
+    assert {(r["type"], r["name"]) for r in resources} >= {
+        ("LDS", "svc"),
+        ("RDS", "route-svc"),
+        ("CDS", "cluster-svc"),
+        ("EDS", "eds-svc"),
+    }
+    assert {r["status"] for r in resources} == {"ACKED"}
+    assert snap.balancer is not None
+    tree = json.dumps(snap.balancer)
+    for policy in ("cds_experimental", "priority_experimental", "weighted_target_experimental"):
+        assert policy in tree, policy
+    (sub,) = [s for s in snap.subchannels if s.address == xds_rig.backend("b0").address]
+    assert "p0" in sub.attributes["xds.locality"]
+    assert sub.attributes["xds.priority"] == "0"
+    assert sub.attributes["xds.cluster"] == "cluster-svc"
+
+
+def _resources(resolver_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The XdsClient's resources from the resolver's debug_info(), with short type names."""
+    client = resolver_info["xds_client"]
+    resources: list[dict[str, Any]] = client["resources"]
+    short = {url: name for name, url in xds.TYPE_URLS.items()}
+    return [{**r, "type": short.get(r["type"], r["type"])} for r in resources]
+
+
+def _cli(rig: xds.XdsRig, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": rig.bootstrap_json()}
+    env.pop("GRPC_XDS_BOOTSTRAP", None)
+    return subprocess.run(
+        [sys.executable, "-m", "grpc_lite", "xds", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_dump_prints_resources_tree_and_localities(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0", "b1")))
+
+    result = _cli(xds_rig, "dump", "xds:///svc")
+
+    assert result.returncode == 0, result.stderr
+    dump = json.loads(result.stdout)
+    text = json.dumps(dump)
+    for name in ("svc", "route-svc", "cluster-svc", "eds-svc", "ACKED", "priority_experimental"):
+        assert name in text, name
+    assert "xds.locality" in text and "xds.priority" in text
+
+
+def test_cli_check_against_the_rig_exits_0(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0",)))
+
+    plain = _cli(xds_rig, "check")
+    with_listener = _cli(xds_rig, "check", "--listener", "svc")
+
+    assert plain.returncode == 0, plain.stderr
+    assert with_listener.returncode == 0, with_listener.stderr
+    assert xds_rig.ads_address in plain.stdout
