@@ -194,6 +194,8 @@ async def test_7_unsupported_cds_is_nacked_traffic_goes_on_and_the_fix_applies(
             nacked = time.monotonic()
             await traffic.until("a CDS NACK", lambda: bool(xds_rig.nacks("CDS")))
             during = len(traffic.records)
+            assert client.channel.snapshot().resolver is not None
+            nacked_view = _resources(client.channel.snapshot().resolver or {})
             await traffic.until(
                 "100 RPCs after the NACK", lambda: len(traffic.records) > during + 100
             )
@@ -210,6 +212,10 @@ async def test_7_unsupported_cds_is_nacked_traffic_goes_on_and_the_fix_applies(
 
     (nack,) = xds_rig.nacks("CDS")
     figure("7 NACK error_detail", nack["error_detail"]["message"])
+    (cds,) = [r for r in nacked_view if r["type"] == "CDS"]
+    assert cds["status"] == "NACKED", cds
+    assert cds["version"] == str(good), cds
+    assert "MAGLEV" in json.dumps(cds), cds
     figure("7 fixed CDS applied after", ms(applied))
     assert nack["version_info"] == str(good)
     assert "cluster-svc" in nack["error_detail"]["message"]
@@ -221,6 +227,49 @@ async def test_7_unsupported_cds_is_nacked_traffic_goes_on_and_the_fix_applies(
     assert applied <= 1.0
 
 
+# -- bad resources ----------------------------------------------------------------------------
+
+CORRUPT = {
+    "CDS": {"type_url": xds.TYPE_URLS["CDS"], "name": "cluster-svc", "malformed": True},
+    "LDS": {"@type": xds.TYPE_URLS["LDS"], "name": "svc"},  # no api_listener
+    "EDS": {"type_url": xds.TYPE_URLS["EDS"], "name": "eds-svc", "append_bytes_b64": "/w=="},
+}
+
+
+async def test_corrupt_resources_are_nacked_with_a_reason_and_traffic_goes_on(
+    xds_rig: xds.XdsRig,
+) -> None:
+    xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0", "b1")))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    reasons: dict[str, str] = {}
+    try:
+        async with Traffic(client) as traffic:
+            await traffic.settle(["b0", "b1"])
+            for type_, raw in CORRUPT.items():
+                scenario = xds.simple_scenario("svc", ("b0", "b1"))
+                scenario["raw"] = [raw]
+                scenario["skip_consistency"] = True
+                await rig_call(xds_rig.set_snapshot, scenario)
+                await traffic.until(f"a {type_} NACK", lambda t=type_: bool(xds_rig.nacks(t)))
+                reasons[type_] = xds_rig.nacks(type_)[0]["error_detail"]["message"]
+                await traffic.settle(["b0", "b1"])
+            fixed = await rig_call(xds_rig.set_snapshot, xds.simple_scenario("svc", ("b2",)))
+            await traffic.moved(time.monotonic(), ["b2"])
+            failed = traffic.failures()
+    finally:
+        await client.close()
+
+    for type_, reason in reasons.items():
+        figure(f"corrupt {type_} NACKed", reason)
+    assert failed == []
+    # Bytes that do not parse carry no name: the reason names the type and the position.
+    assert "does not parse as envoy.config.cluster.v3.Cluster" in reasons["CDS"]
+    assert "'svc'" in reasons["LDS"] and "api_listener" in reasons["LDS"]
+    assert "envoy.config.endpoint.v3.ClusterLoadAssignment" in reasons["EDS"]
+    for type_ in TYPES:
+        assert xds_rig.acked(type_, fixed), type_
+
+
 # -- 9. management server restart -------------------------------------------------------------
 
 
@@ -230,6 +279,7 @@ async def test_9_ads_restart_keeps_rpcs_succeeding_and_resubscribes(xds_rig: xds
     try:
         async with Traffic(client) as traffic:
             await traffic.settle(FOUR)
+            before = {s.address: s.connect_attempts for s in client.channel.snapshot().subchannels}
             await rig_call(xds_rig.ads_stop)
             stopped = time.monotonic()
             await asyncio.sleep(1.0)  # the control plane is down: RPCs must go on
@@ -262,6 +312,10 @@ async def test_9_ads_restart_keeps_rpcs_succeeding_and_resubscribes(xds_rig: xds
     assert down_rpcs > 50
     addresses = [s.address for s in subchannels]
     assert len(addresses) == len(set(addresses)) == 4, addresses
+    # The very same subchannels: none created again, none reconnected.
+    assert {s.address: s.connect_attempts for s in subchannels} == before
+    created = [e for e in client.trace if e[0] >= stopped and e[2] == "created"]
+    assert created == []
     for type_ in TYPES:
         assert xds_rig.acked(type_, version), type_
 

@@ -10,6 +10,7 @@ and ``grpc_lite.xds_resource_timeout_s``.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -201,3 +202,34 @@ async def test_8_unreachable_management_server_fails_with_the_connection_error(
     assert info.value.code() == grpc_lite.StatusCode.UNAVAILABLE, details
     assert f"127.0.0.1:{port}" in details
     assert took < 5.0
+
+
+async def test_8_management_server_down_at_start_then_up_the_channel_recovers(
+    xds_rig: xds.XdsRig,
+) -> None:
+    xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0",)))
+    xds_rig.ads_stop()
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        with pytest.raises(grpc_lite.AioRpcError) as info:
+            await client.rpc(deadline=5)
+        assert info.value.code() == grpc_lite.StatusCode.UNAVAILABLE
+        assert xds_rig.ads_address in (info.value.details() or "")
+        await rig_call(xds_rig.ads_start)
+        up = time.monotonic()
+        # Non-wait-for-ready RPCs fail fast until the stream's backoff is over and the
+        # resources arrive; then the channel serves.
+        while True:
+            try:
+                server_id = await client.rpc(deadline=5)
+                break
+            except grpc_lite.AioRpcError as exc:
+                assert exc.code() == grpc_lite.StatusCode.UNAVAILABLE, exc
+                assert time.monotonic() - up < 10, exc
+                await asyncio.sleep(0.02)
+        recovered = time.monotonic() - up
+    finally:
+        await client.close()
+
+    figure("8 management server up after a failed start, first RPC served after", ms(recovered))
+    assert server_id == "b0"
