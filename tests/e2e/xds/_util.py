@@ -154,7 +154,7 @@ class Traffic:
     def counts(self, since: float = 0.0) -> Counter[str | None]:
         return Counter(r.server_id for r in self.records if r.started >= since)
 
-    async def until(self, what: str, condition: Callable[[], bool], within: float = 10.0) -> None:
+    async def until(self, what: str, condition: Callable[[], object], within: float = 10.0) -> None:
         deadline = time.monotonic() + within
         while not condition():
             if time.monotonic() > deadline:

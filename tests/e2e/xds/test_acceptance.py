@@ -12,6 +12,7 @@ restart costs no RPC and leaves no duplicate subchannel; one ADS stream per proc
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 
+import grpc_lite
 from tests.e2e.xds._util import (
     ALPHA,
     Client,
@@ -170,6 +172,63 @@ async def test_4_locality_weights_1_to_3_over_4000_rpcs(xds_rig: xds.XdsRig) -> 
     assert 72 <= shares["b1"] <= 78
 
 
+# -- drops and cluster changes ----------------------------------------------------------------
+
+
+async def test_drop_overloads_drop_their_share_with_unavailable(xds_rig: xds.XdsRig) -> None:
+    xds_rig.set_snapshot(
+        xds.simple_scenario(
+            "svc", ("b0", "b1"), drop_overloads=[{"category": "lb", "ppm": 250_000}]
+        )
+    )
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    outcomes: Counter[str] = Counter()
+    try:
+        await client.channel.channel_ready()
+        for _ in range(4000):
+            try:
+                await client.rpc()
+                outcomes["served"] += 1
+            except grpc_lite.AioRpcError as exc:
+                assert exc.code() == grpc_lite.StatusCode.UNAVAILABLE, exc
+                assert "category lb" in (exc.details() or ""), exc
+                outcomes["dropped"] += 1
+    finally:
+        await client.close()
+
+    share = 100 * outcomes["dropped"] / 4000
+    p_value = chi_square_two(outcomes, {"dropped": 0.25, "served": 0.75})
+    figure("drop_overloads 25 %", f"{share:.1f} % dropped, p={p_value:.3g}")
+    assert p_value > ALPHA
+    assert 22 <= share <= 28
+
+
+async def test_a_route_to_another_cluster_moves_traffic_with_no_failed_rpc(
+    xds_rig_subset: xds.XdsRig,
+) -> None:
+    def routed_to(cluster: str, backends: tuple[str, ...]) -> dict[str, Any]:
+        scenario = xds.simple_scenario("svc", backends)
+        scenario["routes"][0]["virtual_hosts"][0]["routes"][0]["cluster"] = cluster
+        scenario["clusters"][0]["name"] = cluster
+        return scenario
+
+    rig = xds_rig_subset
+    rig.set_snapshot(routed_to("cluster-a", ("b0", "b1")))
+    client = Client("xds:///svc", rig.bootstrap_json())
+    try:
+        async with Traffic(client) as traffic:
+            await traffic.settle(["b0", "b1"])
+            await rig_call(rig.set_snapshot, routed_to("cluster-b", ("b2", "b3")))
+            moved = await traffic.moved(time.monotonic(), ["b2", "b3"], cover=True)
+            failed = traffic.failures()
+    finally:
+        await client.close()
+
+    figure("route to another cluster, moved after", ms(moved))
+    assert failed == []
+    assert moved <= 1.0
+
+
 # -- 7. NACK ----------------------------------------------------------------------------------
 
 
@@ -250,7 +309,7 @@ async def test_corrupt_resources_are_nacked_with_a_reason_and_traffic_goes_on(
                 scenario["raw"] = [raw]
                 scenario["skip_consistency"] = True
                 await rig_call(xds_rig.set_snapshot, scenario)
-                await traffic.until(f"a {type_} NACK", lambda t=type_: bool(xds_rig.nacks(t)))
+                await traffic.until(f"a {type_} NACK", functools.partial(xds_rig.nacks, type_))
                 reasons[type_] = xds_rig.nacks(type_)[0]["error_detail"]["message"]
                 await traffic.settle(["b0", "b1"])
             fixed = await rig_call(xds_rig.set_snapshot, xds.simple_scenario("svc", ("b2",)))
@@ -288,17 +347,23 @@ async def test_9_ads_restart_keeps_rpcs_succeeding_and_resubscribes(xds_rig: xds
             restarted = time.monotonic()
 
             def resubscribed() -> bool:
+                """Every type requested again and ACKed on the new stream."""
                 events = xds_rig.events()
                 if events["streams"]["opened"] < 2:
                     return False
                 second = max(events["streams"]["active"], default=None)
-                return {
+                nonces = {r["nonce"] for r in events["responses"] if r["stream_id"] == second}
+                acked = {
                     r["type"]
                     for r in events["requests"]
-                    if r["stream_id"] == second and r["error_detail"] is None
-                } == set(TYPES)
+                    if r["stream_id"] == second
+                    and r["error_detail"] is None
+                    and r["response_nonce"] in nonces
+                    and r["version_info"] == str(version)
+                }
+                return acked == set(TYPES)
 
-            await traffic.until("every type requested again", resubscribed, within=15)
+            await traffic.until("every type ACKed on a new stream", resubscribed, within=15)
             took = time.monotonic() - restarted
             await traffic.settle(FOUR)
             failed = traffic.failures()
@@ -318,6 +383,30 @@ async def test_9_ads_restart_keeps_rpcs_succeeding_and_resubscribes(xds_rig: xds
     assert created == []
     for type_ in TYPES:
         assert xds_rig.acked(type_, version), type_
+
+
+async def test_9_a_snapshot_set_while_the_management_server_is_down_applies_after(
+    xds_rig: xds.XdsRig,
+) -> None:
+    xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0", "b1")))
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        async with Traffic(client) as traffic:
+            await traffic.settle(["b0", "b1"])
+            await rig_call(xds_rig.ads_stop)
+            await rig_call(xds_rig.set_snapshot, xds.simple_scenario("svc", ("b2", "b3")))
+            await asyncio.sleep(0.5)
+            still = traffic.counts(time.monotonic() - 0.3)
+            await rig_call(xds_rig.ads_start)
+            restarted = time.monotonic()
+            moved = await traffic.moved(restarted, ["b2", "b3"], cover=True, within=15)
+            failed = traffic.failures()
+    finally:
+        await client.close()
+
+    figure("9 snapshot changed while down, applied after the restart", ms(moved))
+    assert set(still) == {"b0", "b1"}  # the cached config serves meanwhile
+    assert failed == []
 
 
 # -- 10. one ADS stream for two channels ------------------------------------------------------

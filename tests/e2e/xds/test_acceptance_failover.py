@@ -96,6 +96,28 @@ async def test_5_one_of_two_p0_backends_down_p1_still_gets_nothing(xds_rig: xds.
     assert xds_rig.rpc_counts() == {"b1": 200}
 
 
+async def test_5_p0_down_before_the_channel_starts_p1_serves_the_first_rpc(
+    xds_rig: xds.XdsRig,
+) -> None:
+    # P0 refusing connections reports TRANSIENT_FAILURE: the priority policy goes to P1 at
+    # once (gRFC A56), not when the failover timer fires.
+    xds_rig.set_snapshot(_two_priorities())
+    for name in P0:
+        xds_rig.backend(name).stop()
+    client = Client("xds:///svc", xds_rig.bootstrap_json())
+    try:
+        first = await client.rpc(deadline=15)
+        took = time.monotonic() - client.created
+        rest = await client.rpcs(100)
+    finally:
+        await client.close()
+
+    figure("5 P0 down from the start, first RPC on P1 after", ms(took))
+    assert first in P1
+    assert set(rest) == set(P1)
+    assert took < 1.0
+
+
 # -- 6. failover timer ------------------------------------------------------------------------
 
 
