@@ -45,7 +45,10 @@ class TracedClientStream(ClientStream):
         # Compressed messages' wire sizes, by the id() of their decompressed bytes, until
         # the message is queued (filled by _SizingDecoder).
         self._sizes: dict[int, int] = {}
-        self.messages = _ReportedMessages(self)
+        # The queue holds the tracer and the sizes, not the stream: no reference cycle, so
+        # a finished stream is freed at once rather than left to the cyclic garbage
+        # collector (one collection every ~70 calls when it held the stream).
+        self.messages = _ReportedMessages(tracer, self._sizes)
 
     def send(self, data: bytes, end_stream: bool) -> None:
         if data and self.code is None:
@@ -70,16 +73,16 @@ class TracedClientStream(ClientStream):
 class _ReportedMessages(deque[bytes]):
     """The received-message queue of a traced stream: reports each message as it is queued."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_sizes", "_tracer")
 
-    def __init__(self, stream: TracedClientStream) -> None:
+    def __init__(self, tracer: AttemptTracer, sizes: dict[int, int]) -> None:
         super().__init__()
-        self._stream = stream
+        self._tracer = tracer
+        self._sizes = sizes
 
     def append(self, msg: bytes) -> None:
-        stream = self._stream
-        sizes = stream._sizes
-        stream.tracer.message_received(len(msg), sizes.pop(id(msg), None) if sizes else None)
+        sizes = self._sizes
+        self._tracer.message_received(len(msg), sizes.pop(id(msg), None) if sizes else None)
         super().append(msg)
 
     def extend(self, msgs: Iterable[bytes]) -> None:
