@@ -94,7 +94,7 @@ def _make_channel(kind: str, addresses: list[str]) -> Any:
 
 async def _connect(args: argparse.Namespace) -> tuple[Any, Any]:
     channel = _make_channel(args.channel, args.addresses)
-    await asyncio.wait_for(channel.channel_ready(), 20)
+    await asyncio.wait_for(channel.channel_ready(), args.connect_timeout)
     unary = channel.unary_unary(METHOD)
     await unary(REQUEST)
     return channel, unary
@@ -213,6 +213,8 @@ def _client_argv(
     ]
     if calls:
         argv += ["--calls", str(calls), "--warmup-calls", str(args.warmup_calls)]
+        # Under valgrind the client runs ~50x slower: the handshakes and first pick too.
+        argv += ["--connect-timeout", "600"]
     return argv
 
 
@@ -231,14 +233,19 @@ def _callgrind_ir(argv: list[str], env: dict[str, str]) -> int:
     """Instructions (Ir) of the whole client process, every thread."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cg.out"
-        subprocess.run(
+        proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
             env=env,
-            check=True,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
             timeout=1800,
+            cwd=REPO,
         )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"valgrind {argv[3:]} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+            )
         text = out.read_text(errors="replace")
     match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(
         r"^totals:\s+(\d+)", text, re.M
@@ -423,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channel", choices=CHANNELS, help=argparse.SUPPRESS)
     p.add_argument("--addresses", default="", help=argparse.SUPPRESS)
     p.add_argument("--calls", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--connect-timeout", type=float, default=20.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.addresses = [a for a in args.addresses.split(",") if a]
     if args.one:

@@ -17,6 +17,8 @@ Config::
 - The picker: READY -> weighted random over the READY targets (each RPC draws from the
   builder's RNG); CONNECTING -> queue; IDLE or TRANSIENT_FAILURE -> weighted random over
   the targets in that state (their pickers leave IDLE or fail the RPC with their error).
+  When one target is in that state, its own picker is published: a draw with one outcome
+  picks it anyway (and the common one-locality cluster pays no draw per RPC).
 """
 
 from __future__ import annotations
@@ -232,5 +234,6 @@ class WeightedTargetBalancer:
                 for name in states.names()
                 if states.counted(name) is current
             ]
-            picker = _WeightedPicker(entries, self._random)
+            # Hot path: one target (one locality) needs no draw; its picker is the answer.
+            picker = entries[0][1] if len(entries) == 1 else _WeightedPicker(entries, self._random)
         self._channel.update_state(BalancerState(state=current, picker=picker))

@@ -4,6 +4,7 @@ A32 circuit breaking), sans-IO with a round_robin child and a seeded RNG."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 from typing import Any
 
@@ -192,8 +193,17 @@ def test_the_childs_on_done_is_still_called() -> None:
     result = picker.pick(pick_info())
     assert result.subchannel is sc
     assert counter.in_flight == 1
-    assert result.on_done is not None
-    result.on_done(StatusCode.DEADLINE_EXCEEDED)
+    on_done = result.on_done
+    assert on_done is not None
+    # Built through PickResult's slots (the hot path), it is a PickResult like any other.
+    assert type(result) is PickResult
+    assert result == PickResult(subchannel=sc, on_done=on_done)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.on_done = None  # type: ignore[misc]
+    on_done(StatusCode.DEADLINE_EXCEEDED)
+    assert done == [StatusCode.DEADLINE_EXCEEDED]
+    assert counter.in_flight == 0
+    on_done(StatusCode.OK)  # a second call gives nothing back twice
     assert done == [StatusCode.DEADLINE_EXCEEDED]
     assert counter.in_flight == 0
 

@@ -126,3 +126,21 @@ def test_no_targets_is_transient_failure() -> None:
     assert h.ch.state is TF
     with pytest.raises(RpcError, match="no targets"):
         h.ch.pick()
+
+
+def test_one_target_in_the_state_publishes_its_own_picker() -> None:
+    """A draw with one outcome is no draw: the target's picker is published as it is (the
+    one-locality cluster's hot path), and the RNG is not consumed."""
+    rng = random.Random(5)
+    h = Harness()
+    h.b = WeightedTargetBuilder(rand=rng).build(h.ch)
+    h.update(config(x=1, y=3), endpoint(A, "x"), endpoint(B, "y"))
+    a, b = (h.ch.subchannel(addr) for addr in (A, B))
+    ready(a)
+    before = rng.getstate()
+    assert {picked(h.ch) for _ in range(50)} == {A}
+    assert rng.getstate() == before
+    assert h.ch.picker is h.b._states.state("x").picker
+    ready(b)
+    assert {picked(h.ch) for _ in range(200)} == {A, B}
+    assert rng.getstate() != before
