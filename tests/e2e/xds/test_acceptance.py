@@ -206,20 +206,39 @@ async def test_drop_overloads_drop_their_share_with_unavailable(xds_rig: xds.Xds
 async def test_a_route_to_another_cluster_moves_traffic_with_no_failed_rpc(
     xds_rig_subset: xds.XdsRig,
 ) -> None:
-    def routed_to(cluster: str, backends: tuple[str, ...]) -> dict[str, Any]:
-        scenario = xds.simple_scenario("svc", backends)
-        scenario["routes"][0]["virtual_hosts"][0]["routes"][0]["cluster"] = cluster
-        scenario["clusters"][0]["name"] = cluster
-        return scenario
+    """Make before break, as a control plane must order it: add cluster-b, point the route
+    at it, then remove cluster-a. (Removing cluster-a in the same snapshot that re-points the
+    route lets the CDS answer without it overtake the route change: cluster-a is deleted
+    while RPCs are still routed to it and they fail, in every gRPC.) Subset mode: the rig
+    then serves clusters the client has not asked for yet."""
+
+    def scenario(route_to: str, clusters: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+        base = xds.simple_scenario("svc")
+        base["routes"][0]["virtual_hosts"][0]["routes"][0]["cluster"] = route_to
+        base["clusters"] = [{"name": c, "eds_service_name": f"eds-{c}"} for c in clusters]
+        base["endpoints"] = [
+            {"cluster_name": f"eds-{c}", "localities": [xds.locality(backends)]}
+            for c, backends in clusters.items()
+        ]
+        return base
 
     rig = xds_rig_subset
-    rig.set_snapshot(routed_to("cluster-a", ("b0", "b1")))
+    a, b = ("b0", "b1"), ("b2", "b3")
+    rig.set_snapshot(scenario("cluster-a", {"cluster-a": a}))
     client = Client("xds:///svc", rig.bootstrap_json())
     try:
         async with Traffic(client) as traffic:
-            await traffic.settle(["b0", "b1"])
-            await rig_call(rig.set_snapshot, routed_to("cluster-b", ("b2", "b3")))
-            moved = await traffic.moved(time.monotonic(), ["b2", "b3"], cover=True)
+            await traffic.settle(a)
+            await rig_call(
+                rig.set_snapshot, scenario("cluster-a", {"cluster-a": a, "cluster-b": b})
+            )
+            await traffic.settle(a)
+            await rig_call(
+                rig.set_snapshot, scenario("cluster-b", {"cluster-a": a, "cluster-b": b})
+            )
+            moved = await traffic.moved(time.monotonic(), b, cover=True)
+            await rig_call(rig.set_snapshot, scenario("cluster-b", {"cluster-b": b}))
+            await traffic.settle(b)
             failed = traffic.failures()
     finally:
         await client.close()
