@@ -58,7 +58,8 @@ every resource of that type in the snapshot (go-control-plane's ADS rule), so a 
 not hold listeners or clusters the client does not ask for, and a name the client asks for
 that the snapshot lacks gets no answer (the client's does-not-exist timer fires).
 ``start(ads=False)``: every request is answered with the subset it names; a missing listener
-or cluster is then absent from the answer (deleted at once, gRFC A27).
+or cluster is then absent from the answer: a client that had it deletes it at once (gRFC A27
+State of the World), one that never had it waits for its does-not-exist timer (gRFC A57).
 """
 
 from __future__ import annotations
