@@ -7,6 +7,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -250,7 +251,8 @@ class _ChannelObserver:
 
 
 class _MethodObserver:
-    """What every call of one method on one channel shares: labels, attribute sets, names."""
+    """What every call of one method on one channel shares: labels, attribute sets, names,
+    and the bound ``record`` methods of the instruments in use (None: disabled)."""
 
     __slots__ = (
         "attempt_name",
@@ -258,6 +260,11 @@ class _MethodObserver:
         "call_name",
         "metrics",
         "propagator",
+        "record_attempt_duration",
+        "record_call_duration",
+        "record_rcvd_size",
+        "record_sent_size",
+        "start_call",
         "started",
         "status_attributes",
         "tracer",
@@ -272,7 +279,8 @@ class _MethodObserver:
         self.propagator = plugin._propagator
         method = plugin._method_label(path, registered)
         self.attributes = {n.METHOD: method, n.TARGET: target}
-        # One attribute dict per status, made once (the SDK copies what it keeps).
+        # One attribute dict per status, made once: the SDK cleans and copies what it
+        # keeps, so the same dict serves every call.
         self.status_attributes = {
             code: {n.METHOD: method, n.TARGET: target, n.STATUS: code.name} for code in StatusCode
         }
@@ -281,13 +289,22 @@ class _MethodObserver:
             if metrics is not None and metrics.count_started
             else None
         )
+        self.record_attempt_duration = _bound_record(metrics, "attempt_duration")
+        self.record_sent_size = _bound_record(metrics, "sent_size")
+        self.record_rcvd_size = _bound_record(metrics, "rcvd_size")
+        self.record_call_duration = _bound_record(metrics, "call_duration")
         # A72: "Sent.<service>.<method>" and "Attempt.<service>.<method>" (grpc-go's form).
         dotted = (path[1:] if path.startswith("/") else path).replace("/", ".")
         self.call_name = f"Sent.{dotted}"
         self.attempt_name = f"Attempt.{dotted}"
+        # MethodObserver.start_call: the tracer's class bound to this observer (a call
+        # starts with one Python frame, its __init__).
+        self.start_call: Callable[[], _CallTracer] = partial(_CallTracer, self)
 
-    def start_call(self) -> _CallTracer:
-        return _CallTracer(self)
+
+def _bound_record(metrics: _Metrics | None, name: str) -> Callable[..., None] | None:
+    histogram: Histogram | None = getattr(metrics, name) if metrics is not None else None
+    return histogram.record if histogram is not None else None
 
 
 class _CallTracer:
@@ -343,7 +360,7 @@ class _CallTracer:
                     self._hedges += 1
                 else:
                     self._retries += 1
-            self._attempts += 1
+            self._attempts = previous + 1
         self._active += 1
         started = self._m.started
         if started is not None:
@@ -357,40 +374,22 @@ class _CallTracer:
         if span is not None:
             span.add_event("Delayed name resolution complete")
 
-    def _attempt_ended(self, attempt: _AttemptTracer, now: float) -> None:
-        try:
-            self._open.remove(attempt)
-        except ValueError:
-            pass
-        self._active -= 1
-        if not self._active and not self._done:
-            self._idle_since = now
-
     def end(self, code: StatusCode, details: str) -> None:
         if self._done:
             return
-        # An attempt still picking (no stream yet) ends with the call.
-        for attempt in list(self._open):
-            attempt.end(code, details)
+        if self._open:
+            # An attempt still picking (no stream yet) ends with the call.
+            for attempt in list(self._open):
+                attempt.end(code, details)
         self._done = True
         now = _perf_counter()
         m = self._m
         try:
-            metrics = m.metrics
-            if metrics is not None:
-                attributes = m.attributes
-                if metrics.call_duration is not None:
-                    metrics.call_duration.record(now - self._start, m.status_attributes[code])
-                retries, hedges, transparent = self._retries, self._hedges, self._transparent
-                if retries or hedges or transparent:
-                    if retries and metrics.retries is not None:
-                        metrics.retries.record(retries, attributes)
-                    if hedges and metrics.hedges is not None:
-                        metrics.hedges.record(hedges, attributes)
-                    if transparent and metrics.transparent_retries is not None:
-                        metrics.transparent_retries.record(transparent, attributes)
-                    if (retries or hedges) and metrics.retry_delay is not None:
-                        metrics.retry_delay.record(self._delay, attributes)
+            record = m.record_call_duration
+            if record is not None:
+                record(now - self._start, m.status_attributes[code])
+            if self._attempts > 1 or self._transparent:
+                self._record_retries()
         except Exception:
             log.exception("grpc_lite: recording call metrics failed")
         span = self._span
@@ -400,6 +399,22 @@ class _CallTracer:
                 span.end()
             except Exception:
                 log.exception("grpc_lite: ending the call span failed")
+
+    def _record_retries(self) -> None:
+        """A96: only calls that retried, hedged or retried transparently record these."""
+        metrics = self._m.metrics
+        if metrics is None:
+            return
+        attributes = self._m.attributes
+        retries, hedges, transparent = self._retries, self._hedges, self._transparent
+        if retries and metrics.retries is not None:
+            metrics.retries.record(retries, attributes)
+        if hedges and metrics.hedges is not None:
+            metrics.hedges.record(hedges, attributes)
+        if transparent and metrics.transparent_retries is not None:
+            metrics.transparent_retries.record(transparent, attributes)
+        if (retries or hedges) and metrics.retry_delay is not None:
+            metrics.retry_delay.record(self._delay, attributes)
 
 
 def _span_status(code: StatusCode, details: str) -> Status:
@@ -488,16 +503,17 @@ class _AttemptTracer:
         now = _perf_counter()
         call = self._call
         m = call._m
-        metrics = m.metrics
         try:
-            if metrics is not None:
-                attributes = m.status_attributes[code]
-                if metrics.attempt_duration is not None:
-                    metrics.attempt_duration.record(now - self._start, attributes)
-                if metrics.sent_size is not None:
-                    metrics.sent_size.record(self._sent, attributes)
-                if metrics.rcvd_size is not None:
-                    metrics.rcvd_size.record(self._rcvd, attributes)
+            attributes = m.status_attributes[code]
+            record = m.record_attempt_duration
+            if record is not None:
+                record(now - self._start, attributes)
+            record = m.record_sent_size
+            if record is not None:
+                record(self._sent, attributes)
+            record = m.record_rcvd_size
+            if record is not None:
+                record(self._rcvd, attributes)
         except Exception:
             log.exception("grpc_lite: recording attempt metrics failed")
         span = self._span
@@ -507,7 +523,14 @@ class _AttemptTracer:
                 span.end()
             except Exception:
                 log.exception("grpc_lite: ending the attempt span failed")
-        call._attempt_ended(self, now)
+        # The call hears of it (and drops it: no reference cycle is left behind).
+        try:
+            call._open.remove(self)
+        except ValueError:
+            pass
+        call._active -= 1
+        if not call._active and not call._done:
+            call._idle_since = now
 
 
 def _uncompressed_size(frame: bytes) -> int:
