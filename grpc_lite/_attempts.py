@@ -340,10 +340,10 @@ class AttemptRunner:
         self._since_pushback: int | None = None
         # The backoff timer (retryPolicy) or the next hedged attempt's (hedgingPolicy).
         self._timer: asyncio.TimerHandle | None = None
-        # perAttemptRecvTimeout timers of the attempts in flight.
-        self._attempt_timers: dict[ClientStream, asyncio.TimerHandle] = {}
-        # Uncommitted hedged attempts in flight.
-        self._hedges: list[ClientStream] = []
+        # perAttemptRecvTimeout timers of the attempts in flight (made with the first one).
+        self._attempt_timers: dict[ClientStream, asyncio.TimerHandle] | None = None
+        # Uncommitted hedged attempts in flight (a list with a hedgingPolicy only).
+        self._hedges: list[ClientStream] | tuple[()] = [] if hedging is not None else ()
         # The subchannels of the call's attempts, from its second pick on (`_pick_info`).
         self._tried: TriedSubchannels | None = None
         # Waits for the service config, the call credentials or the pick of the next attempt.
@@ -363,8 +363,8 @@ class AttemptRunner:
 
     def _enter(self, new: Phase) -> None:
         """The only writer of ``phase``: checks the move against `TRANSITIONS`."""
-        old = self.phase
-        if new not in _NEXT[old]:
+        if new not in _NEXT[self.phase]:
+            old = self.phase
             raise AssertionError(
                 f"{self._call._method.path}: invalid attempt phase move {old.name} -> {new.name}"
             )
@@ -378,6 +378,7 @@ class AttemptRunner:
         self._policy = policy
         self._hedging = hedging
         if hedging is not None:
+            self._hedges = []
             self._enter(_HEDGING)
 
     def start(self) -> None:
@@ -387,12 +388,16 @@ class AttemptRunner:
             loop = call._loop
             self._pick_task = loop.create_task(self._await_config(loop.time()))
             return
-        if (
-            call._unary_request
-            and (self._policy is not None or self._hedging is not None)
-            and not self._buffer(len(call._request_frame))
-        ):
-            self._commit(None)  # too large to replay (A6 §Memory Management)
+        if call._unary_request and (self._policy is not None or self._hedging is not None):
+            # Hot path: what _buffer does, inline: the request counts against the replay
+            # limits; too large to replay, the call commits at once (A6 §Memory Management).
+            ctx = self._ctx
+            size = len(call._request_frame)
+            self._buffered = size
+            used = ctx.retry_buffer_used = ctx.retry_buffer_used + size
+            opts = ctx.options
+            if size > opts.per_rpc_retry_buffer_size or used > opts.retry_buffer_size:
+                self._commit(None)
         if call._creds is None:  # hot path: what _begin does, inline
             tracer = call._tracer
             if tracer is not None and call._attempt is None:  # (unless the fast path began it)
@@ -430,7 +435,9 @@ class AttemptRunner:
             tried.placed(self._ctx, attempt, picked[1], self._hedging is not None)
         phase = self.phase
         if phase is _HEDGING or phase is _HEDGING_STOPPED:
-            self._hedges.append(stream)
+            hedges = self._hedges
+            assert isinstance(hedges, list)  # made with the hedgingPolicy
+            hedges.append(stream)
         else:
             call._stream = stream
             if phase is _PICKING:
@@ -439,9 +446,10 @@ class AttemptRunner:
         if chosen is not None and phase is not _COMMITTED:
             timeout = chosen.per_attempt_recv_timeout
             if timeout is not None:
-                self._attempt_timers[stream] = call._loop.call_later(
-                    timeout, self._attempt_timed_out, stream
-                )
+                timers = self._attempt_timers
+                if timers is None:
+                    timers = self._attempt_timers = {}
+                timers[stream] = call._loop.call_later(timeout, self._attempt_timed_out, stream)
         if call._unary_request:
             stream.send(call._request_frame, True)
             return
@@ -760,9 +768,10 @@ class AttemptRunner:
         """perAttemptRecvTimeout (C-core): no response in time fails the attempt, which
         `decide_retry` and `decide_hedge` then treat as retryable (non-fatal)."""
         phase = self.phase
-        if phase is _COMMITTED or phase is _DONE:
+        timers = self._attempt_timers
+        if phase is _COMMITTED or phase is _DONE or timers is None:
             return
-        self._attempt_timers.pop(stream, None)
+        timers.pop(stream, None)
         call = self._call
         call._method.channel.record_event(
             "retry", f"{call._method.path}: attempt {self.attempts} got no response in time"
@@ -771,7 +780,8 @@ class AttemptRunner:
         stream.cancel(StatusCode.CANCELLED, "per-attempt receive timeout")
 
     def _cancel_attempt_timer(self, stream: ClientStream) -> None:
-        timer = self._attempt_timers.pop(stream, None)
+        timers = self._attempt_timers
+        timer = timers.pop(stream, None) if timers is not None else None
         if timer is not None:
             timer.cancel()
 
@@ -865,9 +875,11 @@ class AttemptRunner:
     def _hedge_done(self, stream: ClientStream) -> None:
         """An uncommitted hedged attempt ended: execute `decide_hedge` (A6 §Summary of Retry
         and Hedging Logic)."""
-        if stream not in self._hedges:
+        hedges = self._hedges
+        if stream not in hedges:
             return
-        self._hedges.remove(stream)
+        assert isinstance(hedges, list)  # made with the hedgingPolicy
+        hedges.remove(stream)
         if self._attempt_timers:
             self._cancel_attempt_timer(stream)
         if stream.unprocessed and self._transparent_retry(stream):

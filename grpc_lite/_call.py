@@ -151,6 +151,7 @@ class Method:
     """Per-method constants, computed once per multi-callable."""
 
     __slots__ = (
+        "_loop",
         "_mc",
         "_mc_generation",
         "auth_context",
@@ -194,6 +195,8 @@ class Method:
             auth_context(auth_scheme, authority, path) if auth_scheme is not None else None
         )
         self.pick_info = PickInfo(method=path)
+        # The channel's event loop, once a call on this method bound it (it never changes).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._mc: MethodConfig | None = None
         self._mc_generation = -1
         self.serializer = serializer
@@ -278,6 +281,9 @@ class Call:
         "_wfr_given",
     )
 
+    _request_frame: bytes
+    """The framed request of a unary-request call (set by those kinds, which alone read it)."""
+
     def __init__(
         self,
         method: Method,
@@ -291,7 +297,10 @@ class Call:
         credentials: CallCredentials | None = None,
     ) -> None:
         ctx = method.channel
-        loop = ctx.loop
+        # Hot path: the method's copy of the channel's loop (no property call).
+        loop = method._loop
+        if loop is None:
+            loop = method._loop = ctx.loop
         self._loop = loop
         self._method = method
         # The observability plugins' tracer of this call, and of its attempt being picked
@@ -336,7 +345,7 @@ class Call:
         # before picking, as grpc-go does (waitForResolvedAddrs).
         self._config_pending = not ctx.config_known
         self._wfr_given = wait_for_ready is not None
-        self._wait_for_ready = bool(wait_for_ready)
+        self._wait_for_ready = True if wait_for_ready else False  # noqa: SIM210 - no call
         # RpcConfig.on_committed of the resolver's config selector, until it has run.
         self._on_committed: Callable[[], None] | None = None
         failure: RpcError | None = None
@@ -365,7 +374,7 @@ class Call:
         self._picked: Picked | None = None
         self._request_task: asyncio.Task[None] | None = None
         self._response: Any = None
-        self._request_frame = b""
+        # (_request_frame: set by the unary-request kinds, the only ones that read it)
         self._half_closed = False
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
