@@ -415,7 +415,7 @@ class AttemptRunner:
             self._begin()
         hedging = self._hedging
         if hedging is not None:
-            self._schedule_hedge(hedging.hedging_delay)
+            _schedule_hedge(self, hedging.hedging_delay)
 
     def take_over(self, stream: ClientStream) -> bool:
         """The call's own single attempt ended unprocessed: from now on the runner starts
@@ -485,7 +485,7 @@ class AttemptRunner:
         say True: its status is the call's (``Call.stream_done`` then finishes with it)."""
         phase = self.phase
         if phase is _HEDGING or phase is _HEDGING_STOPPED:
-            self._hedge_done(stream)
+            _hedge_done(self, stream)
             return False
         call = self._call
         if stream is not call._stream:
@@ -827,101 +827,103 @@ class AttemptRunner:
             and ctx.retry_buffer_used <= opts.retry_buffer_size
         )
 
-    # ------------------------------------------------------------------ hedging (A6)
 
-    def _schedule_hedge(self, delay: float) -> None:
-        """Arm the next hedged attempt's timer (at once for a delay of 0), if one may go."""
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
-        hedging = self._hedging
-        assert hedging is not None
-        if self.phase is not _HEDGING:
-            return
-        # Throttling aside (asked again when the timer fires): is a next attempt left?
-        if not isinstance(
-            decide_hedge(hedging, None, attempts=self.attempts, throttler=None), Hedge
-        ):
-            return
-        if delay <= 0:
-            self._send_hedge()
-        else:
-            self._timer = self._call._loop.call_later(delay, self._send_hedge)
+# ---------------------------------------------------------------------- hedging (A6)
+# The hedgingPolicy's moves of a runner (A6 §Hedging Policy), as functions of it: the runner
+# calls them in its HEDGING and HEDGING_STOPPED phases.
 
-    def _send_hedge(self) -> None:
-        """The hedging delay passed: send the next hedged attempt, then time the one after."""
-        self._timer = None
-        if self.phase is not _HEDGING:
-            return
-        hedging = self._hedging
-        assert hedging is not None
-        call = self._call
-        ctx = call._method.channel
-        decision = decide_hedge(
-            hedging, None, attempts=self.attempts, throttler=ctx.retry_throttler
-        )
-        if not isinstance(decision, Hedge):
-            return  # maxAttempts sent, or throttled: a throttled hedge is simply not sent
-        if self._pick_task is not None:
-            # A pick is still waiting: this hedge goes when it lands.
-            self._timer = call._loop.call_later(hedging.hedging_delay or 0.001, self._send_hedge)
-            return
-        self.attempts += 1
-        ctx.record_event("hedge", f"{call._method.path}: sending hedged attempt {self.attempts}")
-        self._begin()
-        self._schedule_hedge(hedging.hedging_delay)
 
-    def _hedge_done(self, stream: ClientStream) -> None:
-        """An uncommitted hedged attempt ended: execute `decide_hedge` (A6 §Summary of Retry
-        and Hedging Logic)."""
-        hedges = self._hedges
-        if stream not in hedges:
-            return
-        assert isinstance(hedges, list)  # made with the hedgingPolicy
-        hedges.remove(stream)
-        if self._attempt_timers:
-            self._cancel_attempt_timer(stream)
-        if stream.unprocessed and self._transparent_retry(stream):
-            self._queue_start()
-            return
-        hedging = self._hedging
-        assert hedging is not None
-        code = stream.code
-        assert code is not None
-        call = self._call
-        ctx = call._method.channel
-        decision = decide_hedge(
-            hedging,
-            code,
-            attempts=self.attempts,
-            throttler=ctx.retry_throttler,
-            pushback=_pushback(stream.trailing_metadata),
-            per_attempt_timeout=stream.per_attempt_timeout,
-            stopped=self.phase is _HEDGING_STOPPED,
-        )
-        reason = None if isinstance(decision, Hedge) else decision.reason
-        if reason is NoHedgeReason.OK:  # a Trailers-Only OK: this attempt wins
-            self._commit(stream)
-            call._finish(code, stream.details, stream.trailing_metadata)
-            return
-        path = call._method.path
-        if reason is NoHedgeReason.FATAL:
-            ctx.record_event("hedge", f"{path}: hedged attempt failed {code.name} (fatal)")
-        else:
-            if isinstance(decision, Hedge):
-                self._schedule_hedge(decision.delay)  # the next one goes now (or on pushback)
-            else:
-                if reason is NoHedgeReason.PUSHBACK_STOP or reason is NoHedgeReason.THROTTLED:
-                    self._enter(_HEDGING_STOPPED)  # those in flight go on, no new ones
-                timer = self._timer
-                if timer is not None:
-                    self._timer = None
-                    timer.cancel()
-            ctx.record_event("hedge", f"{path}: hedged attempt failed {code.name} (non-fatal)")
-            if self._hedges or self._timer or self._pick_task is not None or self._queued:
-                return  # attempts still in flight, being picked or scheduled
-        # Finish first: the attempts still in flight are cancelled by it, and their own
-        # completion then finds the call done.
-        call._stream = stream
+def _schedule_hedge(runner: AttemptRunner, delay: float) -> None:
+    """Arm the next hedged attempt's timer (at once for a delay of 0), if one may go."""
+    timer = runner._timer
+    if timer is not None:
+        runner._timer = None
+        timer.cancel()
+    hedging = runner._hedging
+    assert hedging is not None
+    if runner.phase is not _HEDGING:
+        return
+    # Throttling aside (asked again when the timer fires): is a next attempt left?
+    if not isinstance(decide_hedge(hedging, None, attempts=runner.attempts, throttler=None), Hedge):
+        return
+    if delay <= 0:
+        _send_hedge(runner)
+    else:
+        runner._timer = runner._call._loop.call_later(delay, _send_hedge, runner)
+
+
+def _send_hedge(runner: AttemptRunner) -> None:
+    """The hedging delay passed: send the next hedged attempt, then time the one after."""
+    runner._timer = None
+    if runner.phase is not _HEDGING:
+        return
+    hedging = runner._hedging
+    assert hedging is not None
+    call = runner._call
+    ctx = call._method.channel
+    decision = decide_hedge(hedging, None, attempts=runner.attempts, throttler=ctx.retry_throttler)
+    if not isinstance(decision, Hedge):
+        return  # maxAttempts sent, or throttled: a throttled hedge is simply not sent
+    if runner._pick_task is not None:
+        # A pick is still waiting: this hedge goes when it lands.
+        runner._timer = call._loop.call_later(hedging.hedging_delay or 0.001, _send_hedge, runner)
+        return
+    runner.attempts += 1
+    ctx.record_event("hedge", f"{call._method.path}: sending hedged attempt {runner.attempts}")
+    runner._begin()
+    _schedule_hedge(runner, hedging.hedging_delay)
+
+
+def _hedge_done(runner: AttemptRunner, stream: ClientStream) -> None:
+    """An uncommitted hedged attempt ended: execute `decide_hedge` (A6 §Summary of Retry
+    and Hedging Logic)."""
+    hedges = runner._hedges
+    if stream not in hedges:
+        return
+    assert isinstance(hedges, list)  # made with the hedgingPolicy
+    hedges.remove(stream)
+    if runner._attempt_timers:
+        runner._cancel_attempt_timer(stream)
+    if stream.unprocessed and runner._transparent_retry(stream):
+        runner._queue_start()
+        return
+    hedging = runner._hedging
+    assert hedging is not None
+    code = stream.code
+    assert code is not None
+    call = runner._call
+    ctx = call._method.channel
+    decision = decide_hedge(
+        hedging,
+        code,
+        attempts=runner.attempts,
+        throttler=ctx.retry_throttler,
+        pushback=_pushback(stream.trailing_metadata),
+        per_attempt_timeout=stream.per_attempt_timeout,
+        stopped=runner.phase is _HEDGING_STOPPED,
+    )
+    reason = None if isinstance(decision, Hedge) else decision.reason
+    if reason is NoHedgeReason.OK:  # a Trailers-Only OK: this attempt wins
+        runner._commit(stream)
         call._finish(code, stream.details, stream.trailing_metadata)
+        return
+    path = call._method.path
+    if reason is NoHedgeReason.FATAL:
+        ctx.record_event("hedge", f"{path}: hedged attempt failed {code.name} (fatal)")
+    else:
+        if isinstance(decision, Hedge):
+            _schedule_hedge(runner, decision.delay)  # the next one goes now (or on pushback)
+        else:
+            if reason is NoHedgeReason.PUSHBACK_STOP or reason is NoHedgeReason.THROTTLED:
+                runner._enter(_HEDGING_STOPPED)  # those in flight go on, no new ones
+            timer = runner._timer
+            if timer is not None:
+                runner._timer = None
+                timer.cancel()
+        ctx.record_event("hedge", f"{path}: hedged attempt failed {code.name} (non-fatal)")
+        if runner._hedges or runner._timer or runner._pick_task is not None or runner._queued:
+            return  # attempts still in flight, being picked or scheduled
+    # Finish first: the attempts still in flight are cancelled by it, and their own
+    # completion then finds the call done.
+    call._stream = stream
+    call._finish(code, stream.details, stream.trailing_metadata)
