@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class TracedClientStream(ClientStream):
     """A ``ClientStream`` that reports its messages and its end to an ``AttemptTracer``."""
 
-    __slots__ = ("_sizes", "tracer")
+    __slots__ = ("_reported", "tracer")
 
     def __init__(
         self,
@@ -42,13 +42,13 @@ class TracedClientStream(ClientStream):
             unary_response=unary_response,
         )
         self.tracer = tracer
-        # Compressed messages' wire sizes, by the id() of their decompressed bytes, until
-        # the message is queued (filled by _SizingDecoder).
-        self._sizes: dict[int, int] = {}
-        # The queue holds the tracer and the sizes, not the stream: no reference cycle, so
-        # a finished stream is freed at once rather than left to the cyclic garbage
-        # collector (one collection every ~70 calls when it held the stream).
-        self.messages = _ReportedMessages(tracer, self._sizes)
+        # The queue holds the tracer, not the stream: no reference cycle, so a finished
+        # stream is freed at once rather than left to the cyclic garbage collector (one
+        # collection every ~70 calls when it held the stream).
+        reported = _ReportedMessages()
+        reported._tracer = tracer
+        reported._sizes = None
+        self.messages = self._reported = reported
 
     def send(self, data: bytes, end_stream: bool) -> None:
         if data and self.code is None:
@@ -60,8 +60,11 @@ class TracedClientStream(ClientStream):
         decoder = self._decoder
         if decoder is not None and type(decoder) is MessageDecoder:
             # A fresh decoder for a compressed response (nothing fed yet): one that also
-            # tells the wire size of each compressed message.
-            self._decoder = _SizingDecoder(self._max_receive, self._encoding, self._sizes)
+            # tells the wire size of each compressed message, by the id() of its
+            # decompressed bytes, until the message is queued.
+            sizes: dict[int, int] = {}
+            self._reported._sizes = sizes
+            self._decoder = _SizingDecoder(self._max_receive, self._encoding, sizes)
 
     def _finish(self, code: StatusCode, details: str, trailing: Any) -> None:
         if self.code is None:
@@ -71,14 +74,16 @@ class TracedClientStream(ClientStream):
 
 
 class _ReportedMessages(deque[bytes]):
-    """The received-message queue of a traced stream: reports each message as it is queued."""
+    """The received-message queue of a traced stream: reports each message as it is queued.
+
+    Made by ``TracedClientStream``, which sets both slots (no Python ``__init__``: one frame
+    less per call). ``_sizes``: the wire sizes of compressed messages (None until the
+    response turns out compressed)."""
 
     __slots__ = ("_sizes", "_tracer")
 
-    def __init__(self, tracer: AttemptTracer, sizes: dict[int, int]) -> None:
-        super().__init__()
-        self._tracer = tracer
-        self._sizes = sizes
+    _sizes: dict[int, int] | None
+    _tracer: AttemptTracer
 
     def append(self, msg: bytes) -> None:
         sizes = self._sizes
