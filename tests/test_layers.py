@@ -412,3 +412,20 @@ def test_api_md_names_exist() -> None:
         "SHUTDOWN",
     ]
     assert [int(c) for c in grpc_lite.StatusCode] == list(range(17))
+
+
+MAX_CLASS_LINES = 600
+
+
+def test_no_class_is_longer_than_600_lines() -> None:
+    """Issue 16: the largest class in grpc_lite/ is at most 600 lines (split a class that
+    grows past it into collaborators, as Channel, Connection and AttemptRunner were)."""
+    too_long = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                assert node.end_lineno is not None
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_CLASS_LINES:
+                    too_long.append(f"{module}.{node.name}: {lines} lines")
+    assert not too_long, too_long

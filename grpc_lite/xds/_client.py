@@ -71,7 +71,7 @@ from .._connectivity import ConnectivityState
 from .._credentials import ssl_channel_credentials
 from .._options import USER_AGENT
 from ..status import RpcError
-from ._bootstrap import Bootstrap
+from ._bootstrap import Bootstrap, Node
 from ._model import DecodeResult, ResourceType
 from ._protos import message_class
 
@@ -421,7 +421,7 @@ class XdsClient:
         elif res.status is _R.DOES_NOT_EXIST:
             self._deliver([(w, lambda x: x.on_does_not_exist(url, name))])
         elif res.status is _R.NACKED and res.nack_reason is not None:
-            error = self._nack_message(ts, res)
+            error = _nack_message(ts, res)
             self._deliver([(w, lambda x: x.on_error(url, name, error))])
 
     def _to_all(self, res: _Resource, call: Callable[[XdsWatcher], None]) -> list[_Delivery]:
@@ -436,13 +436,6 @@ class XdsClient:
                     lambda x, u=url, n=name: x.on_error(u, n, error),  # type: ignore[misc]
                 )
         self._deliver(items)
-
-    @staticmethod
-    def _nack_message(ts: _Type, res: _Resource) -> str:
-        return (
-            f"{ts.rtype.short_name} resource {res.name!r} rejected "
-            f"(version {res.nack_version!r}): {res.nack_reason}"
-        )
 
     # ------------------------------------------------------------------ timers (A57)
 
@@ -631,21 +624,8 @@ class XdsClient:
         ts.sent_names = names
         if self._first_request:
             self._first_request = False
-            self._fill_node(req.node)
+            _fill_node(req.node, self.bootstrap.node)
         return req
-
-    def _fill_node(self, node: Any) -> None:
-        b = self.bootstrap.node
-        node.id = b.id
-        node.cluster = b.cluster
-        node.locality.region = b.locality.region
-        node.locality.zone = b.locality.zone
-        node.locality.sub_zone = b.locality.sub_zone
-        if b.metadata:
-            node.metadata.update(dict(b.metadata))
-        node.user_agent_name = USER_AGENT_NAME
-        node.user_agent_version = USER_AGENT_VERSION
-        node.client_features.extend(CLIENT_FEATURES)
 
     # ------------------------------------------------------------------ responses
 
@@ -659,7 +639,7 @@ class XdsClient:
             return
         ts.nonce = response.nonce
         version: str = response.version_info
-        decoded = [self._decode(ts.rtype, any_msg) for any_msg in response.resources]
+        decoded = [_decode(ts.rtype, any_msg) for any_msg in response.resources]
         counts: dict[str, int] = {}
         for result in decoded:
             if result.name is not None:
@@ -707,7 +687,7 @@ class XdsClient:
             self._stop_timer(res)
             res.nack_reason, res.nack_version, res.updated_at = reason, version, now
             self._set_status(res, _R.NACKED)
-            error = self._nack_message(ts, res)
+            error = _nack_message(ts, res)
             items += self._to_all(res, lambda x, n=name, e=error: x.on_error(url, n, e))  # type: ignore[misc]
         if ts.rtype.all_resources_required_in_sotw and not nameless:
             items += self._sotw_deletions(ts, set(valid) | set(invalid), version)
@@ -720,14 +700,6 @@ class XdsClient:
             ts.version = version
         self._wake.set()
         self._deliver(items)
-
-    @staticmethod
-    def _decode(rtype: ResourceType, any_msg: Any) -> DecodeResult:
-        try:
-            return rtype.decode(any_msg.SerializeToString())
-        except Exception as exc:  # the protocol says decoders never raise; one did
-            _log.exception("xDS %s decoder raised", rtype.short_name)
-            return DecodeResult(None, error=f"the {rtype.short_name} decoder failed: {exc!r}")
 
     def _sotw_deletions(self, ts: _Type, present: set[str], version: str) -> list[_Delivery]:
         """A27: in a LDS/CDS response, a cached subscribed name that is absent was deleted
@@ -764,7 +736,7 @@ class XdsClient:
             await channel.wait_for_state_change(state)
             new = channel.get_state()
             if new is ConnectivityState.TRANSIENT_FAILURE and state is not new:
-                reason = self._connection_error(channel)
+                reason = _connection_error(channel)
                 message = (
                     f"xDS channel to {self.bootstrap.server_uri} is TRANSIENT_FAILURE: {reason}"
                 )
@@ -772,16 +744,6 @@ class XdsClient:
                 _log.warning("%s", message)
                 self._error_to_everyone(message)
             state = new
-
-    @staticmethod
-    def _connection_error(channel: Any) -> str:
-        snap = channel.snapshot()
-        if snap.resolver_error:
-            return str(snap.resolver_error)
-        for sc in snap.subchannels:
-            if sc.last_error:
-                return str(sc.last_error)
-        return "no connection error recorded"
 
     # ------------------------------------------------------------------ closing
 
@@ -856,3 +818,42 @@ async def aclose_all_for_testing() -> None:
         client._close()
     for client in mine:
         await client.wait_closed()
+
+
+def _nack_message(ts: _Type, res: _Resource) -> str:
+    return (
+        f"{ts.rtype.short_name} resource {res.name!r} rejected "
+        f"(version {res.nack_version!r}): {res.nack_reason}"
+    )
+
+
+def _decode(rtype: ResourceType, any_msg: Any) -> DecodeResult:
+    try:
+        return rtype.decode(any_msg.SerializeToString())
+    except Exception as exc:  # the protocol says decoders never raise; one did
+        _log.exception("xDS %s decoder raised", rtype.short_name)
+        return DecodeResult(None, error=f"the {rtype.short_name} decoder failed: {exc!r}")
+
+
+def _connection_error(channel: Any) -> str:
+    snap = channel.snapshot()
+    if snap.resolver_error:
+        return str(snap.resolver_error)
+    for sc in snap.subchannels:
+        if sc.last_error:
+            return str(sc.last_error)
+    return "no connection error recorded"
+
+
+def _fill_node(node: Any, b: Node) -> None:
+    """The first request's node (A27): the bootstrap's node plus what grpc_lite is."""
+    node.id = b.id
+    node.cluster = b.cluster
+    node.locality.region = b.locality.region
+    node.locality.zone = b.locality.zone
+    node.locality.sub_zone = b.locality.sub_zone
+    if b.metadata:
+        node.metadata.update(dict(b.metadata))
+    node.user_agent_name = USER_AGENT_NAME
+    node.user_agent_version = USER_AGENT_VERSION
+    node.client_features.extend(CLIENT_FEATURES)
