@@ -128,6 +128,9 @@ BAD_OPTION_VALUES: dict[str, list[Any]] = {
     "grpc.ssl_target_name_override": _STRING,
     "grpc.default_compression_algorithm": [*_WRONG_TYPE_NUMBER, True, 3, -1, 1.0, "gzip"],
     "grpc.service_config_disable_resolution": _SWITCH,
+    "grpc_lite.xds_bootstrap_config": _STRING,
+    "grpc_lite.xds_resource_timeout_s": _MS,
+    "grpc_lite.xds_failover_timeout_s": _MS,
 }
 
 
@@ -179,6 +182,9 @@ GOOD_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.ssl_target_name_override", "localhost"),
     ("grpc.default_compression_algorithm", 2),
     ("grpc.service_config_disable_resolution", 1),
+    ("grpc_lite.xds_bootstrap_config", '{"xds_servers": []}'),  # read by xds:/// only
+    ("grpc_lite.xds_resource_timeout_s", 15),
+    ("grpc_lite.xds_failover_timeout_s", 0.5),
     ("grpc.some_unknown_option", object()),  # unknown grpc.* keys are ignored
 ]
 
