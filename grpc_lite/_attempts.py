@@ -37,6 +37,12 @@ with a hedgingPolicy (the first attempt and every hedged one run in HEDGING)::
 
 and from every phase, DONE when the call ends (status, deadline, cancel).
 
+Every attempt's pick is done once (``PickResult.on_done``; grpc-go: csAttempt.finish and
+balancer.DoneInfo): the runner keeps the picks of the attempts it started whose result has an
+``on_done`` and runs it with the attempt's final status when the attempt ends without being
+the call's last (retried, transparently retried, a hedge that lost or failed), and with the
+call's status for the rest when the call ends (`AttemptRunner.close`).
+
 Who may call: the call that owns the runner, on the channel's loop; the runner calls back
 only the members of `AttemptHost`.
 """
@@ -47,7 +53,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from ._picker import Picked
+from ._picker import Picked, pick_done
 from ._retry import (
     PUSHBACK_HEADER,
     Hedge,
@@ -61,7 +67,7 @@ from ._retry import (
     parse_pushback,
 )
 from ._transport import ClientStream
-from .balancer import DroppedRpcError, PickInfo
+from .balancer import DroppedRpcError, PickInfo, PickResult
 from .metadata import Metadata
 from .status import RpcError, StatusCode
 
@@ -171,6 +177,10 @@ class AttemptHost(Protocol):
 
     _stream: ClientStream | None
     """The attempt the application reads from and writes to; the runner sets it."""
+
+    @property
+    def _code(self) -> StatusCode | None:
+        """The call's status, once it ended."""
 
     @property
     def _picked(self) -> Picked | None:
@@ -311,6 +321,7 @@ class AttemptRunner:
         "_buffered",
         "_call",
         "_ctx",
+        "_dones",
         "_hedges",
         "_hedging",
         "_pick_task",
@@ -344,6 +355,9 @@ class AttemptRunner:
         self._attempt_timers: dict[ClientStream, asyncio.TimerHandle] | None = None
         # Uncommitted hedged attempts in flight (a list with a hedgingPolicy only).
         self._hedges: list[ClientStream] | tuple[()] = [] if hedging is not None else ()
+        # The picks with an on_done of the attempts started and not done yet (made with
+        # the first one; `_track`, `_done`).
+        self._dones: dict[ClientStream, PickResult] | None = None
         # The subchannels of the call's attempts, from its second pick on (`_pick_info`).
         self._tried: TriedSubchannels | None = None
         # Waits for the service config, the call credentials or the pick of the next attempt.
@@ -421,16 +435,22 @@ class AttemptRunner:
         """The call's own single attempt ended unprocessed: from now on the runner starts
         the attempts (a transparent retry, A6 §Transparent Retries). As `attempt_done`."""
         self._enter(_ACTIVE)
+        picked = self._call._picked
+        assert picked is not None
+        if picked[2].on_done is not None:
+            self._track(stream, picked[2])
         return self.attempt_done(stream)
 
     def started(self, stream: ClientStream) -> None:
         """``stream`` is the next attempt (from ``Call._start_on``, before the transport
         starts it): track it and queue the request, replayed, on it."""
         call = self._call
+        picked = call._picked
+        assert picked is not None
+        if picked[2].on_done is not None:
+            self._track(stream, picked[2])
         tried = self._tried
         if tried is not None:  # an attempt after the call's first: count where it went
-            picked = call._picked
-            assert picked is not None
             attempt = f"{call._method.path}: attempt {self.attempts}"
             tried.placed(self._ctx, attempt, picked[1], self._hedging is not None)
         phase = self.phase
@@ -489,6 +509,8 @@ class AttemptRunner:
             return False
         call = self._call
         if stream is not call._stream:
+            if self._dones:  # (a hedge that lost, cancelled by the commit)
+                self._done(stream, stream.code)
             return False
         if self._attempt_timers:
             self._cancel_attempt_timer(stream)
@@ -496,15 +518,19 @@ class AttemptRunner:
             call._stream = None
             if phase is _ACTIVE:
                 self._enter(_PICKING)
+            if self._dones:
+                self._done(stream, stream.code)
             self._queue_start()
             return False
         code = stream.code
         assert code is not None
-        return (
-            code is _OK
-            or self._policy is None
-            or not self._retry(code, stream.trailing_metadata, stream.per_attempt_timeout)
-        )
+        if code is _OK or self._policy is None:
+            return True  # the call's last attempt: `close` runs its pick's on_done
+        if not self._retry(code, stream.trailing_metadata, stream.per_attempt_timeout):
+            return True
+        if self._dones:
+            self._done(stream, code)
+        return False
 
     def send(self, frame: bytes) -> None:
         """A request message of a streaming call: to the attempts in flight, and kept for a
@@ -563,6 +589,33 @@ class AttemptRunner:
         if self._buffered:
             self._ctx.retry_buffer_used -= self._buffered
             self._buffered = 0
+        dones = self._dones
+        if dones:
+            # The attempts not done yet end with the call: the call's own attempt with its
+            # status (as grpc-go's clientStream.finish), the others (hedges, cancelled
+            # above) with theirs.
+            self._dones = None
+            last = self._call._stream
+            for stream, result in dones.items():
+                own = stream.code
+                pick_done(result, code if own is None or stream is last else own)
+
+    # ------------------------------------------------------------------ picks' on_done
+
+    def _track(self, stream: ClientStream, result: PickResult) -> None:
+        """``stream``'s attempt was picked with ``result``, which has an ``on_done``."""
+        dones = self._dones
+        if dones is None:
+            dones = self._dones = {}
+        dones[stream] = result
+
+    def _done(self, stream: ClientStream, code: StatusCode | None) -> None:
+        """``stream``'s attempt ended with ``code`` and is not the call's last: run its
+        pick's ``on_done`` (once: it is forgotten first)."""
+        dones = self._dones
+        result = dones.pop(stream, None) if dones is not None else None
+        if result is not None:
+            pick_done(result, code if code is not None else StatusCode.CANCELLED)
         self._replay = None
 
     # ------------------------------------------------------------------ starting attempts
@@ -650,6 +703,9 @@ class AttemptRunner:
             if attempt is not None:
                 attempt.pick_delayed()
             call._start_on(picked)
+        else:  # the call ended while this task was being woken: the pick is not used
+            code = call._code
+            pick_done(picked[2], code if code is not None else StatusCode.CANCELLED)
 
     def _pick_info(self) -> PickInfo:
         """What the balancer is told of the attempt to pick: after the call's first attempt,
@@ -877,6 +933,10 @@ def _send_hedge(runner: AttemptRunner) -> None:
 def _hedge_done(runner: AttemptRunner, stream: ClientStream) -> None:
     """An uncommitted hedged attempt ended: execute `decide_hedge` (A6 §Summary of Retry
     and Hedging Logic)."""
+    if runner._dones:
+        # Its pick is done with its status, whatever follows (when it is the call's last
+        # attempt, that status is the call's).
+        runner._done(stream, stream.code)
     hedges = runner._hedges
     if stream not in hedges:
         return

@@ -27,7 +27,7 @@ from ._credentials import (
     auth_context,
     fetch_metadata,
 )
-from ._picker import Picked
+from ._picker import Picked, pick_done
 from ._transport import (
     DETACHED,
     SEND_HIGH_WATER,
@@ -144,7 +144,9 @@ class CallContext(Protocol):
 
     def call_started(self, call: "Call") -> None: ...
 
-    def call_finished(self, call: "Call", code: StatusCode, picked: Picked | None) -> None: ...
+    def call_finished(self, call: "Call", code: StatusCode, picked: Picked | None) -> None:
+        """``call`` ended with ``code``; ``picked``: its latest attempt's pick, for the
+        subchannel's counts (the call has run the ``on_done`` of every pick it made)."""
 
 
 class Method:
@@ -471,12 +473,17 @@ class Call:
             previous[1].calls_failed += 1
         self._picked = picked
         m = self._method
+        runner = self._runner
         size = m.pseudo_size + m.defs_size + self._md_size
         timeout_block = b""
         if self._deadline is not None:
             remaining = self._deadline - self._loop.time()
             if remaining <= 0:
                 # Already past: fail locally, send nothing (as grpc-go's http2_client does).
+                # The pick is done with it: a runner tracks only the attempts it started,
+                # the call's own pick is done by _finish.
+                if runner is not None:
+                    pick_done(picked[2], StatusCode.DEADLINE_EXCEEDED)
                 self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
                 return
             timeout_block, timeout_size = encode_timeout_field(encode_timeout(remaining))
@@ -486,7 +493,6 @@ class Call:
             enc_block, enc_size = _GRPC_ENCODING_FIELDS[self._encoding]
             size += enc_size
         block = m.pseudo_block + timeout_block + enc_block + m.defs_block
-        runner = self._runner
         if runner is not None and runner.attempts > 1:
             # A6 §Exposed Retry Metadata: grpc-previous-rpc-attempts on every retry and hedge.
             attempts_block, attempts_size = encode_sized(
@@ -608,7 +614,15 @@ class Call:
         runner = self._runner
         if runner is not None:
             self._runner = None  # no call <-> runner cycle left for the GC either
-            runner.close(code, details)
+            runner.close(code, details)  # it runs the on_done of its attempts' picks
+        else:
+            picked = self._picked
+            if picked is not None:
+                # The only attempt's pick is done with the call's status (grpc-go:
+                # csAttempt.finish with the call's error, balancer.DoneInfo).
+                result = picked[2]
+                if result.on_done is not None:
+                    pick_done(result, code)
         if self._on_committed is not None:
             self._committed()  # ended before it committed (A31: release the route's config)
         if self._timer is not None:

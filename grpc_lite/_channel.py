@@ -242,17 +242,12 @@ class Channel(CallFactories, LoopGuard, BalancerHost):
                 throttler.record_success()  # A6: every successful RPC adds tokenRatio
         else:
             self.calls_failed += 1
-        if picked is not None:
-            _, sc, result = picked
+        if picked is not None:  # (its PickResult.on_done ran: the call runs those)
+            sc = picked[1]
             if ok:
                 sc.calls_succeeded += 1
             else:
                 sc.calls_failed += 1
-            if result.on_done is not None:
-                try:
-                    result.on_done(code)
-                except Exception:
-                    log.exception("grpc_lite: pick on_done callback raised")
 
     # ------------------------------------------------------------------ idleness (A9)
 

@@ -25,6 +25,18 @@ Pick semantics (grpc/grpc doc/wait-for-ready.md, gRFC A54, grpc-go pickerWrapper
 
 A pick is handed to the call as `Picked`: the READY transport, the channel's own subchannel
 (typed: the call counts its calls there) and the balancer's `PickResult` (its ``on_done``).
+
+``PickResult.on_done`` runs exactly once for every pick that returned a result (grpc-go:
+balancer.DoneInfo, called once per successful pick in picker_wrapper.go and stream.go's
+csAttempt.finish), through `pick_done`: the call runs it with its attempt's final status
+(`grpc_lite._call`, `grpc_lite._attempts`); a pick this module discards runs it here, before
+picking again or failing the RPC:
+- its subchannel is not READY any more: UNAVAILABLE. grpc-go's pickerWrapper calls Done with
+  an empty DoneInfo there (no error: a success to a policy that counts them); grpc_lite
+  reports UNAVAILABLE, what a stream started on a transport that went away ends with, so that
+  a policy counting results (outlier detection, load reports) does not count a success for an
+  RPC that never reached the backend.
+- its subchannel is not one the channel made: INTERNAL, the RPC's status.
 """
 
 import asyncio
@@ -36,10 +48,24 @@ from ._transport import Http2Transport
 from .balancer import DroppedRpcError, NoSubchannelAvailable, Picker, PickInfo, PickResult
 from .status import RpcError, StatusCode, restrict_control_plane_code
 
+_UNAVAILABLE = StatusCode.UNAVAILABLE
+_INTERNAL = StatusCode.INTERNAL
+
 log = logging.getLogger("grpc_lite")
 
 Picked: TypeAlias = tuple[Http2Transport, Subchannel, PickResult]
 """What a call starts an attempt on (grpc-go: pickerWrapper.pick's transport and result)."""
+
+
+def pick_done(result: PickResult, code: StatusCode) -> None:
+    """Run ``result.on_done`` with ``code`` (the final status of the attempt it picked for):
+    the caller runs it once per pick. A callback that raises is logged, never propagated."""
+    on_done = result.on_done
+    if on_done is not None:
+        try:
+            on_done(code)
+        except Exception:
+            log.exception("grpc_lite: pick on_done callback raised")
 
 
 def foreign_subchannel(subchannel: object) -> RpcError:
@@ -114,9 +140,13 @@ class PickerHolder:
             return None
         sc = result.subchannel
         if type(sc) is not Subchannel:
+            if result.on_done is not None:
+                pick_done(result, _INTERNAL)
             return None  # wait_for_pick fails the RPC, naming the type
         transport = sc.transport
         if transport is None or not transport.accepting_streams:
+            if result.on_done is not None:
+                pick_done(result, _UNAVAILABLE)  # discarded: see the module's docstring
             return None
         return transport, sc, result
 
@@ -147,10 +177,13 @@ class PickerHolder:
                 else:
                     sc = result.subchannel
                     if type(sc) is not Subchannel:
+                        pick_done(result, _INTERNAL)
                         raise foreign_subchannel(sc)
                     transport = sc.transport
                     if transport is not None and transport.accepting_streams:
                         return transport, sc, result
                     # Picked a subchannel that is no longer READY: re-pick with the next
-                    # picker instead of failing (as grpc-go's pickerWrapper does).
+                    # picker instead of failing (as grpc-go's pickerWrapper does); the
+                    # discarded pick is done (see the module's docstring).
+                    pick_done(result, _UNAVAILABLE)
             await event.wait()

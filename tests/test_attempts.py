@@ -4,6 +4,7 @@ transports and the fake clock. The decisions themselves are tabled in tests/test
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -575,3 +576,156 @@ async def test_a_dropped_hedge_fails_the_call_and_cancels_the_attempts_in_flight
     ctx.clock.advance(0.5)
     assert (await _failed(call)).details() == "dropped"
     assert (first.code, first.details) == (U, "dropped")  # reset with the call's status
+
+
+# ---------------------------------------------------------------------------------------
+# Every pick's on_done runs once, with its attempt's status (grpc-go: balancer.DoneInfo,
+# csAttempt.finish)
+# ---------------------------------------------------------------------------------------
+
+C = StatusCode.CANCELLED
+
+
+def _codes(ctx: FakeCallContext) -> list[tuple[str, list[StatusCode]]]:
+    return [(record.backend, record.codes) for record in ctx.picks]
+
+
+async def test_a_retried_attempts_pick_is_done_when_it_fails_then_the_retrys() -> None:
+    ctx = FakeCallContext(service_config=RETRY, backends=2, on_done=True)
+    call = _unary(ctx)
+    first = ctx.streams()[0]
+    answer_status(first, U, "down")
+    assert _codes(ctx) == [("b0", [U])]  # at the failure, not at the next attempt's start
+    ctx.clock.advance(1.0)
+    _ok(ctx.streams()[1])
+    assert await call == b"reply"
+    assert _codes(ctx) == [("b0", [U]), ("b1", [StatusCode.OK])]
+
+
+async def test_retries_that_run_out_do_every_pick_once() -> None:
+    ctx = FakeCallContext(service_config=RETRY, backends=2, on_done=True)
+    call = _unary(ctx)
+    for _ in range(3):
+        answer_status(ctx.streams()[-1], U, "down")
+        ctx.clock.advance(1.0)
+    assert (await _failed(call)).code() is U
+    assert _codes(ctx) == [("b0", [U]), ("b1", [U]), ("b0", [U])]
+
+
+async def test_a_hedge_that_lost_is_done_cancelled_the_winner_with_the_calls_status() -> None:
+    ctx = FakeCallContext(service_config=_hedging(), backends=3, on_done=True)
+    call = _unary(ctx)
+    ctx.clock.advance(0.5)
+    _, second = ctx.streams()
+    answer_headers(second)
+    assert _codes(ctx) == [("b0", [C]), ("b1", [])]
+    answer_message(second, b"second")
+    answer_trailers(second)
+    assert await call == b"second"
+    assert _codes(ctx) == [("b0", [C]), ("b1", [StatusCode.OK])]
+
+
+async def test_hedges_that_failed_and_hedges_cut_short_by_the_call_are_done_once() -> None:
+    ctx = FakeCallContext(service_config=_hedging(max_attempts=4), backends=3, on_done=True)
+    call = _unary(ctx)
+    ctx.clock.advance(0.5)
+    first, _ = ctx.streams()
+    answer_status(first, U, "down")  # non-fatal: a third attempt at once
+    assert len(ctx.streams()) == 3
+    assert _codes(ctx) == [("b0", [U]), ("b1", []), ("b2", [])]
+    answer_status(ctx.streams()[2], StatusCode.INTERNAL, "fatal")  # ends the call
+    assert (await _failed(call)).code() is StatusCode.INTERNAL
+    # The hedge still in flight is reset with the call's status, and done with it.
+    assert _codes(ctx) == [
+        ("b0", [U]),
+        ("b1", [StatusCode.INTERNAL]),
+        ("b2", [StatusCode.INTERNAL]),
+    ]
+
+
+async def test_a_transparent_retry_does_the_unprocessed_attempts_pick() -> None:
+    """The fast path's only attempt, refused: the runner that takes over does its pick."""
+    ctx = FakeCallContext(backends=2, on_done=True)
+    call = _unary(ctx)
+    assert call._runner is None
+    refuse(ctx.streams()[0])
+    assert _codes(ctx) == [("b0", [U])]
+    ctx.clock.advance(0)
+    _ok(ctx.streams()[1])
+    assert await call == b"reply"
+    assert _codes(ctx) == [("b0", [U]), ("b1", [StatusCode.OK])]
+
+
+async def test_a_transparent_retry_with_a_policy_and_a_hedge_do_their_picks() -> None:
+    ctx = FakeCallContext(service_config=RETRY, backends=2, on_done=True)
+    call = _unary(ctx)
+    goaway(ctx.streams()[0])
+    ctx.clock.advance(0)
+    _ok(ctx.streams()[1])
+    assert await call == b"reply"
+    assert _codes(ctx) == [("b0", [U]), ("b1", [StatusCode.OK])]
+    ctx = FakeCallContext(service_config=_hedging(), backends=2, on_done=True)
+    call = _unary(ctx)
+    refuse(ctx.streams()[0])
+    ctx.clock.advance(0)
+    _ok(ctx.streams()[1])
+    assert await call == b"reply"
+    assert _codes(ctx) == [("b0", [U]), ("b1", [StatusCode.OK])]
+
+
+async def test_cancel_does_the_picks_of_the_attempts_in_flight_and_none_later() -> None:
+    ctx = FakeCallContext(on_done=True)
+    call = _unary(ctx)  # the fast path
+    call.cancel()
+    assert _codes(ctx) == [("b0", [C])]
+    ctx = FakeCallContext(service_config=_hedging(), backends=2, on_done=True)
+    call = _unary(ctx)
+    ctx.clock.advance(0.5)
+    call.cancel()
+    assert _codes(ctx) == [("b0", [C]), ("b1", [C])]
+    ctx = FakeCallContext(service_config=RETRY, on_done=True)
+    call = _unary(ctx)
+    answer_status(ctx.streams()[0], U)
+    call.cancel()  # during the backoff: no attempt in flight, no new pick
+    ctx.clock.advance(5)
+    assert _codes(ctx) == [("b0", [U])]
+
+
+async def test_the_deadline_does_the_picks_even_one_never_started() -> None:
+    ctx = FakeCallContext(service_config=RETRY, on_done=True)
+    call = _unary(ctx, timeout=0.5)
+    ctx.clock.advance(0.5)
+    assert (await _failed(call)).code() is StatusCode.DEADLINE_EXCEEDED
+    assert _codes(ctx) == [("b0", [StatusCode.DEADLINE_EXCEEDED])]
+    # Past its deadline when picked: the stream is never started, the pick is done.
+    for config in (None, RETRY):
+        ctx = FakeCallContext(service_config=config, on_done=True)
+        call = _unary(ctx, timeout=0)
+        assert (await _failed(call)).code() is StatusCode.DEADLINE_EXCEEDED
+        assert ctx.streams() == []
+        assert _codes(ctx) == [("b0", [StatusCode.DEADLINE_EXCEEDED])]
+
+
+async def test_a_pick_landing_after_the_call_ended_is_done() -> None:
+    """The waiting pick task got its pick while the call ended (its status, not a start)."""
+    ctx = FakeCallContext(on_done=True)
+    ctx.set_ready(False)
+    call = _unary(ctx)
+    runner = call._runner
+    assert runner is not None and runner._pick_task is not None
+    wait_for_pick = ctx.wait_for_pick
+
+    async def ends_the_call_first(info: Any, wait_for_ready: bool) -> Any:
+        picked = await wait_for_pick(info, wait_for_ready)
+        runner._pick_task = None  # so that the call's end does not cancel this task
+        call._finish(StatusCode.UNAVAILABLE, "gone", None)
+        return picked
+
+    ctx.wait_for_pick = ends_the_call_first  # type: ignore[method-assign]
+    runner._pick_task.cancel()
+    runner._pick_task = asyncio.get_running_loop().create_task(runner._pick_slow())
+    ctx.set_ready(True)
+    assert (await _failed(call)).code() is U
+    await asyncio.sleep(0)
+    assert ctx.streams() == []
+    assert _codes(ctx) == [("b0", [U])]

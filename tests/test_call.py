@@ -369,3 +369,30 @@ async def test_a_dropped_pick_fails_even_a_wait_for_ready_call_at_once() -> None
     await ctx.clock.advance_async(0)
     assert (await _failed(waiting)).details() == "dropped later"
     assert ctx.streams() == []
+
+
+async def test_the_only_attempts_pick_is_done_once_with_the_calls_status() -> None:
+    """grpc-go: balancer.DoneInfo once per pick. The fast path's pick is done by the call
+    itself (the channel only counts), also when the call ends by its deadline, a cancel or
+    a response it cannot parse."""
+    ctx = FakeCallContext(on_done=True)
+    call = _unary(ctx)
+    [stream] = ctx.streams()
+    answer_headers(stream)
+    answer_message(stream, b"reply")
+    answer_trailers(stream)
+    assert await call == b"reply"
+    call = _unary(ctx, timeout=1.0)
+    ctx.clock.advance(1.0)
+    call = _unary(ctx)
+    call.cancel()
+    call.cancel()
+    streaming = UnaryStreamCall(ctx.method(), b"request", timeout=None, **KWARGS)
+    answer_status(ctx.streams()[-1], StatusCode.UNAVAILABLE, "down")
+    assert await streaming.code() is StatusCode.UNAVAILABLE
+    assert [record.codes for record in ctx.picks] == [
+        [StatusCode.OK],
+        [StatusCode.DEADLINE_EXCEEDED],
+        [StatusCode.CANCELLED],
+        [StatusCode.UNAVAILABLE],
+    ]

@@ -263,3 +263,67 @@ async def test_a_drop_with_a_restricted_code_becomes_internal() -> None:
         holder.pick_now(INFO)
     assert info.value.code() is StatusCode.INTERNAL
     assert "NOT_FOUND" in (info.value.details() or "")
+
+
+class _Counted:
+    """A picker whose every result has its own on_done, recorded in ``done``."""
+
+    def __init__(self, sub: Any) -> None:
+        self.sub = sub
+        self.done: list[list[StatusCode]] = []
+        self.results: list[PickResult] = []
+
+    def pick(self, info: PickInfo) -> PickResult:
+        codes: list[StatusCode] = []
+        self.done.append(codes)
+        result = PickResult(subchannel=self.sub, on_done=codes.append)
+        self.results.append(result)
+        return result
+
+
+async def test_a_discarded_pick_is_done_unavailable_once_the_used_one_is_not() -> None:
+    """A pick whose subchannel is no longer READY is discarded and re-picked; its on_done
+    runs then, once, with UNAVAILABLE (grpc-go's pickerWrapper runs Done for it too, with an
+    empty DoneInfo; see grpc_lite/_picker.py). The pick handed to the call is not done here:
+    the call does it with its attempt's status."""
+    holder = PickerHolder()
+    stale = _Counted(_Sub(_Transport(accepting=False)))
+    holder.update(stale)
+    assert holder.pick_now(INFO) is None
+    assert stale.done == [[StatusCode.UNAVAILABLE]]
+    task = asyncio.create_task(holder.wait_for_pick(INFO, False))
+    await asyncio.sleep(0)
+    assert stale.done == [[StatusCode.UNAVAILABLE]] * 2  # the slow path's re-pick, discarded
+    good = _Counted(_Sub(_Transport()))
+    holder.update(good)
+    picked = await asyncio.wait_for(task, 1)
+    assert picked[2] is good.results[0] and good.done == [[]]
+    assert holder.pick_now(INFO) is not None and good.done == [[], []]
+    assert stale.done == [[StatusCode.UNAVAILABLE]] * 2
+
+
+async def test_a_discarded_foreign_pick_is_done_internal() -> None:
+    holder = PickerHolder()
+    picker = _Counted(_Foreign())
+    holder.update(picker)
+    assert holder.pick_now(INFO) is None
+    with pytest.raises(RpcError):
+        await holder.wait_for_pick(INFO, wait_for_ready=True)
+    assert picker.done == [[StatusCode.INTERNAL], [StatusCode.INTERNAL]]
+
+
+async def test_an_on_done_that_raises_is_logged_and_the_pick_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    holder = PickerHolder()
+
+    def boom(code: StatusCode) -> None:
+        raise ZeroDivisionError("bad on_done")
+
+    class _Raising:
+        def pick(self, info: PickInfo) -> PickResult:
+            return PickResult(subchannel=_Sub(_Transport(accepting=False)), on_done=boom)
+
+    holder.update(_Raising())
+    assert holder.pick_now(INFO) is None
+    assert "pick on_done callback raised" in caplog.text

@@ -9,6 +9,11 @@ calls it sees start and finish and the trace events they record. A `FakeTranspor
 streams started on it (numbered 1, 3, 5, ... as if sent); the test answers for the server
 through the stream's connection callbacks (`answer_headers`, `answer_message`,
 `answer_trailers`, `answer_status`, `refuse`, `goaway`).
+
+With ``on_done=True`` every pick returns a fresh `PickResult` whose ``on_done`` is a
+`PickRecord` (``ctx.picks``, in order), so that a test sees how often and with which status
+each pick's ``on_done`` ran. With ``ctx.picker`` set, picks go through that `Picker` instead
+(its results' subchannels must be the backends'): a policy's real picker, say.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "FakeLoop",
     "FakeSubchannel",
     "FakeTransport",
+    "PickRecord",
     "answer_headers",
     "answer_message",
     "answer_status",
@@ -86,6 +92,20 @@ class FakeSubchannel:
         return f"FakeSubchannel({self.name!r})"
 
 
+class PickRecord:
+    """One pick's ``PickResult.on_done``: the statuses it was called with, in order."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.codes: list[StatusCode] = []
+
+    def __call__(self, code: StatusCode) -> None:
+        self.codes.append(code)
+
+    def __repr__(self) -> str:
+        return f"PickRecord({self.backend!r}, {[c.name for c in self.codes]})"
+
+
 class FakeTransport:
     """A READY transport: keeps the streams a call starts on it, numbered as if sent."""
 
@@ -116,6 +136,7 @@ class FakeCallContext:
         backends: int = 1,
         config_known: bool = True,
         throttler: RetryThrottler | None = None,
+        on_done: bool = False,
         **options: Any,
     ) -> None:
         self.clock = FakeClock()
@@ -146,6 +167,11 @@ class FakeCallContext:
         self.ready = True
         self.pick_error: RpcError | None = None
         self._ready_event = asyncio.Event()
+        # Every pick's PickRecord (with on_done=True), in order.
+        self.on_done = on_done
+        self.picks: list[PickRecord] = []
+        # A Picker the picks go through (None: round robin over the backends).
+        self.picker: Any = None
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -193,6 +219,10 @@ class FakeCallContext:
     def _next(self, info: PickInfo) -> tuple[FakeTransport, FakeSubchannel, PickResult]:
         """The backends in turn, as round_robin picks them: a retry or a hedge gets the first
         one from there its call has not tried (``info.previous_subchannels``), if any."""
+        if self.picker is not None:
+            result = self.picker.pick(info)
+            [t] = [b for b in self.backends if b.subchannel is result.subchannel]
+            return t, t.subchannel, result
         n = len(self.backends)
         i = self._turn
         self._turn += 1
@@ -204,6 +234,10 @@ class FakeCallContext:
                 if other.subchannel not in previous:
                     t = other
                     break
+        if self.on_done:
+            record = PickRecord(t.name)
+            self.picks.append(record)
+            return t, t.subchannel, PickResult(subchannel=t.subchannel, on_done=record)  # type: ignore[arg-type]
         return t, t.subchannel, t.result
 
     def pick(self, info: PickInfo) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from grpc_lite._call import UnaryUnaryCall
 from grpc_lite.balancer import (
     ChannelState,
     DroppedRpcError,
@@ -27,6 +28,14 @@ from grpc_lite.xds._balancers.cluster_impl import (
     request_counter,
 )
 from tests.fakes.balancer_channel import FakeBalancerChannel, FakeSubchannel
+from tests.fakes.call_context import (
+    FakeCallContext,
+    answer_headers,
+    answer_message,
+    answer_status,
+    answer_trailers,
+    refuse,
+)
 from tests.xds._balancers._helpers import CONNECTING, TF, pick_info, ready
 
 A, B = "10.0.0.1:1", "10.0.0.2:1"
@@ -219,3 +228,114 @@ def test_child_errors_pass_through_without_counting() -> None:
     assert request_counter("cb3", "").in_flight == 0
     assert h.ch.state is TF
     assert h.b.debug_info()["child"]["policy"] == "round_robin"
+
+
+# -- through a call's attempts: the slots come back (A32 with A6's retries and hedges) ----
+
+_RETRY = {
+    "methodConfig": [
+        {
+            "name": [{"service": "pkg.Service"}],
+            "retryPolicy": {
+                "maxAttempts": 3,
+                "initialBackoff": "1s",
+                "maxBackoff": "1s",
+                "backoffMultiplier": 1,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+_HEDGING = {
+    "methodConfig": [
+        {
+            "name": [{"service": "pkg.Service"}],
+            "hedgingPolicy": {
+                "maxAttempts": 2,
+                "hedgingDelay": "0.5s",
+                "nonFatalStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
+
+class _Backends:
+    """A child picker over a FakeCallContext's backends, in turn; its results' on_done
+    records each status."""
+
+    def __init__(self, ctx: FakeCallContext) -> None:
+        self.ctx = ctx
+        self.turn = 0
+        self.done: list[StatusCode] = []
+
+    def pick(self, info: PickInfo) -> PickResult:
+        backends = self.ctx.backends
+        t = backends[self.turn % len(backends)]
+        self.turn += 1
+        return PickResult(subchannel=t.subchannel, on_done=self.done.append)  # type: ignore[arg-type]
+
+
+def _circuit_breaker(ctx: FakeCallContext, cluster: str, limit: int) -> tuple[_Backends, Any]:
+    child = _Backends(ctx)
+    counter = request_counter(cluster, "")
+    ctx.picker = _ClusterImplPicker(
+        child,
+        ready=True,
+        config=config(cluster=cluster, maxConcurrentRequests=limit),
+        counter=counter,
+        random_=random.Random(0).random,
+    )
+    return child, counter
+
+
+def _unary(ctx: FakeCallContext) -> UnaryUnaryCall[Any, Any]:
+    return UnaryUnaryCall(
+        ctx.method(), b"req", timeout=10.0, metadata=None, wait_for_ready=None, compression=None
+    )
+
+
+async def test_a_retried_call_gives_every_slot_back() -> None:
+    """maxConcurrentRequests 1: the retry is picked only because the failed attempt gave
+    its slot back when it failed; after the call, none is held."""
+    ctx = FakeCallContext(service_config=_RETRY, backends=2)
+    child, counter = _circuit_breaker(ctx, "cb-retry", 1)
+    call = _unary(ctx)
+    assert counter.in_flight == 1
+    answer_status(ctx.streams()[0], StatusCode.UNAVAILABLE, "down")
+    assert counter.in_flight == 0
+    ctx.clock.advance(1.0)
+    second = ctx.streams()[1]
+    assert counter.in_flight == 1
+    answer_headers(second)
+    answer_message(second, b"ok")
+    answer_trailers(second)
+    assert await call == b"ok"
+    assert counter.in_flight == 0
+    assert child.done == [StatusCode.UNAVAILABLE, StatusCode.OK]  # each pick's once
+
+
+async def test_hedged_transparently_retried_and_cancelled_calls_give_every_slot_back() -> None:
+    ctx = FakeCallContext(service_config=_HEDGING, backends=2)
+    child, counter = _circuit_breaker(ctx, "cb-hedge", 2)
+    call = _unary(ctx)
+    ctx.clock.advance(0.5)
+    assert counter.in_flight == 2
+    _, second = ctx.streams()
+    answer_headers(second)  # the second wins, the first is cancelled
+    assert counter.in_flight == 1
+    answer_message(second, b"ok")
+    answer_trailers(second, StatusCode.OK)
+    assert await call == b"ok"
+    assert counter.in_flight == 0
+    assert child.done == [StatusCode.CANCELLED, StatusCode.OK]
+    # A transparent retry (no policy), then a cancel.
+    ctx = FakeCallContext(backends=2)
+    child, counter = _circuit_breaker(ctx, "cb-transparent", 1)
+    call = _unary(ctx)
+    refuse(ctx.streams()[0])
+    ctx.clock.advance(0)
+    assert counter.in_flight == 1 and len(ctx.streams()) == 2
+    call.cancel()
+    assert counter.in_flight == 0
+    assert child.done == [StatusCode.UNAVAILABLE, StatusCode.CANCELLED]
