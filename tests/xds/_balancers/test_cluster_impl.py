@@ -304,7 +304,7 @@ async def test_a_retried_call_gives_every_slot_back() -> None:
     assert counter.in_flight == 1
     answer_status(ctx.streams()[0], StatusCode.UNAVAILABLE, "down")
     assert counter.in_flight == 0
-    ctx.clock.advance(1.0)
+    ctx.clock.advance(1.2)  # the backoff, jittered up to 1.2 s (A6)
     second = ctx.streams()[1]
     assert counter.in_flight == 1
     answer_headers(second)
