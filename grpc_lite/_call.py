@@ -38,6 +38,7 @@ from ._transport import (
 )
 from .balancer import DroppedRpcError, PickInfo
 from .metadata import Metadata, MetadataType, encode_outgoing, encode_timeout
+from .resolver import RpcConfig, RpcInfo
 from .status import RpcError, StatusCode, UsageError
 
 if TYPE_CHECKING:
@@ -167,6 +168,8 @@ class Method:
         "pick_info",
         "pseudo_block",
         "pseudo_size",
+        "routed",
+        "rpc_info",
         "serializer",
     )
 
@@ -197,6 +200,11 @@ class Method:
             auth_context(auth_scheme, authority, path) if auth_scheme is not None else None
         )
         self.pick_info = PickInfo(method=path)
+        # A config selector's view of a call without metadata (gRFC A31), made once, and the
+        # last (RpcConfig, PickInfo) `select_config` made for such a call: reused while the
+        # selector returns that very RpcConfig (the xds selector returns one per route).
+        self.rpc_info = RpcInfo(method=path)
+        self.routed: tuple[RpcConfig, PickInfo] | None = None
         # The channel's event loop, once a call on this method bound it (it never changes).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._mc: MethodConfig | None = None

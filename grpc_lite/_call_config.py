@@ -42,21 +42,45 @@ def select_config(
     grpc-go does). The selector's attributes reach every pick of the call; its
     ``on_committed`` is kept for the commit."""
     info = call._pick_info
-    path = call._method.path
+    method = call._method
+    # A call without metadata has its method's PickInfo: the selector gets the method's
+    # RpcInfo, made once (both are immutable, so sharing them is sharing equal values).
+    plain = info is method.pick_info
     try:
-        config = selector.select(RpcInfo(method=path, metadata=info.metadata))
+        config = selector.select(
+            method.rpc_info if plain else RpcInfo(method=method.path, metadata=info.metadata)
+        )
     except RpcError as exc:
         code, details = restrict_control_plane_code(exc.code(), exc.details() or "")
         return None, RpcError(code, details)
     except Exception as exc:
         return None, RpcError(StatusCode.INTERNAL, f"the config selector failed: {exc!r}")
-    if config.attributes:
-        call._pick_info = PickInfo(
-            method=path, metadata=info.metadata, attributes=config.attributes
-        )
+    attributes = config.attributes
+    if attributes:
+        if not plain:
+            call._pick_info = PickInfo(
+                method=method.path, metadata=info.metadata, attributes=attributes
+            )
+        else:
+            # Hot path: the PickInfo of the last call without metadata whose selector
+            # returned this very RpcConfig is this call's too (the same method, no
+            # metadata, the same attributes object). A retry's pick adds its
+            # previous_subchannels to a PickInfo of its own (`_attempts.TriedSubchannels`).
+            routed = method.routed
+            if routed is not None and routed[0] is config:
+                call._pick_info = routed[1]
+            else:
+                shared = PickInfo(method=method.path, attributes=attributes)
+                method.routed = (config, shared)
+                call._pick_info = shared
     call._on_committed = config.on_committed
     mc = config.method_config
-    return (mc if mc is not None else call._method.method_config()), None
+    if mc is not None:
+        return mc, None
+    # Method.method_config's cache check, inline (as Call.__init__ has it).
+    if method._mc_generation == method.channel.config_generation:
+        return method._mc, None
+    return method.method_config(), None
 
 
 def apply_method_config(call: "Call", mc: "MethodConfig", timeout: float | None) -> float | None:

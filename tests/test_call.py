@@ -13,7 +13,7 @@ from grpc_lite import _codec
 from grpc_lite._attempts import Phase
 from grpc_lite._call import StreamUnaryCall, UnaryStreamCall, UnaryUnaryCall
 from grpc_lite._transport._stream import DETACHED
-from grpc_lite.balancer import DroppedRpcError
+from grpc_lite.balancer import DroppedRpcError, PickInfo
 from grpc_lite.resolver import RpcConfig, RpcInfo
 from grpc_lite.service_config import parse_service_config
 from grpc_lite.status import RpcError, StatusCode
@@ -213,6 +213,13 @@ class _Selector:
         return self.config
 
 
+RETRY_POLICY = {
+    "maxAttempts": 3,
+    "initialBackoff": "1s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 1,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
 SERVICE_TIMEOUT_5S = {"methodConfig": [{"name": [{"service": "pkg.Service"}], "timeout": "5s"}]}
 
 
@@ -396,3 +403,61 @@ async def test_the_only_attempts_pick_is_done_once_with_the_calls_status() -> No
         [StatusCode.CANCELLED],
         [StatusCode.UNAVAILABLE],
     ]
+
+
+async def test_calls_without_metadata_share_the_methods_rpc_info_and_the_routes_pick_info() -> None:
+    """Per-call cost of a selector (issue 17): a call without metadata hands the selector
+    its method's RpcInfo, and while the selector answers the very same RpcConfig (the xds
+    selector has one per route) its picks get the PickInfo made for the first such call.
+    A call with metadata, another RpcConfig and a retry each get a PickInfo of their own."""
+    ctx = FakeCallContext(backends=2)
+    selector = ctx.config_selector = _Selector(attributes={"xds.cluster": "cluster:a"})
+    method = ctx.method()
+
+    def call(**kwargs: Any) -> UnaryUnaryCall[Any, Any]:
+        return UnaryUnaryCall(method, b"request", **(KWARGS | {"timeout": None} | kwargs))
+
+    calls = [call(), call()]
+    first, second = ctx.pick_infos
+    assert first is second
+    assert first == PickInfo(method=PATH, attributes=selector.config.attributes)
+    assert first.attributes is selector.config.attributes
+    assert selector.infos[0] is selector.infos[1] is method.rpc_info
+    assert method.rpc_info == RpcInfo(method=PATH)
+    # With metadata: the selector and the pick are told it.
+    calls.append(call(metadata=[("k", "v")]))
+    assert selector.infos[2] == RpcInfo(method=PATH, metadata=(("k", "v"),))
+    with_metadata = ctx.pick_infos[2]
+    assert with_metadata.metadata == (("k", "v"),) and with_metadata.attributes["xds.cluster"]
+    calls.append(call())
+    assert ctx.pick_infos[3] is first  # the metadata call did not replace the shared one
+    # Another RpcConfig (a new route, a new selector): a new PickInfo, shared from then on.
+    selector.config = RpcConfig(attributes={"xds.cluster": "cluster:b"})
+    calls += [call(), call()]
+    third, fourth = ctx.pick_infos[4:]
+    assert third is fourth and third is not first
+    assert dict(third.attributes) == {"xds.cluster": "cluster:b"}
+    # A config without attributes leaves the method's own PickInfo.
+    selector.config = RpcConfig()
+    calls.append(call())
+    assert ctx.pick_infos[-1] is method.pick_info
+    for c in calls:
+        c.cancel()
+
+
+async def test_a_retry_of_a_shared_pick_info_gets_its_own_with_the_attributes() -> None:
+    ctx = FakeCallContext(backends=2)
+    config = {"retryPolicy": RETRY_POLICY}
+    selector = ctx.config_selector = _Selector(config, attributes={"xds.cluster": "c"})
+    method = ctx.method()
+    calls = [UnaryUnaryCall(method, b"request", **(KWARGS | {"timeout": None})) for _ in "ab"]
+    shared = ctx.pick_infos[0]
+    assert ctx.pick_infos[1] is shared
+    answer_status(ctx.streams()[0], StatusCode.UNAVAILABLE)
+    ctx.clock.advance(1.2)  # the backoff, jittered up to 1.2 s (A6)
+    retry = ctx.pick_infos[2]
+    assert retry is not shared and retry.attributes is selector.config.attributes
+    assert retry.previous_subchannels == (ctx.backends[0].subchannel,)
+    assert shared.previous_subchannels == ()  # the shared one is never changed
+    for c in calls:
+        c.cancel()

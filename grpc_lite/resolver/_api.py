@@ -134,7 +134,7 @@ class ResolverState:
         return dataclasses.replace(self, **changes)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class RpcInfo:
     """What a `ConfigSelector` sees of an RPC (grpc-go: iresolver.RPCInfo)."""
 
@@ -142,6 +142,18 @@ class RpcInfo:
     """The full method path, ``/package.Service/Method``."""
     metadata: tuple[tuple[str, str | bytes], ...] = ()
     """The call's metadata as the application gave it."""
+
+    def __init__(self, *, method: str, metadata: tuple[tuple[str, str | bytes], ...] = ()) -> None:
+        # Made per call with metadata on a channel with a selector: the slots are set through
+        # their descriptors, not object.__setattr__ per field as a frozen dataclass's
+        # generated __init__ does (about 30% fewer instructions; still frozen, equal, hashed
+        # and repr'd as the dataclass it is).
+        _set_rpc_method(self, method)
+        _set_rpc_metadata(self, metadata)
+
+
+_set_rpc_method = RpcInfo.__dict__["method"].__set__
+_set_rpc_metadata = RpcInfo.__dict__["metadata"].__set__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
