@@ -117,8 +117,40 @@ def _state_line(snap: Any) -> str:
     return f"channel {snap.state.name}  policy {snap.lb_policy}  addresses {len(snap.addresses)}"
 
 
+def _resolver_rows(info: Any) -> list[str]:
+    """What a resolver's debug_info() says worth a line each: for xds:///, the management
+    server, the ADS stream and every resource with its version and status (A40's fields)."""
+    if not isinstance(info, dict) or not isinstance(info.get("xds_client"), dict):
+        return []
+    xds = info["xds_client"]
+    rows = [
+        f"    xds {xds.get('server_uri')}  stream {xds.get('stream_state')}  "
+        f"config {info.get('status')}"
+    ]
+    for res in xds.get("resources") or ():
+        line = (
+            f"      {res.get('type', '?'):<4} {res.get('name')!s:<32} "
+            f"{res.get('status')!s:<15} version {res.get('version') or '-'}"
+        )
+        if res.get("last_nack_reason"):
+            line += f"  (NACK: {str(res['last_nack_reason'])[:70]})"
+        rows.append(line)
+    return rows
+
+
+def _placement(sc: Any) -> str:
+    """Where a balancer put a subchannel (xDS: cluster, priority, locality), if it says."""
+    attrs = getattr(sc, "attributes", None) or {}
+    parts = [f"{key[4:]} {attrs[key]}" for key in _PLACEMENT if key in attrs]
+    return "  " + ", ".join(parts) if parts else ""
+
+
+_PLACEMENT = ("xds.cluster", "xds.priority", "xds.locality")
+
+
 def _table(snap: Any, started: float) -> str:
     rows = [f"[{time.time() - started:6.1f}s] {_state_line(snap)}"]
+    rows += _resolver_rows(getattr(snap, "resolver", None))
     for sc in sorted(snap.subchannels, key=lambda s: s.address):
         health_text = sc.health or "-"
         extra = ""
@@ -126,7 +158,7 @@ def _table(snap: Any, started: float) -> str:
             extra = f"  ({sc.last_error[:70]})"
         rows.append(
             f"    {sc.address:<28} {sc.state.name:<18} health {health_text:<12} "
-            f"ok {sc.calls_succeeded:<6} failed {sc.calls_failed:<5}{extra}"
+            f"ok {sc.calls_succeeded:<6} failed {sc.calls_failed:<5}{_placement(sc)}{extra}"
         )
     return "\n".join(rows)
 

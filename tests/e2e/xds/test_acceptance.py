@@ -538,3 +538,45 @@ def test_cli_check_against_the_rig_exits_0(xds_rig: xds.XdsRig, xds_bootstrap_en
     assert with_listener.returncode == 0, with_listener.stderr
     assert xds_rig.ads_address in plain.stdout
     assert "'svc': ACKED" in with_listener.stdout
+
+
+def test_cli_watch_table_shows_the_xds_client_and_each_subchannels_place(
+    xds_rig: xds.XdsRig, xds_bootstrap_env: str
+) -> None:
+    """`grpc-lite watch xds:///svc` (table mode) shows the management server, the stream,
+    every resource with its status and version, and each subchannel's cluster, priority and
+    locality, live."""
+    xds_rig.set_snapshot(xds.simple_scenario("svc", ("b0", "b1")))
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_lite",
+            "watch",
+            "xds:///svc",
+            "--call",
+            "/grpc.testing.TestService/EmptyCall",
+            "--interval",
+            "0.3",
+            "--duration",
+            "2",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"xds {xds_rig.ads_address}  stream RECEIVING  config ok" in out, out
+    for kind, name in (("LDS", "svc"), ("RDS", "route-svc"), ("CDS", "cluster-svc")):
+        assert any(line.split()[:3] == [kind, name, "ACKED"] for line in out.splitlines()), (
+            kind,
+            name,
+            out,
+        )
+    placed = [line for line in out.splitlines() if "cluster cluster-svc, priority 0" in line]
+    assert any(xds_rig.backend_addresses["b0"] in line for line in placed), out
+    assert any(xds_rig.backend_addresses["b1"] in line for line in placed), out
