@@ -12,10 +12,14 @@
   clustermanager/balancerstateaggregator.go and weightedtarget/weightedaggregator do (a child
   going from TRANSIENT_FAILURE to CONNECTING still counts as TRANSIENT_FAILURE).
 - `JsonObject`: field readers that name the config path in every error.
+- `ParentBalancer` / `NamedChildrenBalancer`: the skeleton of a parent policy over
+  `TrackedChildren` (the Balancer calls that only forward to the children), and of one whose
+  children are a {name: child policy} map aggregated by `StateAggregator`; `typed_config`.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -27,6 +31,8 @@ from grpc_lite.balancer import (
     BalancerState,
     ChannelState,
     ChildBalancers,
+    ErrorPicker,
+    Picker,
     QueuePicker,
     Subchannel,
     SubchannelState,
@@ -44,16 +50,20 @@ __all__ = [
     "ATTR_PRIORITY",
     "ChildPolicy",
     "JsonObject",
+    "NamedChildrenBalancer",
+    "ParentBalancer",
     "StateAggregator",
     "TrackedChildren",
     "attribute",
     "parse_child_policy",
     "split_by_path",
+    "typed_config",
     "unavailable",
 ]
 
 _S = ConnectivityState
 _K = TypeVar("_K", bound=Hashable)
+_C = TypeVar("_C")
 
 ATTR_PATH = "xds.path"
 ATTR_LOCALITY = "xds.locality"
@@ -366,3 +376,102 @@ class StateAggregator(Generic[_K]):
 
     def __len__(self) -> int:
         return len(self._states)
+
+
+# -- parent policies ------------------------------------------------------------------------
+
+
+def typed_config(state: ChannelState, kind: type[_C], policy: str) -> _C:
+    """``state.config`` (what `policy`'s builder parsed); TypeError naming `policy` and
+    `kind` when it is anything else."""
+    config = state.config
+    if not isinstance(config, kind):
+        raise TypeError(f"{policy}: config must be a {kind.__name__}, got {config!r}")
+    return config
+
+
+class ParentBalancer(abc.ABC):
+    """What the xDS parent policies share: the channel, `TrackedChildren` keyed by name, the
+    closed flag, and the Balancer calls that only forward to the children. A resolver error
+    while there is no child (no good update yet: no picker worth keeping) is published as
+    TRANSIENT_FAILURE failing RPCs with it; otherwise the children get it.
+
+    Subclasses implement `update_channel_state` and `_child_reported` (a child's report, never
+    after `close`), and override `_report` to see what they publish.
+    Callers: the channel's serializer only.
+    """
+
+    def __init__(self, channel: BalancerChannel) -> None:
+        # Immutable after __init__.
+        self._channel = channel
+        self._children: TrackedChildren[str] = TrackedChildren(
+            channel, on_child_state=self._on_child_state
+        )
+        # Serializer-only.
+        self._closed = False
+
+    @abc.abstractmethod
+    def update_channel_state(self, state: ChannelState) -> bool: ...
+
+    def resolver_error(self, error: RpcError) -> None:
+        if self._closed:
+            return
+        if not self._children:
+            self._report(_S.TRANSIENT_FAILURE, ErrorPicker(error))
+            return
+        self._children.resolver_error(error)
+
+    def exit_idle(self) -> None:
+        if not self._closed:
+            self._children.exit_idle()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._children.close()
+
+    @abc.abstractmethod
+    def _child_reported(self, name: str, state: BalancerState) -> None:
+        """The child `name` published `state` (never called after `close`)."""
+
+    def _on_child_state(self, name: str, state: BalancerState) -> None:
+        if not self._closed:
+            self._child_reported(name, state)
+
+    def _report(self, state: ConnectivityState, picker: Picker) -> None:
+        self._channel.update_state(BalancerState(state=state, picker=picker))
+
+
+class NamedChildrenBalancer(ParentBalancer):
+    """A parent whose config names its children (cluster_manager, weighted_target): each
+    update closes the children it no longer names and creates or updates the rest; their
+    states are aggregated by `StateAggregator` and every change republishes (`_publish`)."""
+
+    def __init__(self, channel: BalancerChannel) -> None:
+        super().__init__(channel)
+        # Serializer-only.
+        self._states: StateAggregator[str] = StateAggregator()
+
+    def _sync_children(self, children: Mapping[str, tuple[ChildPolicy, ChannelState]]) -> None:
+        """Make the children exactly `children` ({name: (policy, state)}), then publish."""
+        for name in self._states.names():
+            if name not in children:
+                self._states.remove(name)
+                self._children.remove(name)
+        for name, (policy, state) in children.items():
+            self._states.add(name)
+            self._children.update_policy(name, policy, state)
+        self._publish()
+
+    @abc.abstractmethod
+    def _publish(self) -> None:
+        """Publish the aggregate state and a picker over the children's last pickers."""
+
+    def _child_reported(self, name: str, state: BalancerState) -> None:
+        if self._states.record(name, state):
+            self._publish()
+
+    def _children_debug_info(self) -> dict[str, dict[str, Any]]:
+        """Each child's ``child_debug_info``, in the order the children were added."""
+        return {name: self._children.child_debug_info(name) for name in self._states.names()}

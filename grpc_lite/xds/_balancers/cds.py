@@ -35,9 +35,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from grpc_lite._connectivity import ConnectivityState
-from grpc_lite.balancer import BalancerChannel, BalancerState, ChannelState, ErrorPicker, get
+from grpc_lite.balancer import (
+    BalancerChannel,
+    BalancerState,
+    ChannelState,
+    ErrorPicker,
+    Picker,
+    get,
+)
 from grpc_lite.resolver import Address, Endpoint, ResolverState
-from grpc_lite.status import RpcError
 
 from .._model import ClusterConfig, EndpointsResource, HealthStatus, Locality, LocalityId, XdsConfig
 from ._common import (
@@ -48,8 +54,9 @@ from ._common import (
     ATTR_PRIORITY,
     ChildPolicy,
     JsonObject,
-    TrackedChildren,
+    ParentBalancer,
     attribute,
+    typed_config,
     unavailable,
 )
 from .cluster_impl import NAME as CLUSTER_IMPL
@@ -196,28 +203,22 @@ def _endpoints(cluster: str, child: str, priority: int, locality: Locality) -> l
     return out
 
 
-class CdsBalancer:
+class CdsBalancer(ParentBalancer):
     """One cds instance. Callers: the channel's serializer only."""
 
     def __init__(self, channel: BalancerChannel) -> None:
+        super().__init__(channel)
         # Immutable after __init__.
-        self._channel = channel
-        self._children: TrackedChildren[str] = TrackedChildren(
-            channel, on_child_state=self._on_child_state
-        )
         self._namer = ChildNamer()
         # Serializer-only.
         self._cluster: str | None = None
         self._error: str | None = None
         self._state: ConnectivityState | None = None
-        self._closed = False
 
     def update_channel_state(self, state: ChannelState) -> bool:
         if self._closed:
             return True
-        config = state.config
-        if not isinstance(config, CdsConfig):
-            raise TypeError(f"{NAME}: config must be a CdsConfig, got {config!r}")
+        config = typed_config(state, CdsConfig, NAME)
         self._cluster = config.cluster
         attributes = state.resolver_state.attributes
         xds_config = attribute(attributes, ATTR_XDS_CONFIG)
@@ -250,24 +251,6 @@ class CdsBalancer:
         self._children.update_policy(_CHILD, policy, ChannelState(resolver_state=child_state))
         return True
 
-    def resolver_error(self, error: RpcError) -> None:
-        if self._closed:
-            return
-        if _CHILD in self._children:
-            self._children.resolver_error(error)
-        else:
-            self._report(_S.TRANSIENT_FAILURE, ErrorPicker(error))
-
-    def exit_idle(self) -> None:
-        if not self._closed:
-            self._children.exit_idle()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._children.close()
-
     def debug_info(self) -> dict[str, Any]:
         return {
             "policy": NAME,
@@ -282,11 +265,9 @@ class CdsBalancer:
         self._children.remove(_CHILD)
         self._report(_S.TRANSIENT_FAILURE, ErrorPicker(unavailable(message)))
 
-    def _on_child_state(self, _key: str, state: BalancerState) -> None:
-        if self._closed:
-            return
+    def _child_reported(self, _name: str, state: BalancerState) -> None:
         self._report(state.state, state.picker)
 
-    def _report(self, state: ConnectivityState, picker: Any) -> None:
+    def _report(self, state: ConnectivityState, picker: Picker) -> None:
         self._state = state
-        self._channel.update_state(BalancerState(state=state, picker=picker))
+        super()._report(state, picker)

@@ -38,14 +38,13 @@ from grpc_lite.balancer import (
     BalancerState,
     ChannelState,
     DroppedRpcError,
-    ErrorPicker,
     Picker,
     PickInfo,
     PickResult,
 )
-from grpc_lite.status import RpcError, StatusCode
+from grpc_lite.status import StatusCode
 
-from ._common import ChildPolicy, JsonObject, TrackedChildren, parse_child_policy
+from ._common import ChildPolicy, JsonObject, ParentBalancer, parse_child_policy, typed_config
 
 __all__ = [
     "ClusterImplBalancer",
@@ -250,54 +249,27 @@ class _Release:
             self._inner(code)
 
 
-class ClusterImplBalancer:
+class ClusterImplBalancer(ParentBalancer):
     """One cluster_impl instance. Callers: the channel's serializer only."""
 
     def __init__(self, channel: BalancerChannel, *, rand: random.Random) -> None:
+        super().__init__(channel)
         # Immutable after __init__.
-        self._channel = channel
         self._random = rand.random
-        self._children: TrackedChildren[str] = TrackedChildren(
-            channel, on_child_state=self._on_child_state
-        )
         # Serializer-only.
         self._config: ClusterImplConfig | None = None
         self._counter: RequestCounter | None = None
         self._child_state: BalancerState | None = None
-        self._closed = False
 
     def update_channel_state(self, state: ChannelState) -> bool:
         if self._closed:
             return True
-        config = state.config
-        if not isinstance(config, ClusterImplConfig):
-            raise TypeError(f"{NAME}: config must be a ClusterImplConfig, got {config!r}")
-        self._config = config
+        config = self._config = typed_config(state, ClusterImplConfig, NAME)
         self._counter = request_counter(config.cluster, config.eds_service_name)
         self._children.update_policy(_CHILD, config.child_policy, state)
         if self._child_state is not None:
             self._publish()  # the same child picker under the new drops and limit
         return True
-
-    def resolver_error(self, error: RpcError) -> None:
-        if self._closed:
-            return
-        if self._config is None:
-            self._channel.update_state(
-                BalancerState(state=_S.TRANSIENT_FAILURE, picker=ErrorPicker(error))
-            )
-            return
-        self._children.resolver_error(error)
-
-    def exit_idle(self) -> None:
-        if not self._closed:
-            self._children.exit_idle()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._children.close()
 
     def debug_info(self) -> dict[str, Any]:
         config = self._config
@@ -310,9 +282,7 @@ class ClusterImplBalancer:
             "child": self._children.child_debug_info(_CHILD) if _CHILD in self._children else None,
         }
 
-    def _on_child_state(self, _key: str, state: BalancerState) -> None:
-        if self._closed:
-            return
+    def _child_reported(self, _name: str, state: BalancerState) -> None:
         self._child_state = state
         self._publish()
 
@@ -326,4 +296,4 @@ class ClusterImplBalancer:
             counter=counter,
             random_=self._random,
         )
-        self._channel.update_state(BalancerState(state=child.state, picker=picker))
+        self._report(child.state, picker)

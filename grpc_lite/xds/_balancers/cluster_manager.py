@@ -25,24 +25,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from grpc_lite.balancer import (
-    BalancerChannel,
-    BalancerState,
-    ChannelState,
-    ErrorPicker,
-    Picker,
-    PickInfo,
-    PickResult,
-)
-from grpc_lite.status import RpcError
+from grpc_lite.balancer import BalancerChannel, ChannelState, Picker, PickInfo, PickResult
 
 from ._common import (
     ATTR_CLUSTER,
     ChildPolicy,
     JsonObject,
-    StateAggregator,
-    TrackedChildren,
+    NamedChildrenBalancer,
     parse_child_policy,
+    typed_config,
     unavailable,
 )
 
@@ -108,74 +99,30 @@ class _ClusterPicker:
         return pick(info)
 
 
-class ClusterManagerBalancer:
+class ClusterManagerBalancer(NamedChildrenBalancer):
     """One channel's cluster manager. Callers: the channel's serializer only."""
 
     def __init__(self, channel: BalancerChannel) -> None:
-        # Immutable after __init__.
-        self._channel = channel
-        self._children: TrackedChildren[str] = TrackedChildren(
-            channel, on_child_state=self._on_child_state
-        )
+        super().__init__(channel)
         # Serializer-only.
-        self._states: StateAggregator[str] = StateAggregator()
         self._config: ClusterManagerConfig | None = None
-        self._closed = False
 
     def update_channel_state(self, state: ChannelState) -> bool:
         if self._closed:
             return True
-        config = state.config
-        if not isinstance(config, ClusterManagerConfig):
-            raise TypeError(f"{NAME}: config must be a ClusterManagerConfig, got {config!r}")
-        self._config = config
-        for name in self._states.names():
-            if name not in config.children:
-                self._states.remove(name)
-                self._children.remove(name)
-        for name, policy in config.children.items():
-            self._states.add(name)
-            self._children.update_policy(name, policy, state)
-        self._publish()
+        config = self._config = typed_config(state, ClusterManagerConfig, NAME)
+        # Each child gets the channel's state; `update_policy` puts in its own config.
+        self._sync_children({name: (policy, state) for name, policy in config.children.items()})
         return True
-
-    def resolver_error(self, error: RpcError) -> None:
-        if self._closed:
-            return
-        if not len(self._states):
-            self._channel.update_state(
-                BalancerState(state=self._states.current(), picker=ErrorPicker(error))
-            )
-            return
-        self._children.resolver_error(error)
-
-    def exit_idle(self) -> None:
-        if not self._closed:
-            self._children.exit_idle()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._children.close()
 
     def debug_info(self) -> dict[str, Any]:
         return {
             "policy": NAME,
             "state": self._states.current().name,
             "config": self._config.to_json(full=False) if self._config is not None else None,
-            "children": {
-                name: self._children.child_debug_info(name) for name in self._states.names()
-            },
+            "children": self._children_debug_info(),
         }
-
-    def _on_child_state(self, name: str, state: BalancerState) -> None:
-        if self._closed or not self._states.record(name, state):
-            return
-        self._publish()
 
     def _publish(self) -> None:
         pickers = {name: self._states.state(name).picker for name in self._states.names()}
-        self._channel.update_state(
-            BalancerState(state=self._states.current(), picker=_ClusterPicker(pickers))
-        )
+        self._report(self._states.current(), _ClusterPicker(pickers))

@@ -33,7 +33,6 @@ from typing import Any
 from grpc_lite._connectivity import ConnectivityState
 from grpc_lite.balancer import (
     BalancerChannel,
-    BalancerState,
     ChannelState,
     ErrorPicker,
     Picker,
@@ -42,15 +41,14 @@ from grpc_lite.balancer import (
     QueuePicker,
 )
 from grpc_lite.resolver import ResolverState
-from grpc_lite.status import RpcError
 
 from ._common import (
     ChildPolicy,
     JsonObject,
-    StateAggregator,
-    TrackedChildren,
+    NamedChildrenBalancer,
     parse_child_policy,
     split_by_path,
+    typed_config,
     unavailable,
 )
 
@@ -138,64 +136,29 @@ class _WeightedPicker:
         return self._picks[min(i, len(self._picks) - 1)](info)
 
 
-class WeightedTargetBalancer:
+class WeightedTargetBalancer(NamedChildrenBalancer):
     """One weighted_target instance. Callers: the channel's serializer only."""
 
     def __init__(self, channel: BalancerChannel, *, rand: random.Random) -> None:
+        super().__init__(channel)
         # Immutable after __init__.
-        self._channel = channel
         self._random = rand.random
-        self._children: TrackedChildren[str] = TrackedChildren(
-            channel, on_child_state=self._on_child_state
-        )
         # Serializer-only.
-        self._states: StateAggregator[str] = StateAggregator()
         self._config: WeightedTargetConfig | None = None
-        self._closed = False
 
     def update_channel_state(self, state: ChannelState) -> bool:
         if self._closed:
             return True
-        config = state.config
-        if not isinstance(config, WeightedTargetConfig):
-            raise TypeError(f"{NAME}: config must be a WeightedTargetConfig, got {config!r}")
-        self._config = config
-        by_target = split_by_path(state.resolver_state.endpoints)
-        for name in self._states.names():
-            if name not in config.targets:
-                self._states.remove(name)
-                self._children.remove(name)
-        attributes = state.resolver_state.attributes
+        config = self._config = typed_config(state, WeightedTargetConfig, NAME)
+        resolver_state = state.resolver_state
+        by_target = split_by_path(resolver_state.endpoints)
+        children: dict[str, tuple[ChildPolicy, ChannelState]] = {}
         for name, target in config.targets.items():
-            self._states.add(name)
-            child_state = ResolverState(
-                endpoints=tuple(by_target.get(name, ())), attributes=attributes
-            )
-            self._children.update_policy(
-                name, target.child_policy, ChannelState(resolver_state=child_state)
-            )
-        self._publish()
+            endpoints = tuple(by_target.get(name, ()))
+            child_state = ResolverState(endpoints=endpoints, attributes=resolver_state.attributes)
+            children[name] = (target.child_policy, ChannelState(resolver_state=child_state))
+        self._sync_children(children)
         return True
-
-    def resolver_error(self, error: RpcError) -> None:
-        if self._closed:
-            return
-        if not len(self._states):
-            self._channel.update_state(
-                BalancerState(state=_S.TRANSIENT_FAILURE, picker=ErrorPicker(error))
-            )
-            return
-        self._children.resolver_error(error)
-
-    def exit_idle(self) -> None:
-        if not self._closed:
-            self._children.exit_idle()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._children.close()
 
     def debug_info(self) -> dict[str, Any]:
         config = self._config
@@ -206,28 +169,23 @@ class WeightedTargetBalancer:
             "children": {
                 name: {
                     "weight": config.targets[name].weight if config is not None else None,
-                    **self._children.child_debug_info(name),
+                    **info,
                 }
-                for name in self._states.names()
+                for name, info in self._children_debug_info().items()
             },
         }
-
-    def _on_child_state(self, name: str, state: BalancerState) -> None:
-        if self._closed or not self._states.record(name, state):
-            return
-        self._publish()
 
     def _publish(self) -> None:
         config = self._config
         assert config is not None
         states = self._states
         if not len(states):
-            picker: Picker = ErrorPicker(unavailable("weighted_target: no targets to pick from"))
-            self._channel.update_state(BalancerState(state=_S.TRANSIENT_FAILURE, picker=picker))
+            error = unavailable("weighted_target: no targets to pick from")
+            self._report(_S.TRANSIENT_FAILURE, ErrorPicker(error))
             return
         current = states.current()
         if current is _S.CONNECTING:
-            picker = QueuePicker()
+            picker: Picker = QueuePicker()
         else:
             entries = [
                 (config.targets[name].weight, states.state(name).picker)
@@ -236,4 +194,4 @@ class WeightedTargetBalancer:
             ]
             # Hot path: one target (one locality) needs no draw; its picker is the answer.
             picker = entries[0][1] if len(entries) == 1 else _WeightedPicker(entries, self._random)
-        self._channel.update_state(BalancerState(state=current, picker=picker))
+        self._report(current, picker)
