@@ -57,19 +57,30 @@ class FakeTransport:
 class FakeDialer:
     """Stands in for ``grpc_lite._transport.dial``: each address answers from a script
     (``"ok"``, or an error message), after ``latency`` seconds; every dial is recorded with
-    the loop time it started and the timeout it was given."""
+    the loop time it started and the timeout it was given; a dial cancelled during its
+    latency is recorded in ``cancelled`` and sets ``ended``, as a dial that completes does."""
 
     def __init__(self, script: dict[str, list[str]], latency: float = 0.0) -> None:
         self.script = script
         self.latency = latency
         self.dials: list[tuple[str, float, float]] = []
         self.transports: list[FakeTransport] = []
+        self.cancelled: list[str] = []
+        self.started = asyncio.Event()
+        self.ended = asyncio.Event()
 
     async def __call__(self, address: str, **kwargs: Any) -> FakeTransport:
         loop = asyncio.get_running_loop()
         self.dials.append((address, loop.time(), kwargs["connect_timeout"]))
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        self.started.set()
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)  # virtual time (run_virtual)
+        except asyncio.CancelledError:
+            self.cancelled.append(address)
+            raise
+        finally:
+            self.ended.set()
         outcomes = self.script[address]
         outcome = outcomes.pop(0) if len(outcomes) > 1 else outcomes[0]
         if outcome != "ok":
@@ -274,11 +285,12 @@ def test_shutdown_while_connecting_drops_the_new_connection(
 
     async def body(sc: Subchannel, rec: Recorder) -> None:
         sc.connect()
-        await asyncio.sleep(0.5)  # virtual time (run_virtual): half the dial's latency
+        await dialer.started.wait()  # the dial is under way, its latency not over
         sc.shutdown()
-        await asyncio.sleep(1.0)  # virtual time: past the moment the dial would have finished
+        await dialer.ended.wait()
+        assert dialer.cancelled == ["a:1"]  # the dial was cancelled with the attempt
         assert rec.names() == ["CONNECTING", "SHUTDOWN"]
-        assert dialer.transports == []  # the dial was cancelled with the attempt
+        assert dialer.transports == []
 
     run(monkeypatch, dialer, body, "a:1")
 
