@@ -26,10 +26,14 @@ Config: ``{"cluster": "NAME"}``. On every update it reads the resolver-state att
   Configuration"): see `ChildNamer`.
 - The failover timeout is the resolver-state attribute ``xds.failover_timeout`` (seconds,
   default 10), passed in the priority config's ``failoverTimeout`` extension.
+- A cluster that asks for load reporting (``lrs_server: self``, A27 LRS) is served without
+  it: grpc_lite sends no load reports yet. That is logged once per cluster at WARNING and
+  shown in `debug_info` (``load_reporting``), never dropped silently.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +70,7 @@ from .weighted_target import NAME as WEIGHTED_TARGET
 
 __all__ = ["CdsBalancer", "CdsBuilder", "CdsConfig", "ChildNamer", "build_priority_config"]
 
+_log = logging.getLogger("grpc_lite.xds")
 NAME = "cds_experimental"
 ATTR_XDS_CONFIG = "xds.config"
 ATTR_FAILOVER_TIMEOUT = "xds.failover_timeout"
@@ -214,6 +219,7 @@ class CdsBalancer(ParentBalancer):
         self._cluster: str | None = None
         self._error: str | None = None
         self._state: ConnectivityState | None = None
+        self._lrs_requested = False
 
     def update_channel_state(self, state: ChannelState) -> bool:
         if self._closed:
@@ -235,6 +241,13 @@ class CdsBalancer(ParentBalancer):
         if entry.error is not None or entry.endpoints is None:
             self._fail(entry.error or f"cluster {config.cluster!r} has no endpoints resource")
             return True
+        if entry.cluster.lrs_server_self and not self._lrs_requested:
+            _log.warning(
+                "xDS cluster %r asks for load reporting (lrs_server); grpc_lite sends no "
+                "load reports (gRFC A27 LRS is not supported yet)",
+                config.cluster,
+            )
+        self._lrs_requested = entry.cluster.lrs_server_self
         timeout = attribute(attributes, ATTR_FAILOVER_TIMEOUT, DEFAULT_FAILOVER_TIMEOUT)
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             timeout = DEFAULT_FAILOVER_TIMEOUT
@@ -257,6 +270,9 @@ class CdsBalancer(ParentBalancer):
             "cluster": self._cluster,
             "state": self._state.name if self._state is not None else None,
             "error": self._error,
+            "load_reporting": "requested by the control plane; not supported, no reports sent"
+            if self._lrs_requested
+            else None,
             "child": self._children.child_debug_info(_CHILD) if _CHILD in self._children else None,
         }
 

@@ -267,3 +267,28 @@ def test_names_are_stable_through_the_balancer_and_the_failover_timeout_is_passe
     info = h.b.debug_info()
     assert info["child"]["policy"] == "priority_experimental"
     assert info["child"]["balancer"]["current"] == "priority-0-2"
+
+
+def test_a_cluster_asking_for_load_reports_is_served_and_says_it_gets_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A27 LRS is not built yet: a cluster with ``lrs_server: self`` still serves, and the
+    missing reports are logged once (WARNING) and shown in debug_info, not dropped silently."""
+    h = Harness()
+    loc = Locality(
+        id=L(zone="z"), weight=1, priority=0, endpoints=(LbEndpoint(addresses=("10.0.0.1:1",)),)
+    )
+    cluster = ClusterConfig(
+        cluster=ClusterResource(name="c1", lrs_server_self=True),
+        endpoints=EndpointsResource(name="c1", priorities=((loc,),)),
+    )
+    config = xds_config({"c1": cluster})
+    with caplog.at_level("WARNING", logger="grpc_lite.xds"):
+        h.update(config)
+        h.update(config)
+    warnings = [r for r in caplog.records if "load reporting" in r.getMessage()]
+    assert len(warnings) == 1 and "'c1'" in warnings[0].getMessage()
+    assert "not supported" in h.b.debug_info()["load_reporting"]
+
+    h.update(xds_config({"c1": cluster_config("c1", locality("z", "10.0.0.1:1"))}))
+    assert h.b.debug_info()["load_reporting"] is None
