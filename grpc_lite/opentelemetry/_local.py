@@ -214,16 +214,18 @@ class LocalHistogram:
                 kept = dict(attributes)
                 if keys is not None:
                     kept = {k: v for k, v in kept.items() if k in keys}
+                # The view's lock, then the aggregation's: the order the SDK's own
+                # record path takes them in.
                 with match._lock:
                     aggregation = match._get_or_create_aggregation(hash_attributes(kept), kept)
-                with aggregation._lock:
-                    if aggregation._value is None:
-                        aggregation._value = [0] * (len(aggregation._boundaries) + 1)
-                    into = aggregation._value
-                    for i, count in enumerate(counts):
-                        if count:
-                            into[i] += count
-                    aggregation._sum += total
-                    if aggregation._record_min_max:
-                        aggregation._min = min(aggregation._min, low)
-                        aggregation._max = max(aggregation._max, high)
+                    with aggregation._lock:
+                        if aggregation._value is None:
+                            aggregation._value = [0] * (len(aggregation._boundaries) + 1)
+                        into = aggregation._value
+                        for i, count in enumerate(counts):
+                            if count:
+                                into[i] += count
+                        aggregation._sum += total
+                        if aggregation._record_min_max:
+                            aggregation._min = min(aggregation._min, low)
+                            aggregation._max = max(aggregation._max, high)
