@@ -35,6 +35,9 @@ A96 = (
 class Telemetry:
     reader: InMemoryMetricReader = field(default_factory=InMemoryMetricReader)
     exporter: InMemorySpanExporter = field(default_factory=InMemorySpanExporter)
+    # The plugins' histograms: aggregated by the plugin and merged at collection (True),
+    # or recorded value by value through Histogram.record (False).
+    local_aggregation: bool = True
 
     def __post_init__(self) -> None:
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
@@ -42,11 +45,15 @@ class Telemetry:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
 
     def plugin(self, *, tracing: bool = True, **kwargs: Any) -> OpenTelemetryPlugin:
-        return OpenTelemetryPlugin(
+        kwargs.setdefault("local_aggregation", self.local_aggregation)
+        plugin = OpenTelemetryPlugin(
             meter_provider=self.meter_provider,
             tracer_provider=self.tracer_provider if tracing else None,
             **kwargs,
         )
+        paths = set(plugin.local_histograms().values())
+        assert paths <= ({"local"} if kwargs["local_aggregation"] else {"local_aggregation=False"})
+        return plugin
 
     def metrics(self) -> dict[str, Metric]:
         data = self.reader.get_metrics_data()

@@ -8,9 +8,11 @@ from grpc_lite import _observability
 from tests.e2e.opentelemetry._util import Telemetry
 
 
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    t = Telemetry()
+@pytest.fixture(params=[True, False], ids=["local", "api"])
+def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+    """Every test runs twice: with the plugin's histograms aggregated locally and merged at
+    collection, and recorded through Histogram.record; both must read the same."""
+    t = Telemetry(local_aggregation=request.param)
     try:
         yield t
     finally:
