@@ -91,6 +91,22 @@ def _points(reader: Reader) -> dict[str, list[Point]]:
     return out
 
 
+def _count(reader: Reader, name: str) -> int:
+    """The count of the one data point of ``name`` (any histogram aggregation)."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    (metric,) = [
+        m
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == name
+    ]
+    (point,) = metric.data.data_points
+    count: int = point.count
+    return count
+
+
 Scenario = Callable[[OpenTelemetryPlugin, list[Reader]], list[dict[str, list[Point]]]]
 
 
@@ -220,16 +236,7 @@ def test_what_the_merge_cannot_reproduce_goes_through_the_api(
     plugin = _plugin([reader], True, **kw)
     assert plugin.local_histograms()[DURATION] == why
     _record(plugin, DURATION, DURATIONS, A)
-    data = reader.get_metrics_data()
-    assert data is not None
-    (metric,) = [
-        m
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == DURATION
-    ]
-    assert metric.data.data_points[0].count == len(DURATIONS)
+    assert _count(reader, DURATION) == len(DURATIONS)
 
 
 def test_the_api_path_is_chosen_for_other_providers_and_on_request() -> None:
@@ -296,16 +303,7 @@ def test_a_reader_added_later_that_cannot_merge_switches_to_the_api(
     assert "a reader aggregates it as _ExponentialBucketHistogramAggregation" in caplog.text
     _record(plugin, DURATION, DURATIONS, A)  # now through the API, to both readers
     assert _points(first)[DURATION][0][1] == 2 * len(DURATIONS)
-    late_data = late.get_metrics_data()
-    assert late_data is not None
-    (metric,) = [
-        m
-        for rm in late_data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == DURATION
-    ]
-    assert metric.data.data_points[0].count == len(DURATIONS)
+    assert _count(late, DURATION) == len(DURATIONS)
 
 
 def test_a_sampled_span_is_detected_and_an_unsampled_one_is_not() -> None:
