@@ -9,6 +9,8 @@ Status-Message), gRFC A54 (restricted control-plane codes).
 """
 
 import enum
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -60,6 +62,71 @@ class StatusCode(enum.IntEnum):
         if not format_spec:
             return f"StatusCode.{self.name}"
         return int.__format__(int(self), format_spec)
+
+    # Code written for grpcio (interceptors such as opentelemetry-instrumentation-grpc's,
+    # error handlers) reads grpcio's ``code.value``, the tuple ``(14, "unavailable")``, and
+    # compares with ``grpc.StatusCode.UNAVAILABLE``. Both work on grpc_lite's codes too.
+
+    @property
+    def value(self) -> "CodeValue":
+        """The number, as an ``int`` that also reads as grpcio's ``(number, "name")``."""
+        return _CODE_VALUES[int(self)]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int):
+            return int(self) == int(other)
+        number = _grpcio_code_number(other)
+        if number is None:
+            return NotImplemented
+        return int(self) == number
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = int.__hash__  # as an int's: a code and its number are one dict key
+
+
+class CodeValue(int):
+    """``StatusCode.X.value``: the code's number (an ``int``, equal to it) that also reads as
+    grpcio's value, the tuple ``(number, "name")``: ``value[0]``, ``value[1]``, ``number, name
+    = value``, ``value == (14, "unavailable")``."""
+
+    def _pair(self) -> tuple[int, str]:
+        return int(self), StatusCode(int(self)).name.lower().replace("_", " ")
+
+    def __getitem__(self, index: int) -> int | str:
+        return self._pair()[index]
+
+    def __iter__(self) -> Iterator[int | str]:
+        return iter(self._pair())
+
+    def __len__(self) -> int:
+        return 2
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, tuple):
+            return self._pair() == other
+        return int.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = int.__hash__
+
+
+_CODE_VALUES = {int(code): CodeValue(int(code)) for code in StatusCode}
+
+
+def _grpcio_code_number(other: object) -> int | None:
+    """The number of a grpcio ``grpc.StatusCode`` (None for anything else); grpcio is never
+    imported for it."""
+    grpc = sys.modules.get("grpc")
+    grpc_codes = getattr(grpc, "StatusCode", None)
+    if grpc_codes is None or not isinstance(other, grpc_codes):
+        return None
+    number = other.value[0]
+    return number if isinstance(number, int) else None
 
 
 class RpcError(Exception):

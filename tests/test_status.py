@@ -61,6 +61,42 @@ def test_status_code_str_matches_grpcio() -> None:
     assert f"{StatusCode.INTERNAL:d}" == "13"
 
 
+def test_status_code_value_reads_as_grpcios_tuple_and_as_the_number() -> None:
+    """Code written for grpcio reads ``code.value[0]`` / ``code.value[1]``: grpcio's value is
+    ``(14, "unavailable")``. grpc_lite's is the number, which also reads that way."""
+    import json
+
+    import grpc
+
+    for ours, theirs in zip(StatusCode, grpc.StatusCode, strict=True):
+        assert ours.value[0] == theirs.value[0] == int(ours)
+        assert ours.value[1] == theirs.value[1]
+        assert tuple(ours.value) == theirs.value and ours.value == theirs.value
+        number, name = ours.value
+        assert (number, name) == theirs.value and len(ours.value) == 2
+    value = StatusCode.DEADLINE_EXCEEDED.value
+    assert value == 4 and value != 5 and value != (4, "other") and value + 1 == 5
+    assert json.dumps({"code": value}) == '{"code": 4}' and str(value) == "4"
+    assert {value: "x"}[4] == "x"
+
+
+def test_status_code_equals_grpcios_code_of_the_same_number() -> None:
+    """``e.code() == grpc.StatusCode.NOT_FOUND`` (and ``!=``), in either order, as grpc.aio
+    code writes it; a code still equals its number and hashes as it."""
+    import grpc
+
+    for ours, theirs in zip(StatusCode, grpc.StatusCode, strict=True):
+        assert ours == theirs and theirs == ours
+        assert (ours != theirs) is False and (theirs != ours) is False
+    assert StatusCode.OK != grpc.StatusCode.UNAVAILABLE
+    assert grpc.StatusCode.UNAVAILABLE != StatusCode.OK
+    assert StatusCode.NOT_FOUND in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INTERNAL)
+    assert StatusCode.NOT_FOUND == 5 and StatusCode.NOT_FOUND != 6
+    assert StatusCode.NOT_FOUND != "NOT_FOUND" and StatusCode.NOT_FOUND != (5, "not found")
+    assert hash(StatusCode.NOT_FOUND) == hash(5) and {5: "x"}[StatusCode.NOT_FOUND] == "x"
+    assert pickle.loads(pickle.dumps(StatusCode.NOT_FOUND)) is StatusCode.NOT_FOUND
+
+
 # --- RpcError --------------------------------------------------------------------------------
 
 
