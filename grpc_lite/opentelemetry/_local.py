@@ -125,6 +125,8 @@ def plan(histogram: Any, bounds: Sequence[float]) -> tuple[dict[str, Any] | None
         return None, f"the exemplar filter is {type(exemplar_filter).__name__}"
     if not callable(getattr(histogram, "_is_enabled", None)):
         return None, "the instrument has no _is_enabled"
+    if not consumer._reader_storages:
+        return None, "the meter provider has no metric reader"
     for storage in consumer._reader_storages.values():
         if type(storage) is not sdk["storage"] or any(
             not hasattr(storage, a) for a in _STORAGE_ATTRS

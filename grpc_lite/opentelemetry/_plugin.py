@@ -180,6 +180,7 @@ class _Metrics:
         # grpc.client.attempt.started is counted here and observed at collection: a sync
         # counter's add() would cost as much as the rest of an RPC.
         self._started: dict[tuple[str, str], list[int]] = {}
+        self._shared: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         histograms: dict[str, _Record] = {}
         # Histograms aggregated by the plugin and merged at collection (see _local), and
         # why the others are not.
@@ -243,6 +244,12 @@ class _Metrics:
         local = LocalHistogram(histogram, bounds, sdk)
         self.local.append(local)
         return local.record
+
+    def shared(self, attributes: dict[str, str]) -> dict[str, str]:
+        """The one dict with these items (made once per label set; never changed)."""
+        key = tuple(attributes.items())
+        with self._lock:
+            return self._shared.setdefault(key, attributes)
 
     def started_cell(self, method: str, target: str) -> list[int]:
         key = (method, target)
@@ -340,11 +347,14 @@ class _MethodObserver:
         self.tracer = plugin._tracer
         self.propagator = plugin._propagator
         method = plugin._method_label(path, registered)
-        self.attributes = {n.METHOD: method, n.TARGET: target}
-        # One attribute dict per status, made once: the SDK cleans and copies what it
-        # keeps, so the same dict serves every call.
+        # One attribute dict per status, made once and shared by every channel with the
+        # same labels (the local histograms key their cells on the dict itself, so channels
+        # that come and go add no cells).
+        share = metrics.shared if metrics is not None else dict
+        self.attributes = share({n.METHOD: method, n.TARGET: target})
         self.status_attributes = {
-            code: {n.METHOD: method, n.TARGET: target, n.STATUS: code.name} for code in StatusCode
+            code: share({n.METHOD: method, n.TARGET: target, n.STATUS: code.name})
+            for code in StatusCode
         }
         self.started: list[int] | None = (
             metrics.started_cell(method, target)

@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from grpc_lite.opentelemetry import OpenTelemetryPlugin
 from grpc_lite.opentelemetry import _names as n
+from grpc_lite.status import StatusCode
 
 DURATION = "grpc.client.attempt.duration"
 SIZE = "grpc.client.attempt.sent_total_compressed_message_size"
@@ -318,3 +319,27 @@ def test_a_sampled_span_is_detected_and_an_unsampled_one_is_not() -> None:
     )
     with trace.use_span(unsampled):
         assert not _span_sampled()
+
+
+def test_channels_that_come_and_go_share_their_cells() -> None:
+    """Cells are found by the attribute dict itself; channels with the same labels share
+    one dict per label set, so 200 channels' calls make one cell, not 200."""
+    reader = Reader()
+    plugin = _plugin([reader], True)
+    metrics = plugin._metrics
+    assert metrics is not None
+    for _ in range(200):
+        channel = plugin.channel_observer("x:1", "dns:///x:1")
+        assert channel is not None
+        call = channel.method_observer("/pkg.S/A", True).start_call()
+        call.start_attempt(False).end(StatusCode.OK, "")
+        call.end(StatusCode.OK, "")
+    duration = next(h for h in metrics.local if h.name == DURATION)
+    assert len(duration._cells) == 1
+    (point,) = _points(reader)[DURATION]
+    assert point[1] == 200
+
+
+def test_a_provider_without_readers_records_through_the_api() -> None:
+    plugin = OpenTelemetryPlugin(meter_provider=MeterProvider())
+    assert plugin.local_histograms()[DURATION] == "the meter provider has no metric reader"
