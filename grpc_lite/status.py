@@ -134,6 +134,13 @@ class RpcError(Exception):
 
     Raised by awaiting a call, iterating it or ``read()``. Immutable once built; any coroutine
     may read it.
+
+    When grpcio is loaded in the process (``grpc.aio`` imported, as it must be for code that
+    names ``grpc.aio.AioRpcError``), each error is made an instance of a subclass that also
+    derives from ``grpc.aio.AioRpcError`` (so from ``grpc.RpcError``): ``except
+    grpc.aio.AioRpcError`` and ``isinstance(e, grpc.RpcError)`` in code written for grpc.aio
+    (interceptors such as opentelemetry-instrumentation-grpc's, error handlers) see it. Its
+    name, methods and pickling stay grpc_lite's; grpcio is never imported for it.
     """
 
     __slots__ = (
@@ -143,6 +150,13 @@ class RpcError(Exception):
         "_initial_metadata",
         "_trailing_metadata",
     )
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "RpcError":
+        aio = sys.modules.get("grpc.aio")
+        grpc_error = getattr(aio, "AioRpcError", None) if aio is not None else None
+        if isinstance(grpc_error, type) and not issubclass(cls, grpc_error):
+            cls = _grpcio_compatible(cls, grpc_error)
+        return super().__new__(cls, *args)
 
     def __init__(
         self,
@@ -200,9 +214,10 @@ class RpcError(Exception):
     __repr__ = __str__
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Keep every field across pickling (the default would only pass ``args``).
+        # Keep every field across pickling (the default would only pass ``args``); the
+        # grpcio-compatible subclass pickles as its grpc_lite class.
         return (
-            type(self),
+            _GRPCIO_COMPATIBLE_OF.get(type(self), type(self)),
             (
                 self._code,
                 self._details,
@@ -214,6 +229,23 @@ class RpcError(Exception):
 
 
 AioRpcError = RpcError
+
+# grpc_lite error class <-> its subclass that also derives from grpcio's AioRpcError.
+_GRPCIO_COMPATIBLE: dict[type[RpcError], type[RpcError]] = {}
+_GRPCIO_COMPATIBLE_OF: dict[type, type[RpcError]] = {}
+
+
+def _grpcio_compatible(cls: type[RpcError], grpc_error: type) -> type[RpcError]:
+    found = _GRPCIO_COMPATIBLE.get(cls)
+    if found is None:
+        found = type(
+            cls.__name__,
+            (cls, grpc_error),
+            {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__},
+        )
+        _GRPCIO_COMPATIBLE[cls] = found
+        _GRPCIO_COMPATIBLE_OF[found] = cls
+    return found
 
 
 class UsageError(RuntimeError):

@@ -100,6 +100,30 @@ def test_status_code_equals_grpcios_code_of_the_same_number() -> None:
 # --- RpcError --------------------------------------------------------------------------------
 
 
+def test_rpc_error_is_grpcios_aio_rpc_error_while_grpcio_is_loaded() -> None:
+    """Code written for grpc.aio catches ``grpc.aio.AioRpcError`` and checks ``grpc.RpcError``:
+    grpc_lite's errors (and DroppedRpcError) are both, keep their name, methods and str, and
+    pickle as grpc_lite's class."""
+    import grpc
+    import grpc.aio
+
+    from grpc_lite.balancer import DroppedRpcError
+
+    err = RpcError(StatusCode.NOT_FOUND, "gone", debug_error_string="dbg")
+    assert isinstance(err, grpc.aio.AioRpcError) and isinstance(err, grpc.RpcError)
+    assert isinstance(err, RpcError) and type(err).__name__ == "RpcError"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        raise err
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND and caught.value.details() == "gone"
+    assert str(err).startswith("<RpcError of RPC that terminated with:")
+    assert caught.value.debug_error_string() == "dbg"
+    again = pickle.loads(pickle.dumps(err))
+    assert isinstance(again, grpc.aio.AioRpcError) and again.details() == "gone"
+    dropped = DroppedRpcError(StatusCode.UNAVAILABLE, "dropped by lb")
+    assert isinstance(dropped, DroppedRpcError) and isinstance(dropped, grpc.RpcError)
+    assert isinstance(pickle.loads(pickle.dumps(err)), RpcError)
+
+
 def test_rpc_error_accessors_and_defaults() -> None:
     """API.md: RpcError exposes code/details/metadata/debug_error_string; empty Metadata if None."""
     from grpc_lite.metadata import Metadata

@@ -2,9 +2,10 @@
 on a grpc_lite channel against a grpcio server: one span per call with the right status
 and ``rpc.grpc.status_code``, the trace context sent to the server, no error logged.
 
-They read grpcio's ``code.value[0]`` and compare with ``grpc.StatusCode.OK``; before
-grpc_lite's StatusCode answered both, every failed call was recorded as OK and each call
-logged ``TypeError: 'int' object is not subscriptable``."""
+They read grpcio's ``code.value[0]``, compare with ``grpc.StatusCode.OK`` and look for
+``grpc.RpcError``; before grpc_lite's StatusCode and RpcError answered these, every failed
+call was recorded as OK and each call logged ``TypeError: 'int' object is not
+subscriptable``."""
 
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ async def test_contrib_aio_interceptors_record_statuses_and_propagate(
         assert stream_ok.status.status_code is SpanStatus.UNSET
         assert stream_failed.status.status_code is SpanStatus.ERROR
         assert "gone" in (stream_failed.status.description or "")
+        # The interceptor reads the code only from a grpc.RpcError: grpc_lite's error is
+        # one while grpcio is loaded.
+        assert (stream_failed.attributes or {})["rpc.grpc.status_code"] == 14
         # Each call's traceparent, injected into grpcio's Metadata by the interceptor,
         # reached the server and names that call's span.
         sent = [traceparent_ids(v) for v in received(server, "traceparent")]
