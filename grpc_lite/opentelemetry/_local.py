@@ -22,6 +22,7 @@ turns it off too.
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 import threading
@@ -38,8 +39,27 @@ _get_current_span = trace.get_current_span
 _INVALID_SPAN = trace.INVALID_SPAN
 
 # A cell: [attributes, bucket counts, sum, min, max]
-_LOCAL, _LOCAL_UNLESS_SAMPLED, _SDK = 0, 1, 2
 _Cell = list[Any]
+
+
+class Path(enum.IntEnum):
+    """Where a LocalHistogram's values go (false only for LOCAL: one test per value)."""
+
+    LOCAL = 0
+    """Into the plugin's cells, merged at collection."""
+    LOCAL_UNLESS_SAMPLED = 1
+    """The same, except a value recorded while a sampled span is current, which goes to
+    ``Histogram.record`` for its exemplar (the SDK's ``trace_based`` filter)."""
+    SDK = 2
+    """All of them to ``Histogram.record`` (a reader that cannot take merges appeared)."""
+
+
+PATH_TRANSITIONS: dict[Path, frozenset[Path]] = {
+    Path.LOCAL: frozenset({Path.SDK}),
+    Path.LOCAL_UNLESS_SAMPLED: frozenset({Path.SDK}),
+    Path.SDK: frozenset(),
+}
+_SDK = Path.SDK
 
 
 def _sdk_internals() -> dict[str, Any] | None:
@@ -158,13 +178,21 @@ class LocalHistogram:
         self._bounds = tuple(float(b) for b in bounds)
         self._cells: dict[int, _Cell] = {}
         self._lock = threading.Lock()
-        # Where values go: _LOCAL; _LOCAL_UNLESS_SAMPLED (a value recorded while a sampled
-        # span is current goes to the SDK, for its exemplar); _SDK (all of them).
-        self._mode = _LOCAL_UNLESS_SAMPLED if sdk["trace_based_filter"] else _LOCAL
+        self._mode = Path.LOCAL_UNLESS_SAMPLED if sdk["trace_based_filter"] else Path.LOCAL
+
+    @property
+    def path(self) -> Path:
+        return self._mode
+
+    def _move(self, new: Path) -> None:
+        """The only writer of the path after construction."""
+        if new not in PATH_TRANSITIONS[self._mode]:
+            raise AssertionError(f"LocalHistogram: invalid move {self._mode.name} -> {new.name}")
+        self._mode = new
 
     def record(self, value: float, attributes: Mapping[str, str]) -> None:
         mode = self._mode
-        if mode and (mode == _SDK or _span_sampled()):
+        if mode and (mode is _SDK or _span_sampled()):
             self._histogram.record(value, attributes)
             return
         with self._lock:
@@ -207,7 +235,8 @@ class LocalHistogram:
                     self.name,
                     problem,
                 )
-                self._mode = _SDK
+                if self._mode is not _SDK:
+                    self._move(_SDK)
                 continue
             if isinstance(match._aggregation, sdk["drop"]):
                 continue

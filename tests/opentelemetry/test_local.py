@@ -302,6 +302,11 @@ def test_a_reader_added_later_that_cannot_merge_switches_to_the_api(
     with caplog.at_level(logging.WARNING, logger="grpc_lite"):
         first.get_metrics_data()
     assert "a reader aggregates it as _ExponentialBucketHistogramAggregation" in caplog.text
+    from grpc_lite.opentelemetry._local import Path
+
+    metrics = plugin._metrics
+    assert metrics is not None
+    assert next(h for h in metrics.local if h.name == DURATION).path is Path.SDK
     _record(plugin, DURATION, DURATIONS, A)  # now through the API, to both readers
     assert _points(first)[DURATION][0][1] == 2 * len(DURATIONS)
     assert _count(late, DURATION) == len(DURATIONS)
@@ -343,3 +348,23 @@ def test_channels_that_come_and_go_share_their_cells() -> None:
 def test_a_provider_without_readers_records_through_the_api() -> None:
     plugin = OpenTelemetryPlugin(meter_provider=MeterProvider())
     assert plugin.local_histograms()[DURATION] == "the meter provider has no metric reader"
+
+
+def test_the_path_starts_by_the_exemplar_filter_and_only_moves_to_the_sdk() -> None:
+    from grpc_lite.opentelemetry._local import PATH_TRANSITIONS, Path
+
+    def path(plugin: OpenTelemetryPlugin) -> Path:
+        metrics = plugin._metrics
+        assert metrics is not None
+        return next(h for h in metrics.local if h.name == DURATION).path
+
+    assert path(_plugin([Reader()], True)) is Path.LOCAL_UNLESS_SAMPLED  # trace_based
+    off = _plugin([Reader()], True, exemplar_filter=AlwaysOffExemplarFilter())
+    assert path(off) is Path.LOCAL
+    assert PATH_TRANSITIONS[Path.SDK] == frozenset()
+    metrics = off._metrics
+    assert metrics is not None
+    local = metrics.local[0]
+    local._move(Path.SDK)
+    with pytest.raises(AssertionError, match="invalid move SDK -> LOCAL"):
+        local._move(Path.LOCAL)
