@@ -339,6 +339,13 @@ class GrpcUser(User):
         self.target: str = self.host
         self._runner = LoopRunner.get()
         self._own_channel: grpc_lite.Channel | None = None
+        # Which shared channel this user's calls use (made once: every call looks it up).
+        self._channel_key = (
+            self.target,
+            self.secure,
+            repr(self.channel_options),
+            repr(self.service_config),
+        )
         self._methods: dict[tuple[Any, ...], _Method] = {}
         self.stub: Any = _SyncStub(self, self.service) if self.service is not None else None
 
@@ -360,7 +367,7 @@ class GrpcUser(User):
             if self._own_channel is None:
                 self._own_channel = self._make_channel()
             return self._own_channel
-        key = (self.target, self.secure, repr(self.channel_options), repr(self.service_config))
+        key = self._channel_key
         channel = GrpcUser._shared.get(key)
         if channel is None:
             channel = GrpcUser._shared[key] = self._make_channel()
