@@ -19,44 +19,20 @@ from grpc_lite.service_config import parse_service_config
 from grpc_lite.status import RpcError, StatusCode
 from tests.fakes.call_context import (
     PATH,
+    RETRY_CONFIG,
     FakeCallContext,
     answer_headers,
     answer_message,
     answer_status,
     answer_trailers,
     goaway,
+    hedging_config,
     refuse,
     request_frames,
 )
 
 U = StatusCode.UNAVAILABLE
 P = Phase
-
-RETRY = {
-    "methodConfig": [
-        {
-            "name": [{"service": "pkg.Service"}],
-            "retryPolicy": {
-                "maxAttempts": 3,
-                "initialBackoff": "1s",
-                "maxBackoff": "1s",
-                "backoffMultiplier": 1,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            },
-        }
-    ]
-}
-
-
-def _hedging(max_attempts: int = 3, delay: str = "0.5s", **extra: Any) -> dict[str, Any]:
-    policy = {
-        "maxAttempts": max_attempts,
-        "hedgingDelay": delay,
-        "nonFatalStatusCodes": ["UNAVAILABLE"],
-    }
-    return {
-        "methodConfig": [{"name": [{"service": "pkg.Service"}], "hedgingPolicy": policy | extra}]
-    }
 
 
 @pytest.fixture(autouse=True)
@@ -152,7 +128,7 @@ def test_illegal_moves_raise(old: Phase, new: Phase) -> None:
 async def test_retry_fails_retryable_backs_off_then_a_new_attempt() -> None:
     """A6: a retryable failure -> BACKOFF for the backoff delay -> a new attempt, which
     carries grpc-previous-rpc-attempts (A6 §Exposed Retry Metadata)."""
-    ctx = FakeCallContext(service_config=RETRY, backends=2)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, backends=2)
     call = _unary(ctx)
     runner = call._runner
     assert runner is not None and runner.phase is P.ACTIVE
@@ -182,7 +158,7 @@ async def test_retry_fails_retryable_backs_off_then_a_new_attempt() -> None:
 
 
 async def test_not_retryable_status_ends_the_call() -> None:
-    ctx = FakeCallContext(service_config=RETRY)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG)
     call = _unary(ctx)
     [first] = ctx.streams()
     answer_status(first, StatusCode.INVALID_ARGUMENT, "bad")
@@ -195,7 +171,7 @@ async def test_not_retryable_status_ends_the_call() -> None:
 async def test_a_failed_pick_is_retried_too() -> None:
     """A fail-fast pick failure is an attempt's failure (CONFORMANCE 116): PICKING ->
     BACKOFF -> PICKING -> ACTIVE."""
-    ctx = FakeCallContext(service_config=RETRY)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG)
     ctx.set_ready(False)
     ctx.pick_error = RpcError(U, "no backend")
     call = _unary(ctx)
@@ -216,7 +192,7 @@ async def test_a_failed_pick_is_retried_too() -> None:
 async def test_response_headers_commit_then_no_retry() -> None:
     """A6 §When Retries are Valid: response headers commit the call; a later retryable
     status is final."""
-    ctx = FakeCallContext(service_config=RETRY)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG)
     call = _unary(ctx)
     runner = call._runner
     assert runner is not None
@@ -232,7 +208,7 @@ async def test_response_headers_commit_then_no_retry() -> None:
 
 
 async def test_deadline_during_backoff_ends_the_call_and_starts_nothing() -> None:
-    ctx = FakeCallContext(service_config=RETRY)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG)
     call = _unary(ctx, timeout=0.5)
     runner = call._runner
     assert runner is not None
@@ -254,7 +230,7 @@ async def test_per_attempt_timeout_fails_the_attempt_retryably() -> None:
             {
                 "name": [{"service": "pkg.Service"}],
                 "retryPolicy": dict(
-                    RETRY["methodConfig"][0]["retryPolicy"], perAttemptRecvTimeout="0.2s"
+                    RETRY_CONFIG["methodConfig"][0]["retryPolicy"], perAttemptRecvTimeout="0.2s"
                 ),
             }
         ]
@@ -285,7 +261,7 @@ async def test_per_attempt_timeout_fails_the_attempt_retryably() -> None:
 async def test_hedge_timer_sends_a_second_attempt_first_response_commits() -> None:
     """A6 §Hedging Policy: after hedgingDelay a second attempt goes; the first response
     commits to it and the other attempts are cancelled."""
-    ctx = FakeCallContext(service_config=_hedging(), backends=3)
+    ctx = FakeCallContext(service_config=hedging_config(), backends=3)
     call = _unary(ctx)
     runner = call._runner
     assert runner is not None and runner.phase is P.HEDGING
@@ -305,7 +281,7 @@ async def test_hedge_timer_sends_a_second_attempt_first_response_commits() -> No
 
 
 async def test_hedging_non_fatal_failure_sends_the_next_at_once_fatal_ends() -> None:
-    ctx = FakeCallContext(service_config=_hedging(delay="10s"), backends=3)
+    ctx = FakeCallContext(service_config=hedging_config(delay="10s"), backends=3)
     call = _unary(ctx)
     [first] = ctx.streams()
     answer_status(first, U)  # non-fatal: the next hedged attempt now, not in 10 s
@@ -320,7 +296,7 @@ async def test_hedging_non_fatal_failure_sends_the_next_at_once_fatal_ends() -> 
 async def test_hedging_pushback_stop_stops_hedging_in_flight_one_finishes() -> None:
     """A6 §Pushback: "don't retry" on a hedged attempt -> no more hedges; the attempts in
     flight go on, and the call fails with the last failure when none is left."""
-    ctx = FakeCallContext(service_config=_hedging(max_attempts=4, delay="0.5s"), backends=3)
+    ctx = FakeCallContext(service_config=hedging_config(max_attempts=4, delay="0.5s"), backends=3)
     call = _unary(ctx)
     runner = call._runner
     assert runner is not None
@@ -337,7 +313,7 @@ async def test_hedging_pushback_stop_stops_hedging_in_flight_one_finishes() -> N
 
 async def test_hedging_trailers_only_ok_wins() -> None:
     """A Trailers-Only OK (a server stream with no message) wins like response headers."""
-    ctx = FakeCallContext(service_config=_hedging(delay="0s"), backends=3)
+    ctx = FakeCallContext(service_config=hedging_config(delay="0s"), backends=3)
     call = UnaryStreamCall(
         ctx.method(), b"request", timeout=None, metadata=None, wait_for_ready=None, compression=None
     )
@@ -378,7 +354,7 @@ async def test_refused_stream_is_retried_once_then_fails() -> None:
 
 
 async def test_goaway_unprocessed_streams_are_retried_transparently_with_a_policy() -> None:
-    ctx = FakeCallContext(service_config=RETRY)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG)
     call = _unary(ctx)
     runner = call._runner
     assert runner is not None
@@ -418,7 +394,7 @@ async def test_transparent_retry_replays_a_streaming_request() -> None:
 
 
 async def test_replay_buffer_limit_commits_then_no_retry() -> None:
-    ctx = FakeCallContext(service_config=RETRY, per_rpc_retry_buffer_size=100)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, per_rpc_retry_buffer_size=100)
     call = StreamStreamCall(
         ctx.method(), None, timeout=None, metadata=None, wait_for_ready=None, compression=None
     )
@@ -443,7 +419,7 @@ async def _failed_stream(call: Any) -> RpcError:
 
 
 async def test_a_unary_request_too_large_to_replay_commits_before_the_first_attempt() -> None:
-    ctx = FakeCallContext(service_config=RETRY, per_rpc_retry_buffer_size=4)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, per_rpc_retry_buffer_size=4)
     call = _unary(ctx)
     runner = call._runner
     assert runner is not None and runner.phase is P.COMMITTED
@@ -462,7 +438,7 @@ async def test_a_call_waits_for_the_config_then_uses_its_policy() -> None:
     call = _unary(ctx)
     runner = call._runner
     assert runner is not None and runner.phase is P.PICKING and ctx.streams() == []
-    ctx.publish_config(_hedging(delay="0.5s"))
+    ctx.publish_config(hedging_config(delay="0.5s"))
     await ctx.clock.advance_async(0)
     assert runner.phase is P.HEDGING and len(ctx.streams()) == 1
     ctx.clock.advance(0.5)
@@ -500,7 +476,7 @@ async def test_the_selectors_retry_policy_runs_and_every_pick_gets_its_attribute
     every attempt's PickInfo carries the selector's attributes and the call's metadata (a
     retry's also the subchannels tried); on_committed runs once, at the commit."""
     ctx = FakeCallContext(backends=2)
-    selector = ctx.config_selector = _Selector(RETRY, cluster="c1")
+    selector = ctx.config_selector = _Selector(RETRY_CONFIG, cluster="c1")
     call = _unary(ctx, metadata=[("k", "v")])
     runner = call._runner
     assert runner is not None and runner.phase is P.ACTIVE
@@ -524,7 +500,7 @@ async def test_the_selectors_retry_policy_runs_and_every_pick_gets_its_attribute
 
 async def test_on_committed_runs_when_a_hedge_wins() -> None:
     ctx = FakeCallContext(backends=3)
-    selector = ctx.config_selector = _Selector(_hedging())
+    selector = ctx.config_selector = _Selector(hedging_config())
     call = _unary(ctx)
     assert call._runner is not None and call._runner.phase is P.HEDGING
     ctx.clock.advance(0.5)
@@ -540,7 +516,7 @@ async def test_on_committed_runs_when_a_hedge_wins() -> None:
 
 async def test_on_committed_runs_once_when_retries_run_out() -> None:
     ctx = FakeCallContext()
-    selector = ctx.config_selector = _Selector(RETRY)
+    selector = ctx.config_selector = _Selector(RETRY_CONFIG)
     call = _unary(ctx)
     for _ in range(3):
         answer_status(ctx.streams()[-1], U, "down")
@@ -552,7 +528,7 @@ async def test_on_committed_runs_once_when_retries_run_out() -> None:
 async def test_a_dropped_pick_is_never_retried() -> None:
     """DroppedRpcError (grpc-go: balancer.DropRPCError): the call fails at once with the
     drop, whatever its retry policy, on its first attempt's pick or a retry's."""
-    ctx = FakeCallContext(service_config=RETRY)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG)
     ctx.drop = DroppedRpcError(U, "dropped: category lb")
     call = _unary(ctx)
     error = await _failed(call)
@@ -569,7 +545,7 @@ async def test_a_dropped_pick_is_never_retried() -> None:
 
 
 async def test_a_dropped_hedge_fails_the_call_and_cancels_the_attempts_in_flight() -> None:
-    ctx = FakeCallContext(service_config=_hedging(), backends=3)
+    ctx = FakeCallContext(service_config=hedging_config(), backends=3)
     call = _unary(ctx)
     [first] = ctx.streams()
     ctx.drop = DroppedRpcError(U, "dropped")
@@ -591,7 +567,7 @@ def _codes(ctx: FakeCallContext) -> list[tuple[str, list[StatusCode]]]:
 
 
 async def test_a_retried_attempts_pick_is_done_when_it_fails_then_the_retrys() -> None:
-    ctx = FakeCallContext(service_config=RETRY, backends=2, on_done=True)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, backends=2, on_done=True)
     call = _unary(ctx)
     first = ctx.streams()[0]
     answer_status(first, U, "down")
@@ -603,7 +579,7 @@ async def test_a_retried_attempts_pick_is_done_when_it_fails_then_the_retrys() -
 
 
 async def test_retries_that_run_out_do_every_pick_once() -> None:
-    ctx = FakeCallContext(service_config=RETRY, backends=2, on_done=True)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, backends=2, on_done=True)
     call = _unary(ctx)
     for _ in range(3):
         answer_status(ctx.streams()[-1], U, "down")
@@ -613,7 +589,7 @@ async def test_retries_that_run_out_do_every_pick_once() -> None:
 
 
 async def test_a_hedge_that_lost_is_done_cancelled_the_winner_with_the_calls_status() -> None:
-    ctx = FakeCallContext(service_config=_hedging(), backends=3, on_done=True)
+    ctx = FakeCallContext(service_config=hedging_config(), backends=3, on_done=True)
     call = _unary(ctx)
     ctx.clock.advance(0.5)
     _, second = ctx.streams()
@@ -626,7 +602,7 @@ async def test_a_hedge_that_lost_is_done_cancelled_the_winner_with_the_calls_sta
 
 
 async def test_hedges_that_failed_and_hedges_cut_short_by_the_call_are_done_once() -> None:
-    ctx = FakeCallContext(service_config=_hedging(max_attempts=4), backends=3, on_done=True)
+    ctx = FakeCallContext(service_config=hedging_config(max_attempts=4), backends=3, on_done=True)
     call = _unary(ctx)
     ctx.clock.advance(0.5)
     first, _ = ctx.streams()
@@ -657,14 +633,14 @@ async def test_a_transparent_retry_does_the_unprocessed_attempts_pick() -> None:
 
 
 async def test_a_transparent_retry_with_a_policy_and_a_hedge_do_their_picks() -> None:
-    ctx = FakeCallContext(service_config=RETRY, backends=2, on_done=True)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, backends=2, on_done=True)
     call = _unary(ctx)
     goaway(ctx.streams()[0])
     ctx.clock.advance(0)
     _ok(ctx.streams()[1])
     assert await call == b"reply"
     assert _codes(ctx) == [("b0", [U]), ("b1", [StatusCode.OK])]
-    ctx = FakeCallContext(service_config=_hedging(), backends=2, on_done=True)
+    ctx = FakeCallContext(service_config=hedging_config(), backends=2, on_done=True)
     call = _unary(ctx)
     refuse(ctx.streams()[0])
     ctx.clock.advance(0)
@@ -678,12 +654,12 @@ async def test_cancel_does_the_picks_of_the_attempts_in_flight_and_none_later() 
     call = _unary(ctx)  # the fast path
     call.cancel()
     assert _codes(ctx) == [("b0", [C])]
-    ctx = FakeCallContext(service_config=_hedging(), backends=2, on_done=True)
+    ctx = FakeCallContext(service_config=hedging_config(), backends=2, on_done=True)
     call = _unary(ctx)
     ctx.clock.advance(0.5)
     call.cancel()
     assert _codes(ctx) == [("b0", [C]), ("b1", [C])]
-    ctx = FakeCallContext(service_config=RETRY, on_done=True)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, on_done=True)
     call = _unary(ctx)
     answer_status(ctx.streams()[0], U)
     call.cancel()  # during the backoff: no attempt in flight, no new pick
@@ -692,13 +668,13 @@ async def test_cancel_does_the_picks_of_the_attempts_in_flight_and_none_later() 
 
 
 async def test_the_deadline_does_the_picks_even_one_never_started() -> None:
-    ctx = FakeCallContext(service_config=RETRY, on_done=True)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, on_done=True)
     call = _unary(ctx, timeout=0.5)
     ctx.clock.advance(0.5)
     assert (await _failed(call)).code() is StatusCode.DEADLINE_EXCEEDED
     assert _codes(ctx) == [("b0", [StatusCode.DEADLINE_EXCEEDED])]
     # Past its deadline when picked: the stream is never started, the pick is done.
-    for config in (None, RETRY):
+    for config in (None, RETRY_CONFIG):
         ctx = FakeCallContext(service_config=config, on_done=True)
         call = _unary(ctx, timeout=0)
         assert (await _failed(call)).code() is StatusCode.DEADLINE_EXCEEDED

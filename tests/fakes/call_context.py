@@ -51,6 +51,34 @@ __all__ = [
 
 PATH = "/pkg.Service/Method"
 
+# Service configs for PATH's service (A6): retry UNAVAILABLE up to 3 attempts 1 s apart, and
+# hedging with nonFatalStatusCodes UNAVAILABLE.
+RETRY_CONFIG: dict[str, Any] = {
+    "methodConfig": [
+        {
+            "name": [{"service": "pkg.Service"}],
+            "retryPolicy": {
+                "maxAttempts": 3,
+                "initialBackoff": "1s",
+                "maxBackoff": "1s",
+                "backoffMultiplier": 1,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
+
+def hedging_config(max_attempts: int = 3, delay: str = "0.5s", **extra: Any) -> dict[str, Any]:
+    policy = {
+        "maxAttempts": max_attempts,
+        "hedgingDelay": delay,
+        "nonFatalStatusCodes": ["UNAVAILABLE"],
+    }
+    return {
+        "methodConfig": [{"name": [{"service": "pkg.Service"}], "hedgingPolicy": policy | extra}]
+    }
+
 
 class FakeLoop:
     """The parts of an asyncio loop a call uses, on a FakeClock."""

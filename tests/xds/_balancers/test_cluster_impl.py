@@ -29,11 +29,13 @@ from grpc_lite.xds._balancers.cluster_impl import (
 )
 from tests.fakes.balancer_channel import FakeBalancerChannel, FakeSubchannel
 from tests.fakes.call_context import (
+    RETRY_CONFIG,
     FakeCallContext,
     answer_headers,
     answer_message,
     answer_status,
     answer_trailers,
+    hedging_config,
     refuse,
 )
 from tests.xds._balancers._helpers import CONNECTING, TF, pick_info, ready
@@ -232,33 +234,6 @@ def test_child_errors_pass_through_without_counting() -> None:
 
 # -- through a call's attempts: the slots come back (A32 with A6's retries and hedges) ----
 
-_RETRY = {
-    "methodConfig": [
-        {
-            "name": [{"service": "pkg.Service"}],
-            "retryPolicy": {
-                "maxAttempts": 3,
-                "initialBackoff": "1s",
-                "maxBackoff": "1s",
-                "backoffMultiplier": 1,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            },
-        }
-    ]
-}
-_HEDGING = {
-    "methodConfig": [
-        {
-            "name": [{"service": "pkg.Service"}],
-            "hedgingPolicy": {
-                "maxAttempts": 2,
-                "hedgingDelay": "0.5s",
-                "nonFatalStatusCodes": ["UNAVAILABLE"],
-            },
-        }
-    ]
-}
-
 
 class _Backends:
     """A child picker over a FakeCallContext's backends, in turn; its results' on_done
@@ -298,7 +273,7 @@ def _unary(ctx: FakeCallContext) -> UnaryUnaryCall[Any, Any]:
 async def test_a_retried_call_gives_every_slot_back() -> None:
     """maxConcurrentRequests 1: the retry is picked only because the failed attempt gave
     its slot back when it failed; after the call, none is held."""
-    ctx = FakeCallContext(service_config=_RETRY, backends=2)
+    ctx = FakeCallContext(service_config=RETRY_CONFIG, backends=2)
     child, counter = _circuit_breaker(ctx, "cb-retry", 1)
     call = _unary(ctx)
     assert counter.in_flight == 1
@@ -316,7 +291,7 @@ async def test_a_retried_call_gives_every_slot_back() -> None:
 
 
 async def test_hedged_transparently_retried_and_cancelled_calls_give_every_slot_back() -> None:
-    ctx = FakeCallContext(service_config=_HEDGING, backends=2)
+    ctx = FakeCallContext(service_config=hedging_config(max_attempts=2), backends=2)
     child, counter = _circuit_breaker(ctx, "cb-hedge", 2)
     call = _unary(ctx)
     ctx.clock.advance(0.5)
