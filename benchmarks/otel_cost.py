@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._profiles import by_component
 from .client import CLIENTS, UNARY_PAYLOAD, GrpcLiteClient
 
 CLIENT_NAMES = ("grpc_lite", "grpc_lite_otel", "grpc_aio", "grpc_lite_otel_noop")
@@ -168,15 +169,6 @@ def _instructions(args: argparse.Namespace) -> None:
     _with_server(measure)
 
 
-def _component(filename: str) -> str:
-    for pattern, name in COMPONENTS:
-        if pattern in filename:
-            return name
-    if filename == "~":
-        return "builtins (C functions)"
-    return "other Python"
-
-
 def _profile(args: argparse.Namespace) -> None:
     def measure(target: str) -> None:
         for client in args.clients:
@@ -185,14 +177,8 @@ def _profile(args: argparse.Namespace) -> None:
                 cmd = _client_cmd(client, target, args.calls, args.warmup, args.inflight)
                 subprocess.run(cmd, check=True, env=dict(os.environ, OTEL_COST_PROFILE=path))
                 stats = pstats.Stats(path)
-            totals: dict[str, list[float]] = {}
-            for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
-                _cc, ncalls, tottime, _cum, _callers = row
-                cell = totals.setdefault(_component(filename), [0, 0.0])
-                cell[0] += ncalls
-                cell[1] += tottime
             print(f"{client} (cProfile, per RPC; profiling inflates times)")
-            for name, (ncalls, tottime) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+            for name, ncalls, tottime in by_component(stats, COMPONENTS):
                 print(
                     f"  {name:40} {ncalls / args.calls:7.1f} calls"
                     f" {tottime / args.calls * 1e6:7.2f} us"

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._profiles import by_component
 from .client import _cpu_seconds, _percentile, _Phase, _unary_worker
 
 METHOD = "/grpc.testing.TestService/UnaryCall"
@@ -255,13 +256,6 @@ def _callgrind_ir(argv: list[str], env: dict[str, str]) -> int:
     return int(match.group(1))
 
 
-def _component(filename: str) -> str:
-    for pattern, name in COMPONENTS:
-        if pattern in filename:
-            return name
-    return "builtins (C functions)" if filename == "~" else "other Python"
-
-
 class _Rig:
     """The rig with ``n`` backends in one locality and the ``svc`` scenario set."""
 
@@ -390,15 +384,9 @@ def _profile(args: argparse.Namespace, rig: _Rig) -> dict[str, Any]:
             argv = _client_argv(args, channel, rig.addresses, args.ir_calls)
             _run_client(argv, dict(rig.env, XDS_BENCH_PROFILE=path), 600)
             stats = pstats.Stats(path)
-        totals: dict[str, list[float]] = {}
-        for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
-            _cc, ncalls, tottime, _cum, _callers = row
-            cell = totals.setdefault(_component(filename), [0, 0.0])
-            cell[0] += ncalls
-            cell[1] += tottime
         print(f"{channel} (cProfile, per RPC; profiling inflates times)")
         rows = {}
-        for name, (ncalls, tottime) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+        for name, ncalls, tottime in by_component(stats, COMPONENTS):
             per_calls, per_us = ncalls / args.ir_calls, tottime / args.ir_calls * 1e6
             rows[name] = {"calls": per_calls, "us": per_us}
             print(f"  {name:46} {per_calls:6.1f} calls {per_us:7.2f} us")
