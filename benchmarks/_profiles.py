@@ -1,10 +1,23 @@
-"""cProfile output summed by component (the source files' groups), for the benchmarks'
-``--profile`` modes (``benchmarks.otel_cost``, ``benchmarks.xds``)."""
+"""Reading profiles for the benchmarks (``benchmarks.otel_cost``, ``benchmarks.xds``):
+cProfile output summed by component (the source files' groups), and callgrind's total."""
 
 from __future__ import annotations
 
 import pstats
+import re
 from collections.abc import Sequence
+from pathlib import Path
+
+
+def callgrind_instructions(out_file: Path) -> int:
+    """The instructions a callgrind run counted (its ``summary:``, else ``totals:``)."""
+    text = out_file.read_text(errors="replace")
+    match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(
+        r"^totals:\s+(\d+)", text, re.M
+    )
+    if match is None:
+        raise RuntimeError(f"no callgrind summary in {out_file}")
+    return int(match.group(1))
 
 
 def component_of(filename: str, components: Sequence[tuple[str, str]]) -> str:

@@ -23,7 +23,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._profiles import by_component
+from ._profiles import by_component, callgrind_instructions
 from .client import CLIENTS, UNARY_PAYLOAD, GrpcLiteClient
 
 CLIENT_NAMES = ("grpc_lite", "grpc_lite_otel", "grpc_aio", "grpc_lite_otel_noop")
@@ -113,13 +112,7 @@ def _callgrind_ir(cmd: list[str]) -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        text = out.read_text(errors="replace")
-    match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(
-        r"^totals:\s+(\d+)", text, re.M
-    )
-    if match is None:
-        raise RuntimeError("no callgrind summary")
-    return int(match.group(1))
+        return callgrind_instructions(out)
 
 
 def _client_cmd(client: str, target: str, calls: int, warmup: int, inflight: int) -> list[str]:

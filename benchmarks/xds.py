@@ -35,7 +35,6 @@ import gc
 import json
 import os
 import pstats
-import re
 import shutil
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._profiles import by_component
+from ._profiles import by_component, callgrind_instructions
 from .client import _cpu_seconds, _percentile, _Phase, _unary_worker
 
 METHOD = "/grpc.testing.TestService/UnaryCall"
@@ -247,13 +246,7 @@ def _callgrind_ir(argv: list[str], env: dict[str, str]) -> int:
             raise RuntimeError(
                 f"valgrind {argv[3:]} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
             )
-        text = out.read_text(errors="replace")
-    match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(
-        r"^totals:\s+(\d+)", text, re.M
-    )
-    if match is None:
-        raise RuntimeError("no callgrind summary")
-    return int(match.group(1))
+        return callgrind_instructions(out)
 
 
 class _Rig:
