@@ -110,7 +110,8 @@ class CodeValue(int):
         return int.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     __hash__ = int.__hash__
 

@@ -78,6 +78,7 @@ def test_status_code_value_reads_as_grpcios_tuple_and_as_the_number() -> None:
     assert value == 4 and value != 5 and value != (4, "other") and value + 1 == 5
     assert json.dumps({"code": value}) == '{"code": 4}' and str(value) == "4"
     assert {value: "x"}[4] == "x"
+    assert value != "4" and value != 4.5 and (value == "4") is False
 
 
 def test_status_code_equals_grpcios_code_of_the_same_number() -> None:
