@@ -145,6 +145,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--concurrency-step-duration", type=go_duration, default=0.0)
     g.add_argument("--concurrency-max-duration", type=go_duration, default=0.0)
     g.add_argument("--cpus", type=int, help="worker processes (default: every core)")
+    g.add_argument(
+        "--busy-poll",
+        action="store_true",
+        help="the workers poll for events instead of sleeping between them: each keeps a "
+        "core busy, and latency at low rates no longer includes the core waking up",
+    )
     g = p.add_argument_group("streams")
     g.add_argument("--stream-interval", type=go_duration, default=0.0)
     g.add_argument("--stream-call-duration", type=go_duration, default=0.0)
@@ -412,6 +418,8 @@ def _options(args: argparse.Namespace, spec: Any, cpus: int) -> dict[str, Any]:
     if spec.metadata:
         options["metadata"] = json.loads(spec.metadata)
     options["CPUs"] = cpus
+    if spec.busy_poll:
+        options["busy-poll"] = True
     if args.name:
         options["name"] = args.name
     if spec.skip_first:
@@ -537,6 +545,7 @@ async def _prepare(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         details=details,
         duration_stop=args.duration_stop,
         connect_timeout=args.connect_timeout,
+        busy_poll=args.busy_poll,
     )
     try:
         channel = make_channel(spec)

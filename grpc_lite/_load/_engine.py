@@ -26,6 +26,7 @@ import grpc_lite
 
 from ._data import CallContext, DataSource, MetadataSource
 from ._histogram import Recorder
+from ._loop import set_busy_poll
 from ._schedule import ConcurrencySchedule, RateSchedule
 from ._spec import GO_CODE_NAMES, RunSpec, ScheduleSpec
 
@@ -83,6 +84,7 @@ class ShardResult:
     lag_max_ns: int = 0
     end_reason: str = "normal"
     workers_max: int = 0
+    busy_poll: bool = False  # the shard's loop polled instead of blocking (--busy-poll)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +109,7 @@ class ShardResult:
             "lag_max_ns": self.lag_max_ns,
             "end_reason": self.end_reason,
             "workers_max": self.workers_max,
+            "busy_poll": self.busy_poll,
         }
 
     @classmethod
@@ -130,6 +133,7 @@ class ShardResult:
             "lag_max_ns",
             "end_reason",
             "workers_max",
+            "busy_poll",
         ):
             setattr(r, key, d[key])
         r.counts = {k: v for k, v in d["counts"]}
@@ -321,6 +325,8 @@ class Engine:
         spec = self.spec
         loop = asyncio.get_running_loop()
         self._all_done = asyncio.Event()
+        if spec.busy_poll:
+            self.result.busy_poll = set_busy_poll(loop, True)
         self.result.started_ns = time.time_ns()
         self._t0 = self._clock()
         stop_after = spec.duration or spec.max_duration
@@ -343,6 +349,8 @@ class Engine:
             await asyncio.gather(controller, *self._workers.values(), return_exceptions=True)
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
+            if spec.busy_poll:
+                set_busy_poll(loop, False)
             self.result.elapsed_s = (self._clock() - self._t0) / 1e9
             self._tick(final=True)
             r = self.result
@@ -442,7 +450,8 @@ class Engine:
             # the lateness this adds is in the send lag and, as any lateness, in latency.
             # Below that, the worker sleeps until shortly before the due time (a sleeping
             # core takes tens of microseconds to wake) and then polls the loop (I/O keeps
-            # flowing) until the due time: sends leave within microseconds of it.
+            # flowing) until the due time: sends leave within microseconds of it. With
+            # --busy-poll it polls the whole gap and never sleeps.
             here = rate.rate_here()
             gap = 1e9 * self.shards / here if here > 0 else 1e9  # this shard's spacing
             if gap < 250_000:
@@ -450,7 +459,7 @@ class Engine:
                 wake = self._t0 + -(-(due - self._t0) // quantum) * quantum
                 await asyncio.sleep((wake - now) / 1e9)
             else:
-                margin = min(self._spin_ns, gap / 4)
+                margin = gap if self.spec.busy_poll else min(self._spin_ns, gap / 4)
                 if due - now > margin:
                     await asyncio.sleep((due - now - margin) / 1e9)
                 if margin:

@@ -6,6 +6,13 @@ lateness would count in its latency. :class:`PreciseSelector` waits with ``selec
 the epoll descriptor itself (``select`` takes microseconds), then collects the events
 with a zero-timeout epoll. The thread's timer slack is also lowered to 1 us (Linux
 ``prctl(PR_SET_TIMERSLACK)``; best effort).
+
+``--busy-poll`` (:func:`set_busy_poll`) goes further: the selector never blocks, it polls
+the epoll until an event arrives or the loop's next timer is due. The core then never
+idles between requests, so a call at a low rate does not pay for a core that has to
+wake up and caches gone cold (on this project's 2-core VM that is most of the gap between
+grpc-lite's and ghz's latency at 200/s, see benchmarks/README.md), at the price of one
+busy core per worker process.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ import select
 import selectors
 import sys
 import time
+import weakref
 from typing import Any
 
-__all__ = ["new_event_loop"]
+__all__ = ["new_event_loop", "set_busy_poll"]
 
 _PR_SET_TIMERSLACK = 29
 
@@ -27,8 +35,18 @@ class PreciseSelector(selectors.EpollSelector):
     #: before it parks a thread: a reply that arrives meanwhile is seen at once instead of
     #: after the tens of microseconds a sleeping core takes to wake.
     spin = 100e-6
+    #: Never block: poll until an event or the timeout (see set_busy_poll).
+    busy = False
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self.busy and (timeout is None or timeout > 0):
+            poll = super().select
+            clock = time.perf_counter
+            end = None if timeout is None else clock() + timeout
+            while True:
+                ready = poll(0)
+                if ready or (end is not None and clock() >= end):
+                    return ready
         if timeout is None or timeout > 0:
             ready = super().select(0)
             if ready:
@@ -62,9 +80,28 @@ def _lower_timer_slack() -> None:
         pass
 
 
+_selectors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PreciseSelector] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     if not hasattr(selectors, "EpollSelector"):  # pragma: no cover - not Linux
         return asyncio.new_event_loop()
     _lower_timer_slack()
-    loop: Any = asyncio.SelectorEventLoop(PreciseSelector())
+    selector = PreciseSelector()
+    loop: Any = asyncio.SelectorEventLoop(selector)
+    _selectors[loop] = selector
     return loop  # type: ignore[no-any-return]
+
+
+def set_busy_poll(loop: asyncio.AbstractEventLoop, on: bool) -> bool:
+    """Make ``loop`` (one of :func:`new_event_loop`'s) poll instead of blocking, or stop.
+
+    False when ``loop`` is not one of ours (nothing changed).
+    """
+    selector = _selectors.get(loop)
+    if selector is None:
+        return False
+    selector.busy = on
+    return True

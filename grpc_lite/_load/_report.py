@@ -6,7 +6,8 @@
 ``options``, ``date``, ``endReason``, ``name``, ``tags``; durations in nanoseconds), so tools
 that read ghz reports read it. What ghz has no field for (p99.9, the HDR histogram,
 per-second timeline, calls per backend, retry and hedge attempts, stream messages, send
-lag) is under the extra key ``grpcLite``, which ghz's readers ignore.
+lag, whether the workers busy-polled) is under the extra key ``grpcLite``, which ghz's
+readers ignore.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def merge(results: list[ShardResult]) -> ShardResult:
             out.lag_counts[k] = out.lag_counts.get(k, 0) + v
         out.lag_max_ns = max(out.lag_max_ns, r.lag_max_ns)
         out.workers_max += r.workers_max
+    out.busy_poll = all(r.busy_poll for r in results)
     reasons = {r.end_reason for r in results}
     out.end_reason = (
         "cancel" if "cancel" in reasons else ("timeout" if "timeout" in reasons else "normal")
@@ -188,6 +190,7 @@ def build_report(
         "messagesReceived": r.messages_received,
         "messagesReceivedPerSecond": r.messages_received / r.elapsed_s if r.elapsed_s else 0.0,
         "workers": r.workers_max,
+        "busyPoll": r.busy_poll,
     }
     if r.lag_counts:
         lite["sendLag"] = {

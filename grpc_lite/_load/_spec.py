@@ -77,3 +77,4 @@ class RunSpec:
     duration_stop: str = "wait"  # close | wait | ignore
     connect_timeout: float = 10.0
     interval: float = 1.0  # seconds between progress ticks
+    busy_poll: bool = False  # --busy-poll: the workers' loops poll instead of blocking

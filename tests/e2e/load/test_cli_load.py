@@ -211,6 +211,25 @@ async def test_open_model_rate(backend: Backend) -> None:
     assert report["grpcLite"]["openModel"] is True
 
 
+async def test_busy_poll_reaches_every_worker_process(backend: Backend) -> None:
+    """--busy-poll: each worker process's loop polled instead of blocking, and the report
+    says so (options and grpcLite); without it, neither does."""
+    common = [
+        backend.address, "--insecure", "--call", GREETER, "--rps", "100", "-z", "1s",
+        "-c", "4", "--cpus", "2", "-O", "json",
+    ]  # fmt: skip
+    busy = await load(*common, "--busy-poll")
+    assert busy.returncode == 0, busy.stderr
+    report = busy.json()
+    assert report["count"] == 100 and report["grpcLite"]["cpus"] == 2
+    assert report["grpcLite"]["busyPoll"] is True
+    assert report["options"]["busy-poll"] is True
+    plain = await load(*common)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.json()["grpcLite"]["busyPoll"] is False
+    assert "busy-poll" not in plain.json()["options"]
+
+
 async def test_skip_first_and_connections(backend: Backend) -> None:
     before = backend.connections_accepted
     out = await load(
