@@ -18,8 +18,10 @@ Experiments:
   with ``--cpus 2`` on cores 0-1 (the server still pinned to core 1, so it shares a core).
 - ``rate``: ``--rps`` 1,000 / 10,000 / 20,000 for ``--duration`` seconds on one core: the
   achieved rate (calls / total time of the report) against the target, for both tools.
-- ``latency``: ``--rps 200`` (a rate nobody struggles with) for ``--duration`` seconds:
-  p50/p90/p99 of both tools, and their ratio.
+- ``latency``: ``--rps 200`` (a rate nobody struggles with) for ``--duration`` seconds,
+  ``--rounds`` interleaved rounds of ghz, grpc-lite and grpc-lite ``--busy-poll``: every
+  call's latency from ``-O influx-details``, p50/p90/p99/p99.9 per round and over all
+  rounds pooled, and the pooled ratios to ghz.
 - ``locust``: a standalone headless Locust process pinned to core 0, ``--users`` users
   with no wait, calling Unary: ``GrpcUser`` against a grpcio user with
   ``grpc.experimental.gevent.init_gevent()`` (the usual recipe). RPS from Locust's CSV.
@@ -33,7 +35,9 @@ import argparse
 import csv
 import datetime as _dt
 import json
+import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -232,30 +236,72 @@ def rate(server: Server, pin: bool, seconds: float) -> dict[str, Any]:
     return {"cells": rows}
 
 
+LATENCY_TOOLS = {  # name: (tool, extra flags)
+    "ghz": ("ghz", []),
+    "grpc-lite": ("grpc-lite", []),
+    "grpc-lite --busy-poll": ("grpc-lite", ["--busy-poll"]),
+}
+
+
+def _command(tool: str, server: Server, args: list[str]) -> list[str]:
+    if tool == "ghz":
+        return [str(GHZ_BIN), *args, server.target]
+    return [sys.executable, "-m", "grpc_lite", "load", server.target, *args]
+
+
+def run_latencies(
+    tool: str, server: Server, args: list[str], *, pin: bool, seconds: float
+) -> list[int]:
+    """Every call's latency (ns) from the tool's ``-O influx-details`` lines (both write
+    ghz's ``ghz_detail ... latency=N`` format), on core 0."""
+    common = [
+        "--insecure", "--proto", str(PROTO), "--call", CALL, "-d", DATA,
+        "-z", f"{seconds}s", "--cpus", "1", "-O", "influx-details", *args,
+    ]  # fmt: skip
+    cmd = _pinned("0", _command(tool, server, common), pin)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    found = [int(m.group(1)) for m in re.finditer(r" latency=(\d+)i?,", done.stdout)]
+    if not found:
+        raise RuntimeError(f"{tool}: no calls in its report ({done.stderr[-1500:]})")
+    return found
+
+
+def _percentiles(values: list[int]) -> dict[str, float]:
+    ordered = sorted(values)
+    n = len(ordered)
+    return {
+        f"p{p:g}": ordered[max(0, math.ceil(p / 100 * n) - 1)] / 1e3 for p in (50, 90, 99, 99.9)
+    }
+
+
 def latency(server: Server, pin: bool, seconds: float, rounds: int) -> dict[str, Any]:
-    """Both tools at 200/s, ``rounds`` interleaved rounds; medians of each percentile."""
+    """ghz, grpc-lite and grpc-lite --busy-poll at 200/s, ``rounds`` interleaved rounds.
+
+    Each round's percentiles, and each tool's percentiles over all its rounds' calls
+    pooled (the machine's state drifts over seconds; interleaving and pooling spread
+    that drift over the tools alike). Percentiles are in microseconds."""
+    pooled: dict[str, list[int]] = {name: [] for name in LATENCY_TOOLS}
     cells: list[dict[str, Any]] = []
     for r in range(rounds):
-        for tool in ("ghz", "grpc-lite"):
-            cell = run_tool(
-                tool, server, ["--rps", "200", "-c", "10"], cpus=1, cores="0", pin=pin,
-                seconds=seconds,
-            )  # fmt: skip
-            cell["round"] = r + 1
+        for name, (tool, extra) in LATENCY_TOOLS.items():
+            values = run_latencies(
+                tool, server, ["--rps", "200", "-c", "10", *extra], pin=pin, seconds=seconds
+            )
+            pooled[name].extend(values)
+            cell = {"tool": name, "round": r + 1, "calls": len(values), **_percentiles(values)}
             cells.append(cell)
             log(
-                f"  latency at 200/s round {r + 1} {tool:<9} p50 {cell['p50_us']:.0f} us  "
-                f"p90 {cell['p90_us']:.0f} us  p99 {cell['p99_us']:.0f} us"
+                f"  latency at 200/s round {r + 1} {name:<21} p50 {cell['p50']:.0f} us  "
+                f"p90 {cell['p90']:.0f} us  p99 {cell['p99']:.0f} us"
             )
-    medians = {
-        tool: {
-            p: statistics.median(c[f"{p}_us"] for c in cells if c["tool"] == tool)
-            for p in ("p50", "p90", "p99")
-        }
-        for tool in ("ghz", "grpc-lite")
+    pooled_pct = {name: _percentiles(values) for name, values in pooled.items()}
+    ghz = pooled_pct["ghz"]
+    ratios = {
+        name: {p: v / ghz[p] for p, v in pct.items()}
+        for name, pct in pooled_pct.items()
+        if name != "ghz"
     }
-    ratios = {p: medians["grpc-lite"][p] / medians["ghz"][p] for p in ("p50", "p90", "p99")}
-    return {"cells": cells, "medians_us": medians, "ratio_to_ghz": ratios}
+    return {"cells": cells, "pooled_us": pooled_pct, "ratio_to_ghz": ratios}
 
 
 def locust_cell(
@@ -374,14 +420,18 @@ def render(results: dict[str, Any]) -> str:
             )
     lat = results.get("latency")
     if lat:
-        for tool, m in lat["medians_us"].items():
+        for tool, m in lat["pooled_us"].items():
             out.append(
-                f"--rps 200 {tool:<9} median p50 {m['p50']:.0f} us  p90 {m['p90']:.0f} us  "
-                f"p99 {m['p99']:.0f} us"
+                f"--rps 200 {tool:<21} pooled "
+                + "  ".join(f"{p} {v:.0f} us" for p, v in m.items())
+                + (
+                    "  ("
+                    + ", ".join(f"{p} {v:.2f}x" for p, v in lat["ratio_to_ghz"][tool].items())
+                    + " ghz)"
+                    if tool in lat["ratio_to_ghz"]
+                    else ""
+                )
             )
-        out.append(
-            "grpc-lite / ghz: " + ", ".join(f"{p} {v:.2f}x" for p, v in lat["ratio_to_ghz"].items())
-        )
     loc = results.get("locust")
     if loc:
         for c in loc["cells"]:
