@@ -16,6 +16,11 @@ Experiments:
 - ``throughput``: closed model, ``-c 100``, one connection, one core each, ``--duration``
   seconds, ``--rounds`` interleaved rounds; the median RPS and the ratio to ghz. Then both
   with ``--cpus 2`` on cores 0-1 (the server still pinned to core 1, so it shares a core).
+- ``scaling``: ``-c 100`` with ``--cpus 1`` on core 0 and ``--cpus 2`` on cores 0-1, both
+  tools, ``--rounds`` interleaved rounds, against ``benchmarks/h2echo`` on core 1 (a
+  frame-level unary echo costing a few microseconds per call, so on a 2-core machine the
+  second core is mostly the generator's; against grpc-go the server takes most of it):
+  median RPS and the ratio of two cores to one, with the server's CPU per call.
 - ``rate``: ``--rps`` 1,000 / 10,000 / 20,000 for ``--duration`` seconds on one core: the
   achieved rate (calls / total time of the report) against the target, for both tools.
 - ``latency``: ``--rps 200`` (a rate nobody struggles with) for ``--duration`` seconds,
@@ -218,6 +223,51 @@ def throughput(server: Server, pin: bool, seconds: float, rounds: int) -> dict[s
     }
 
 
+def scaling(pin: bool, seconds: float, rounds: int) -> dict[str, Any]:
+    """``-c 100`` with ``--cpus 1`` on core 0 against ``--cpus 2`` on cores 0-1, both tools,
+    ``rounds`` interleaved rounds, against h2echo pinned to core 1: a server that costs a
+    few microseconds per call, so the second core is mostly the load generator's."""
+    server = start_server("h2echo", pin)
+    cells: list[dict[str, Any]] = []
+    try:
+        for r in range(rounds):
+            for tool in ("ghz", "grpc-lite"):
+                for cpus, cores in ((1, "0"), (2, "0,1")):
+                    before = server.cpu_seconds()
+                    cell = run_tool(
+                        tool, server, ["-c", "100"], cpus=cpus, cores=cores, pin=pin,
+                        seconds=seconds,
+                    )  # fmt: skip
+                    after = server.cpu_seconds()
+                    cell["round"] = r + 1
+                    if before is not None and after is not None and cell["count"]:
+                        cell["server_us_per_call"] = (after - before) / cell["count"] * 1e6
+                    cells.append(cell)
+                    log(
+                        f"  scaling round {r + 1} {tool:<9} --cpus {cpus} on cores {cores:<3} "
+                        f"{_fmt(cell['rps'])} RPS, server "
+                        f"{cell.get('server_us_per_call', 0):.1f} us CPU per call"
+                    )
+    finally:
+        server.stop()
+    rps = {
+        tool: {
+            cpus: statistics.median(
+                c["rps"] for c in cells if c["tool"] == tool and c["cpus"] == cpus
+            )
+            for cpus in (1, 2)
+        }
+        for tool in ("ghz", "grpc-lite")
+    }
+    return {
+        "server": server.description,
+        "cells": cells,
+        "rps": rps,
+        "scaling": {tool: v[2] / v[1] for tool, v in rps.items()},
+        "two_cpus_ratio": rps["grpc-lite"][2] / rps["ghz"][2],
+    }
+
+
 def rate(server: Server, pin: bool, seconds: float) -> dict[str, Any]:
     rows = []
     for target in (1000, 10000, 20000):
@@ -350,7 +400,7 @@ def locust(server: Server, pin: bool, seconds: float, users: int) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
-    parser.add_argument("--only", default="throughput,rate,latency,locust")
+    parser.add_argument("--only", default="throughput,scaling,rate,latency,locust")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds")
     parser.add_argument("--users", type=int, default=50, help="Locust users")
@@ -376,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in only:
             log("throughput: closed model, -c 100")
             results["throughput"] = throughput(server, pin, args.duration, args.rounds)
+        if "scaling" in only:
+            log("scaling: --cpus 1 and 2, against h2echo")
+            results["scaling"] = scaling(pin, args.duration, args.rounds)
         if "rate" in only:
             log("rate accuracy: open model")
             results["rate"] = rate(server, pin, args.duration)
@@ -411,6 +464,14 @@ def render(results: dict[str, Any]) -> str:
             f"({t['scaling']['grpc-lite']:.2f}x its one core), ghz {_fmt(t['two_cpus']['ghz'])} "
             f"({t['scaling']['ghz']:.2f}x)"
         )
+    sc = results.get("scaling")
+    if sc:
+        for tool, v in sc["rps"].items():
+            out.append(
+                f"against h2echo, {tool:<9} --cpus 1 on one core {_fmt(v[1])} RPS, --cpus 2 on "
+                f"two cores {_fmt(v[2])} RPS: {sc['scaling'][tool]:.2f}x"
+            )
+        out.append(f"--cpus 2 on two cores, grpc-lite / ghz: {sc['two_cpus_ratio']:.2f}x")
     r = results.get("rate")
     if r:
         for c in r["cells"]:

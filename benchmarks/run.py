@@ -39,6 +39,10 @@ GO_SRC = BENCH_DIR / "goserver" / "main.go"
 GO_BIN = BUILD_DIR / "benchserver"
 GO_CLIENT_SRC = BENCH_DIR / "goclient" / "main.go"
 GO_CLIENT_BIN = BUILD_DIR / "benchclient"
+# The fixed cost of a server and little else (benchmarks/h2echo/main.go): for measuring
+# a load generator's scaling over cores when the server must share them.
+H2ECHO_SRC = BENCH_DIR / "h2echo" / "main.go"
+H2ECHO_BIN = BUILD_DIR / "h2echo"
 # The Go module of both programs: it pins grpc-go (go.sum committed).
 GO_MOD = BENCH_DIR / "go.mod"
 GO_SUM = BENCH_DIR / "go.sum"
@@ -98,7 +102,7 @@ def log(msg: str = "", end: str = "\n") -> None:
 
 @dataclass
 class Server:
-    kind: str  # "grpc-go" or "grpcio"
+    kind: str  # "grpc-go", "grpcio" or "h2echo"
     proc: subprocess.Popen[str]
     port: int
     description: str
@@ -163,6 +167,13 @@ def _pin(core: str, cmd: list[str], pin: bool) -> list[str]:
 
 
 def start_server(kind: str, pin: bool, host: str = "127.0.0.1") -> Server:
+    if kind == "h2echo":
+        reason = _go_available()
+        if reason is not None:
+            raise SystemExit(f"h2echo unavailable: {reason}")
+        binary = build_go(H2ECHO_SRC, H2ECHO_BIN)
+        desc = "h2echo (benchmarks/h2echo: a frame-level unary echo, not a full gRPC server)"
+        return _start(kind, [str(binary), "-addr", f"{host}:0"], desc, pin, host)
     if kind in ("auto", "go"):
         reason = _go_available()
         if reason is None:
@@ -189,6 +200,11 @@ def start_server(kind: str, pin: bool, host: str = "127.0.0.1") -> Server:
         import grpc
 
         desc = f"grpcio {grpc.__version__} grpc.aio server (fallback)"
+    return _start(server_kind, cmd, desc, pin, host)
+
+
+def _start(server_kind: str, cmd: list[str], desc: str, pin: bool, host: str) -> Server:
+    """Start a server on the server core; it prints "LISTENING <port>" when it listens."""
     proc = subprocess.Popen(
         _pin(SERVER_CORE, cmd, pin),
         stdout=subprocess.PIPE,
