@@ -625,6 +625,22 @@ def _shards(spec: Any, cpus: int) -> int:
     return max(1, shards)
 
 
+def run_warnings(spec: Any, result: Any) -> list[str]:
+    """What the report should warn of, from the merged result."""
+    warnings = []
+    if result.lag_counts and result.lag_max_ns > 100_000_000:
+        warnings.append(
+            f"sends fell behind the schedule by up to {result.lag_max_ns / 1e6:.0f} ms: all "
+            "-c workers were busy (raise -c), or the client was saturated (raise --cpus)"
+        )
+    if spec.busy_poll and not result.busy_poll:
+        warnings.append(
+            "--busy-poll: the workers' event loops could not poll (that needs Linux's epoll); "
+            "they slept between events, and only waited for sends by polling"
+        )
+    return warnings
+
+
 def run_command(args: argparse.Namespace) -> int:
     from ._loop import new_event_loop
 
@@ -645,17 +661,11 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
     from ._report import build_report
 
-    warnings = []
-    if result.lag_counts and result.lag_max_ns > 100_000_000:
-        warnings.append(
-            f"sends fell behind the schedule by up to {result.lag_max_ns / 1e6:.0f} ms: all "
-            "-c workers were busy (raise -c), or the client was saturated (raise --cpus)"
-        )
     extra = {
         "kind": spec.method.kind(),
         "openModel": spec.rate is not None,
         "cpus": cpus,
-        "warnings": warnings,
+        "warnings": run_warnings(spec, result),
     }
     report = build_report(
         result,

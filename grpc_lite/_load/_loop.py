@@ -10,9 +10,9 @@ with a zero-timeout epoll. The thread's timer slack is also lowered to 1 us (Lin
 ``--busy-poll`` (:func:`set_busy_poll`) goes further: the selector never blocks, it polls
 the epoll until an event arrives or the loop's next timer is due. The core then never
 idles between requests, so a call at a low rate does not pay for a core that has to
-wake up and caches gone cold (on this project's 2-core VM that is most of the gap between
-grpc-lite's and ghz's latency at 200/s, see benchmarks/README.md), at the price of one
-busy core per worker process.
+wake up and caches gone cold (on the 2-core VM of benchmarks/README.md's figures that is
+most of the gap between grpc-lite's and ghz's latency at 200/s), at the price of one busy
+core per worker process.
 """
 
 from __future__ import annotations

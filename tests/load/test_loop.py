@@ -93,3 +93,16 @@ def test_engine_busy_poll_never_blocks_and_turns_it_off(
         assert _loop._selectors[loop].busy is False
     finally:
         loop.close()
+
+
+def test_busy_poll_that_could_not_poll_is_a_warning() -> None:
+    """Asked for but not done (an event loop that is not the load command's epoll loop,
+    as on a platform without epoll): the report warns instead of staying silent."""
+    from grpc_lite._load._command import run_warnings
+    from grpc_lite._load._engine import ShardResult
+
+    spec = RunSpec("fake", METHOD, busy_poll=True)
+    (warning,) = run_warnings(spec, ShardResult(busy_poll=False))
+    assert warning.startswith("--busy-poll: the workers' event loops could not poll")
+    assert run_warnings(spec, ShardResult(busy_poll=True)) == []
+    assert run_warnings(RunSpec("fake", METHOD), ShardResult()) == []
