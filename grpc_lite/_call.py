@@ -27,6 +27,7 @@ from ._credentials import (
     auth_context,
     fetch_metadata,
 )
+from ._deadlines import DeadlineGroup, group_for
 from ._picker import Picked, pick_done
 from ._transport import (
     DETACHED,
@@ -160,6 +161,7 @@ class Method:
         "auth_context",
         "call_credentials",
         "channel",
+        "deadline_groups",
         "defs_block",
         "defs_size",
         "deserializer",
@@ -207,6 +209,8 @@ class Method:
         self.routed: tuple[RpcConfig, PickInfo] | None = None
         # The channel's event loop, once a call on this method bound it (it never changes).
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The pending deadlines of this method's calls, by timeout (see _deadlines).
+        self.deadline_groups: dict[float, DeadlineGroup] = {}
         self._mc: MethodConfig | None = None
         self._mc_generation = -1
         self.serializer = serializer
@@ -260,6 +264,7 @@ class Call:
         "_config_pending",
         "_creds",
         "_deadline",
+        "_deadline_group",
         "_details",
         "_done_callbacks",
         "_done_waiters",
@@ -280,7 +285,6 @@ class Call:
         "_response",
         "_runner",
         "_stream",
-        "_timer",
         "_tracer",
         "_trailing_metadata",
         "_unary_request",
@@ -389,13 +393,14 @@ class Call:
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
-            self._deadline: float | None = loop.time() + timeout
-            self._timer: asyncio.TimerHandle | None = loop.call_at(
-                self._deadline, self._on_deadline
-            )
+            groups = method.deadline_groups
+            group = groups.get(timeout) or group_for(groups, timeout, loop)
+            group.add(self, deadline := loop.time() + timeout)
+            self._deadline: float | None = deadline
+            self._deadline_group: DeadlineGroup | None = group
         else:
             self._deadline = None
-            self._timer = None
+            self._deadline_group = None
         ctx.call_started(self)
         if failure is not None:
             self._finish(failure.code(), failure.details() or "", None)
@@ -633,9 +638,10 @@ class Call:
                     pick_done(result, code)
         if self._on_committed is not None:
             self._committed()  # ended before it committed (A31: release the route's config)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        group = self._deadline_group
+        if group is not None:
+            self._deadline_group = None
+            group.discard(self)
         task = self._request_task
         if task is not None:
             self._request_task = None
@@ -698,7 +704,10 @@ class Call:
                 raise
 
     def _on_deadline(self) -> None:
-        self._timer = None
+        group = self._deadline_group
+        if group is not None:  # (when the group itself ends the call, it is out already)
+            self._deadline_group = None
+            group.discard(self)
         if self._code is None:
             self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
 

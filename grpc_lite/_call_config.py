@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._attempts import AttemptRunner
+from ._deadlines import DeadlineGroup
 from .balancer import PickInfo
 from .resolver import RpcInfo
 from .status import RpcError, StatusCode, restrict_control_plane_code
@@ -124,10 +125,13 @@ def configure_late(call: "Call", started: float, frames: Sequence[bytes]) -> boo
         deadline = started + timeout
         if call._deadline is None or deadline < call._deadline:
             call._deadline = deadline
-            if call._timer is not None:
-                call._timer.cancel()
+            group = call._deadline_group
+            if group is not None:
+                group.discard(call)
             loop = call._loop
-            call._timer = loop.call_at(deadline, call._on_deadline)
+            # A group of its own: this deadline does not follow the method's start order.
+            call._deadline_group = group = DeadlineGroup(loop)
+            group.add(call, deadline)
             if deadline <= loop.time():
                 call._on_deadline()
                 return False

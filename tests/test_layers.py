@@ -13,6 +13,7 @@ LAYERS: dict[str, int] = {
     "metadata": 0,
     "_observability": 0,  # plugin hooks (Protocols) and the global plugin registry
     "_clock": 0,
+    "_deadlines": 0,  # call deadlines grouped by method and timeout, one loop timer each
     "_serializer": 0,
     "_connectivity": 0,
     "_backoff": 0,
