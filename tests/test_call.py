@@ -331,6 +331,44 @@ async def test_on_committed_runs_once_when_the_call_ends_without_committing() ->
     assert selector.committed == 2
 
 
+async def test_deadlines_of_one_method_and_timeout_end_each_call_on_time() -> None:
+    """Calls sharing a timeout share one deadline timer; each still ends at its own
+    deadline, and one that ended first is left alone."""
+    ctx = FakeCallContext()
+    first = _unary(ctx, timeout=2.0)
+    ctx.clock.advance(0.5)
+    second = _unary(ctx, timeout=2.0)
+    first_stream, second_stream = ctx.streams()
+    answer_headers(first_stream)
+    answer_message(first_stream, b"reply")
+    answer_trailers(first_stream)
+    assert await first == b"reply"
+    ctx.clock.advance(1.9)  # 2.4 s: past the first call's deadline, not the second's
+    assert not second.done()
+    ctx.clock.advance(0.1)
+    assert second_stream.code is StatusCode.DEADLINE_EXCEEDED
+    assert (await _failed(second)).code() is StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_a_late_method_config_timeout_shorter_than_the_calls_ends_it_then() -> None:
+    """A service config that arrives after the call started, with a shorter timeout than
+    the call's own: the call ends at start + that timeout (A31 / gRFC A6 timeout rule:
+    the smaller of the two)."""
+    ctx = FakeCallContext(config_known=False)
+    call = _unary(ctx, timeout=10.0)
+    ctx.clock.advance(0.5)
+    ctx.config_selector = _Selector({"timeout": "2s"}, attributes={})
+    ctx.publish_config(None)
+    await ctx.clock.advance_async(0)
+    assert call.time_remaining() == 1.5
+    [stream] = ctx.streams()
+    ctx.clock.advance(1.4)
+    assert not call.done()
+    ctx.clock.advance(0.1)
+    assert stream.code is StatusCode.DEADLINE_EXCEEDED
+    assert (await _failed(call)).code() is StatusCode.DEADLINE_EXCEEDED
+
+
 async def test_a_call_made_before_the_first_resolver_result_asks_the_selector_then() -> None:
     ctx = FakeCallContext(config_known=False)
     selector = _Selector({"timeout": "2s"}, attributes={"a": 1})
