@@ -49,7 +49,9 @@ def test_four_backends_in_one_locality_get_traffic_and_every_type_is_acked(
     assert events["streams"]["opened"] == 1
     for type_ in ("LDS", "RDS", "CDS", "EDS"):
         assert xds_rig.acked(type_, version), type_
-    names = {r["type"]: r["resource_names"] for r in events["requests"]}
+    # What each type subscribed to. A request with no names may follow: grpc-go's client
+    # drops its watches as it closes, and the rig may log that before the stream ends.
+    names = {r["type"]: r["resource_names"] for r in events["requests"] if r["resource_names"]}
     assert names == {
         "LDS": ["svc"],
         "RDS": ["route-svc"],
