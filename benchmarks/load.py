@@ -152,17 +152,23 @@ def _run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
     raise RuntimeError(f"{cmd[:6]}... printed no report twice")
 
 
+def _command(
+    tool: str, server: Server, seconds: float, cpus: int, output: str, args: list[str]
+) -> list[str]:
+    """ghz or grpc-lite load calling Unary for ``seconds`` with the same flags, ``-O output``."""
+    common = [
+        "--insecure", "--proto", str(PROTO), "--call", CALL, "-d", DATA,
+        "-z", f"{seconds}s", "--cpus", str(cpus), "-O", output, *args,
+    ]  # fmt: skip
+    if tool == "ghz":
+        return [str(GHZ_BIN), *common, server.target]
+    return [sys.executable, "-m", "grpc_lite", "load", server.target, *common]
+
+
 def run_tool(
     tool: str, server: Server, args: list[str], *, cpus: int, cores: str, pin: bool, seconds: float
 ) -> dict[str, Any]:
-    common = [
-        "--insecure", "--proto", str(PROTO), "--call", CALL, "-d", DATA,
-        "-z", f"{seconds}s", "--cpus", str(cpus), "-O", "json", *args,
-    ]  # fmt: skip
-    if tool == "ghz":
-        cmd = [str(GHZ_BIN), *common, server.target]
-    else:
-        cmd = [sys.executable, "-m", "grpc_lite", "load", server.target, *common]
+    cmd = _command(tool, server, seconds, cpus, "json", args)
     started = time.perf_counter()
     report = _run_json(_pinned(cores, cmd, pin), timeout=seconds + 60)
     wall = time.perf_counter() - started
@@ -293,22 +299,12 @@ LATENCY_TOOLS = {  # name: (tool, extra flags)
 }
 
 
-def _command(tool: str, server: Server, args: list[str]) -> list[str]:
-    if tool == "ghz":
-        return [str(GHZ_BIN), *args, server.target]
-    return [sys.executable, "-m", "grpc_lite", "load", server.target, *args]
-
-
 def run_latencies(
     tool: str, server: Server, args: list[str], *, pin: bool, seconds: float
 ) -> list[int]:
     """Every call's latency (ns) from the tool's ``-O influx-details`` lines (both write
     ghz's ``ghz_detail ... latency=N`` format), on core 0."""
-    common = [
-        "--insecure", "--proto", str(PROTO), "--call", CALL, "-d", DATA,
-        "-z", f"{seconds}s", "--cpus", "1", "-O", "influx-details", *args,
-    ]  # fmt: skip
-    cmd = _pinned("0", _command(tool, server, common), pin)
+    cmd = _pinned("0", _command(tool, server, seconds, 1, "influx-details", args), pin)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     found = [int(m.group(1)) for m in re.finditer(r" latency=(\d+)i?,", done.stdout)]
     if not found:

@@ -40,20 +40,18 @@ class Expiring(Protocol):
 class DeadlineGroup:
     """The pending calls of one method with one timeout, earliest deadline first."""
 
-    __slots__ = ("_calls", "_firing", "_loop", "_timer", "_when")
+    __slots__ = ("_calls", "_firing", "_loop", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._calls: OrderedDict[Expiring, float] = OrderedDict()
         self._timer: asyncio.TimerHandle | None = None
-        self._when = 0.0  # the deadline the timer was set for
         self._firing = False
 
     def add(self, call: Expiring, deadline: float) -> None:
         """``call`` ends at ``deadline`` (never earlier than the group's last one)."""
         self._calls[call] = deadline
         if self._timer is None and not self._firing:
-            self._when = deadline
             self._timer = self._loop.call_at(deadline, self._fire)
 
     def discard(self, call: Expiring) -> None:
@@ -67,11 +65,13 @@ class DeadlineGroup:
                 timer.cancel()
 
     def _fire(self) -> None:
+        timer = self._timer
+        assert timer is not None  # it is this call
         self._timer = None
         calls = self._calls
         # The loop runs a timer when its time is within the clock's resolution of it:
         # whatever the timer was set for has come.
-        limit = max(self._loop.time(), self._when)
+        limit = max(self._loop.time(), timer.when())
         self._firing = True
         try:
             while calls:
@@ -86,8 +86,7 @@ class DeadlineGroup:
         finally:
             self._firing = False
             if calls:
-                self._when = next(iter(calls.values()))
-                self._timer = self._loop.call_at(self._when, self._fire)
+                self._timer = self._loop.call_at(next(iter(calls.values())), self._fire)
 
 
 def group_for(

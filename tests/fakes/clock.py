@@ -19,13 +19,17 @@ __all__ = ["CheckingClock", "FakeClock", "FakeTimerHandle"]
 
 
 class FakeTimerHandle:
-    __slots__ = ("_args", "_callback", "_cancelled", "when")
+    __slots__ = ("_args", "_callback", "_cancelled", "_when")
 
     def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...]):
-        self.when = when
+        self._when = when
         self._callback = callback
         self._args = args
         self._cancelled = False
+
+    def when(self) -> float:
+        """The due time, as asyncio's ``TimerHandle.when()``."""
+        return self._when
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -76,7 +80,7 @@ class FakeClock:
 
     def pending(self) -> list[float]:
         """Due times of the live timers, soonest first."""
-        return sorted(h.when for _, _, h in self._heap if not h.cancelled())
+        return sorted(h.when() for _, _, h in self._heap if not h.cancelled())
 
     def next_due(self) -> float | None:
         self._drop_cancelled()

@@ -47,3 +47,9 @@ def run_virtual(make: Any) -> Any:
         return loop.run_until_complete(coro)
     finally:
         loop.close()
+
+
+async def advance(seconds: float) -> None:
+    """On a VirtualTimeLoop: let ``seconds`` of virtual time pass (no real time: the loop
+    jumps its clock to each timer due meanwhile, and runs it)."""
+    await asyncio.sleep(seconds)
